@@ -1,0 +1,66 @@
+// Every error softserve raises, in one place: a stable code, the HTTP status a
+// client sees, and a message written at the point of failure. Lower layers
+// (kernels, models, prompts) throw these; the server maps `status` directly, so
+// a new failure mode is one line here, not a new branch in every route.
+
+export const ERROR_STATUS = {
+  // 400: the request itself is malformed
+  BAD_REQUEST: 400,
+  INVALID_JSON: 400,
+  INVALID_NAME: 400,
+  INVALID_SAFETENSORS: 400,
+  INVALID_ADAPTER_CONFIG: 400,
+  INVALID_JSONL: 400,
+  // 401/403: authentication
+  UNAUTHORIZED: 401,
+  FORBIDDEN: 403,
+  // 404: unknown, or not yours (indistinguishable on purpose)
+  NOT_FOUND: 404,
+  // 409: conflicts with existing state
+  CONFLICT: 409,
+  // 413: over a configured limit
+  PAYLOAD_TOO_LARGE: 413,
+  // 422: well-formed but invalid against the loaded model or task
+  UNSUPPORTED_PEFT_TYPE: 422,
+  PROMPT_SHAPE_MISMATCH: 422,
+  PROMPT_DTYPE_UNSUPPORTED: 422,
+  PROMPT_NOT_FINITE: 422,
+  INVALID_TASK: 422,
+  INVALID_INPUT: 422,
+  // 429/503/504: load and lifecycle
+  OVERLOADED: 429,
+  NOT_READY: 503,
+  DRAINING: 503,
+  DEADLINE_EXCEEDED: 504,
+  // 500: the server's own files or runtime; never the client's fault
+  MODEL_FILE_MISSING: 500,
+  MODEL_FILE_INVALID: 500,
+  MODEL_CONFIG_INVALID: 500,
+  MODEL_ARCHITECTURE_UNSUPPORTED: 500,
+  MODEL_TENSOR_MISSING: 500,
+  MODEL_TENSOR_SHAPE: 500,
+  EXECUTION_PROVIDER_UNAVAILABLE: 500,
+  ENGINE_INPUT_INVALID: 500,
+  INTERNAL: 500,
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export class SoftserveError extends Error {
+  readonly code: ErrorCode;
+  readonly status: number;
+  /** Extra machine-readable facts (expected vs got, file, tensor, line...). */
+  readonly details?: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
+    super(message);
+    this.name = 'SoftserveError';
+    this.code = code;
+    this.status = ERROR_STATUS[code];
+    if (details !== undefined) this.details = details;
+  }
+}
+
+export function isSoftserveError(err: unknown): err is SoftserveError {
+  return err instanceof SoftserveError;
+}
