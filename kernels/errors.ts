@@ -11,6 +11,7 @@ export const ERROR_STATUS = {
   INVALID_SAFETENSORS: 400,
   INVALID_ADAPTER_CONFIG: 400,
   INVALID_JSONL: 400,
+  INVALID_MULTIPART: 400,
   // 401/403: authentication
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
@@ -20,11 +21,14 @@ export const ERROR_STATUS = {
   CONFLICT: 409,
   // 413: over a configured limit
   PAYLOAD_TOO_LARGE: 413,
+  // 415: a body in a format the route does not take
+  UNSUPPORTED_MEDIA_TYPE: 415,
   // 422: well-formed but invalid against the loaded model or task
   UNSUPPORTED_PEFT_TYPE: 422,
   PROMPT_SHAPE_MISMATCH: 422,
   PROMPT_DTYPE_UNSUPPORTED: 422,
   PROMPT_NOT_FINITE: 422,
+  PROMPT_TOO_LONG: 422,
   INVALID_TASK: 422,
   INVALID_INPUT: 422,
   // 429/503/504: load and lifecycle
@@ -41,6 +45,7 @@ export const ERROR_STATUS = {
   MODEL_TENSOR_SHAPE: 500,
   EXECUTION_PROVIDER_UNAVAILABLE: 500,
   ENGINE_INPUT_INVALID: 500,
+  PROMPT_FILE_CORRUPT: 500,
   INTERNAL: 500,
 } as const;
 

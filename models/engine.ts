@@ -1,0 +1,94 @@
+// The engine: a checkpoint directory in, one onnxruntime session that scores
+// heterogeneous batches out. Loading validates everything before onnxruntime
+// sees a graph; running is assemble (pure) + session.run.
+
+import { Graph } from '../kernels/graph.ts';
+import { openSession, ort, type SessionOptions } from '../kernels/session.ts';
+import { loadCheckpoint } from './checkpoint.ts';
+import { familyOf } from './families.ts';
+import { assembleBatch, type AssembledBatch, type EngineRow, type TensorData } from './batch.ts';
+import { TextTokenizer } from './tokenizer.ts';
+import type { ModelSpec } from './spec.ts';
+
+export interface RowResult {
+  /** Class scores (length = the row's classes). */
+  scores: Float32Array;
+  /** Pooled feature [H]. */
+  pooled: Float32Array;
+}
+
+export interface BatchOutput {
+  /** scores [B,C] and pooled [B,H], row-major. */
+  scores: Float32Array;
+  pooled: Float32Array;
+  classes: number;
+}
+
+function toOrtTensor(t: TensorData): ort.Tensor {
+  return new ort.Tensor(t.type, t.data, t.dims);
+}
+
+export class Engine {
+  private constructor(
+    readonly spec: ModelSpec,
+    readonly tokenizer: TextTokenizer,
+    readonly positionOffset: number,
+    private readonly session: ort.InferenceSession,
+    readonly modelDir: string,
+  ) {}
+
+  static async load(dir: string, options: SessionOptions = {}): Promise<Engine> {
+    const ckpt = loadCheckpoint(dir);
+    const family = familyOf(ckpt);
+    const spec = family.spec(ckpt);
+    const tokenizer = new TextTokenizer(ckpt);
+    const graph = new Graph(`${spec.family}_serving`);
+    family.buildServingGraph(graph, ckpt, spec);
+    const session = await openSession(graph.toOnnx(), options);
+    return new Engine(spec, tokenizer, family.positionOffset(spec), session, dir);
+  }
+
+  assemble(rows: EngineRow[]): AssembledBatch {
+    return assembleBatch(rows, this.spec, this.positionOffset);
+  }
+
+  /** Runs an assembled batch; returns the raw [B,C] scores and [B,H] pooled features. */
+  async runAssembled(batch: AssembledBatch): Promise<BatchOutput> {
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [name, t] of Object.entries(batch.feeds)) feeds[name] = toOrtTensor(t);
+    const out = await this.session.run(feeds);
+    const scores = out.scores!;
+    return { scores: scores.data as Float32Array, pooled: out.pooled!.data as Float32Array, classes: scores.dims[1]! };
+  }
+
+  async run(rows: EngineRow[]): Promise<RowResult[]> {
+    const batch = this.assemble(rows);
+    const out = await this.runAssembled(batch);
+    const H = this.spec.hiddenSize;
+    return rows.map((_, b) => ({
+      scores: out.scores.slice(b * out.classes, b * out.classes + batch.numClasses[b]!),
+      pooled: out.pooled.slice(b * H, (b + 1) * H),
+    }));
+  }
+
+  /**
+   * Greedy decoding by scoring every vocabulary token as a class at the last
+   * position (no KV cache: a check of the model, not a generation API).
+   */
+  async greedy(promptIds: number[], steps: number): Promise<number[]> {
+    const all = Array.from({ length: this.spec.vocabSize }, (_, i) => i);
+    const ids = [...promptIds];
+    for (let i = 0; i < steps; i++) {
+      const [r] = await this.run([{ inputIds: ids, labelIds: all }]);
+      let best = 0;
+      r!.scores.forEach((s, j) => { if (s > r!.scores[best]!) best = j; });
+      ids.push(best);
+      if (best === this.spec.eosTokenId) break;
+    }
+    return ids;
+  }
+
+  async release(): Promise<void> {
+    await this.session.release();
+  }
+}
