@@ -53,7 +53,9 @@ export function buildLlamaGraph(g: Graph, ckpt: Checkpoint, spec: ModelSpec): vo
   const I = configInt(c, 'intermediate_size');
   const act = String(c.hidden_act ?? 'silu') as Activation;
   const hasBias = c.attention_bias === true;
-  const tied = c.tie_word_embeddings !== false && !ws.has('lm_head.weight');
+  // LlamaConfig defaults tie_word_embeddings to false: then lm_head.weight must exist.
+  const tied = c.tie_word_embeddings === true;
+  const mlpBias = c.mlp_bias === true;
 
   const inp = declareServingInputs(g, spec);
   const embedding = g.weight('model.embed_tokens.weight', [V, H], ws.get('model.embed_tokens.weight', [V, H]));
@@ -79,13 +81,15 @@ export function buildLlamaGraph(g: Graph, ckpt: Checkpoint, spec: ModelSpec): vo
     const k = rope(splitHeads(g, proj('k_proj', KV * D), KV, D));
     const v = splitHeads(g, proj('v_proj', KV * D), KV, D);
     const attended = attendWithPrefix(g, inp, spec, l, q, k, v, bias);
-    const oBias = hasBias && ws.has(`${p}.self_attn.o_proj.bias`) ? vectorWeight(g, ws, `${p}.self_attn.o_proj.bias`, H) : undefined;
+    const oBias = hasBias ? vectorWeight(g, ws, `${p}.self_attn.o_proj.bias`, H) : undefined;
     x = g.add(x, linear(g, attended, linearWeight(g, ws, `${p}.self_attn.o_proj.weight`, H, NH * D), oBias));
 
     h = rmsNorm(g, x, vectorWeight(g, ws, `${p}.post_attention_layernorm.weight`, H), eps);
-    const gate = activation(g, g.matmul(h, linearWeight(g, ws, `${p}.mlp.gate_proj.weight`, I, H)), act);
-    const up = g.matmul(h, linearWeight(g, ws, `${p}.mlp.up_proj.weight`, I, H));
-    x = g.add(x, g.matmul(g.mul(gate, up), linearWeight(g, ws, `${p}.mlp.down_proj.weight`, H, I)));
+    const mlp = (name: string, out: number, inp: number, input: Value) =>
+      linear(g, input, linearWeight(g, ws, `${p}.mlp.${name}.weight`, out, inp),
+        mlpBias ? vectorWeight(g, ws, `${p}.mlp.${name}.bias`, out) : undefined);
+    const gate = activation(g, mlp('gate_proj', I, H, h), act);
+    x = g.add(x, mlp('down_proj', H, I, g.mul(gate, mlp('up_proj', I, H, h))));
   }
   const final = rmsNorm(g, x, vectorWeight(g, ws, 'model.norm.weight', H), eps);
   const lmHead = tied ? embedding : g.weight('lm_head.weight', [V, H], ws.get('lm_head.weight', [V, H]));
