@@ -4,12 +4,24 @@
 
 import { Tokenizer } from '@huggingface/tokenizers';
 import { SoftserveError } from '../kernels/errors.ts';
-import type { Checkpoint } from './checkpoint.ts';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+
+/** The tokenizer files of a checkpoint directory, parsed. */
+export interface TokenizerFiles {
+  dir: string;
+  tokenizerJson: Record<string, unknown>;
+  tokenizerConfig: Record<string, unknown>;
+}
 
 export class TextTokenizer {
   private readonly tokenizer: Tokenizer;
 
-  constructor(ckpt: Checkpoint) {
+  /** Whether the checkpoint asks for BOS before every input (tokenizer_config add_bos_token). */
+  readonly addBos: boolean;
+
+  constructor(ckpt: TokenizerFiles) {
+    this.addBos = ckpt.tokenizerConfig.add_bos_token !== false;
     try {
       this.tokenizer = new Tokenizer(ckpt.tokenizerJson, ckpt.tokenizerConfig);
     } catch (err) {
@@ -34,4 +46,19 @@ export class TextTokenizer {
   tokenText(id: number): string | undefined {
     return this.tokenizer.id_to_token(id);
   }
+}
+
+/** Reads only tokenizer.json and tokenizer_config.json (not the weights). */
+export function loadTokenizer(dir: string): TextTokenizer {
+  const path = join(dir, 'tokenizer.json');
+  if (!existsSync(path)) throw new SoftserveError('MODEL_FILE_MISSING', `model file ${path} is missing`, { file: path });
+  const read = (p: string): Record<string, unknown> => {
+    try {
+      return JSON.parse(readFileSync(p, 'utf8')) as Record<string, unknown>;
+    } catch (err) {
+      throw new SoftserveError('MODEL_FILE_INVALID', `model file ${p} is not valid JSON: ${(err as Error).message}`, { file: p });
+    }
+  };
+  const configPath = join(dir, 'tokenizer_config.json');
+  return new TextTokenizer({ dir, tokenizerJson: read(path), tokenizerConfig: existsSync(configPath) ? read(configPath) : {} });
 }

@@ -1,0 +1,137 @@
+// Turns a task's template and one input text into the token ids of one engine
+// row. Templates are text with slots:
+//   {text}   the input (required, once)
+//   {mask}   the mask token, where masked LMs read the verbalizer
+//   {soft}   where the prompt's virtual tokens go; {soft:a-b} places tokens
+//            a..b-1 only (P-tuning puts some before and some after the input)
+// Without {soft}, virtual tokens come first, before BOS/CLS, as PEFT puts them.
+// Literal text and the input are tokenised together, so "{text} It was"
+// tokenises exactly as the sentence would.
+
+import { SoftserveError } from '../kernels/errors.ts';
+import type { ModelSpec } from '../models/spec.ts';
+
+export interface Tokenizes {
+  encode(text: string): number[];
+  decode(ids: number[]): string;
+  tokenId(token: string): number | undefined;
+}
+
+type Piece =
+  | { kind: 'literal'; text: string }
+  | { kind: 'text' }
+  | { kind: 'mask' }
+  | { kind: 'soft'; from: number; to: number | null };
+
+const SLOT = /\{(text|mask|soft)(?::(\d+)-(\d+))?\}/g;
+
+export function parseTemplate(template: string): Piece[] {
+  const pieces: Piece[] = [];
+  let last = 0;
+  let texts = 0;
+  for (const m of template.matchAll(SLOT)) {
+    if (m.index! > last) pieces.push({ kind: 'literal', text: template.slice(last, m.index) });
+    const [, slot, from, to] = m;
+    if (slot === 'text') { pieces.push({ kind: 'text' }); texts++; }
+    else if (slot === 'mask') pieces.push({ kind: 'mask' });
+    else pieces.push({ kind: 'soft', from: from === undefined ? 0 : Number(from), to: to === undefined ? null : Number(to) });
+    last = m.index! + m[0].length;
+  }
+  if (last < template.length) pieces.push({ kind: 'literal', text: template.slice(last) });
+  if (texts !== 1) throw new SoftserveError('INVALID_TASK', `template must contain {text} exactly once: ${JSON.stringify(template)}`);
+  return pieces;
+}
+
+/** The special tokens a family wraps an input in. */
+export interface SpecialTokens { start: number[]; end: number[]; mask: number | null }
+
+export function specialTokens(spec: ModelSpec, tok: Tokenizes, addBos: boolean): SpecialTokens {
+  switch (spec.family) {
+    case 'llama':
+      return { start: addBos && spec.bosTokenId !== null ? [spec.bosTokenId] : [], end: [], mask: null };
+    case 'gpt2':
+      return { start: [], end: [], mask: null };
+    case 'bert':
+      return { start: [tok.tokenId('[CLS]') ?? 101], end: [tok.tokenId('[SEP]') ?? 102], mask: spec.maskTokenId };
+    case 'roberta':
+      return { start: [tok.tokenId('<s>') ?? 0], end: [tok.tokenId('</s>') ?? 2], mask: spec.maskTokenId };
+  }
+}
+
+export interface BuiltRow {
+  ids: number[];
+  /** Where the verbalizer reads: the mask token, else the last token. */
+  scorePosition: number;
+  textTokens: number;
+  truncated: boolean;
+}
+
+/**
+ * Ids for one input. `virtualTokens` is the prompt's length P (0 for none);
+ * virtual token j is id vocabSize + j. The input is cut to `maxTextTokens`.
+ */
+export function buildRow(
+  pieces: Piece[], text: string, tok: Tokenizes, spec: ModelSpec, special: SpecialTokens,
+  virtualTokens: number, maxTextTokens: number,
+): BuiltRow {
+  let input = text;
+  let textIds = tok.encode(text);
+  const truncated = textIds.length > maxTextTokens;
+  if (truncated) {
+    textIds = textIds.slice(0, maxTextTokens);
+    input = tok.decode(textIds);
+  }
+  const body: number[] = [];
+  let run = '';
+  const flush = () => {
+    if (run.trim().length > 0) body.push(...tok.encode(run.replace(/^ +/, '')));
+    run = '';
+  };
+  const virtual = (from: number, to: number) => {
+    for (let j = from; j < to; j++) body.push(spec.vocabSize + j);
+  };
+  let placedSoft = false;
+  let maskAt = -1;
+  for (const p of pieces) {
+    if (p.kind === 'literal') run += p.text;
+    else if (p.kind === 'text') run += input;
+    else if (p.kind === 'mask') {
+      flush();
+      if (special.mask === null) throw new SoftserveError('INVALID_TASK', `this ${spec.family} model has no mask token; remove {mask} from the template`);
+      maskAt = special.start.length + body.length;
+      body.push(special.mask);
+    } else {
+      flush();
+      const to = Math.min(p.to ?? virtualTokens, virtualTokens);
+      virtual(Math.min(p.from, to), to);
+      placedSoft = true;
+    }
+  }
+  flush();
+  let ids = [...special.start, ...body, ...special.end];
+  let scorePosition = maskAt >= 0 ? maskAt : ids.length - 1;
+  if (!placedSoft && virtualTokens > 0) {
+    ids = [...Array.from({ length: virtualTokens }, (_, j) => spec.vocabSize + j), ...ids];
+    scorePosition += virtualTokens;
+  }
+  if (!spec.causal && maskAt < 0 && spec.maskTokenId !== null) {
+    // Masked LMs read the verbalizer at the mask; without one, at [CLS].
+    scorePosition = placedSoft ? 0 : virtualTokens;
+  }
+  return { ids, scorePosition, textTokens: textIds.length, truncated };
+}
+
+/**
+ * The token a verbalizer scores for a label word: the first token of the
+ * word as it appears after other text (so "happy" is "▁happy" for
+ * sentencepiece and "Ġhappy" for byte-level BPE).
+ */
+export function labelTokenId(word: string, tok: Tokenizes): number {
+  const context = tok.encode('a');
+  const withWord = tok.encode(`a ${word.trim()}`);
+  let i = 0;
+  while (i < context.length && context[i] === withWord[i]) i++;
+  const id = withWord[i];
+  if (id === undefined) throw new SoftserveError('INVALID_TASK', `label word ${JSON.stringify(word)} has no tokens`);
+  return id;
+}

@@ -1,0 +1,272 @@
+// The classify path: validate the request, resolve the task and its prompts
+// (through the store's residency cache), tokenise each input into one engine
+// row per prompt, queue the rows with the scheduler, and reduce the scores to
+// labels, probabilities and, for ensembles, majority votes (ties broken by the
+// mean probability, as Lester et al. 2021 do).
+
+import { SoftserveError } from '../kernels/errors.ts';
+import type { EngineRow } from '../models/batch.ts';
+import type { ModelSpec } from '../models/spec.ts';
+import type { PromptStore, ResolvedPrompt, ResolvedTask, Task } from '../prompts/store.ts';
+import { buildRow, labelTokenId, parseTemplate, specialTokens, type Tokenizes } from '../prompts/template.ts';
+import type { Metrics } from './metrics.ts';
+import type { Scheduler } from './scheduler.ts';
+
+export interface ClassifyLimits {
+  /** Most inputs in one request. */
+  maxInputs: number;
+  /** Longest input, in characters. */
+  maxInputChars: number;
+  /** Inputs are cut to this many tokens. */
+  maxTextTokens: number;
+  /** Default (and longest) deadline; a request may ask for a shorter one. */
+  deadlineMs: number;
+  /** Most prompts named in one request's `prompts` list. */
+  maxPrompts: number;
+}
+
+export const DEFAULT_CLASSIFY_LIMITS: ClassifyLimits = {
+  maxInputs: 64, maxInputChars: 4000, maxTextTokens: 256, deadlineMs: 30000, maxPrompts: 16,
+};
+
+export interface ClassifyBody {
+  inputs: string[];
+  prompt?: string;
+  version?: number;
+  ensemble?: string;
+  prompts?: Array<{ name: string; version?: number }>;
+  deadline_ms?: number;
+}
+
+export interface Vote { prompt: string; version: number; label: string; score: number }
+
+export interface ClassifyResult {
+  label: string;
+  /** Probability of `label` (softmax over the task's classes; ensemble: mean over members). */
+  score: number;
+  scores: Record<string, number>;
+  votes?: Vote[];
+}
+
+export interface ClassifyResponse {
+  task: string;
+  prompt: { name: string; version: number } | null;
+  ensemble: string | null;
+  results: ClassifyResult[];
+  batch_ids: number[];
+  usage: { rows: number; tokens: number; truncated_inputs: number };
+  timing: { queue_ms: number; inference_ms: number; tokenize_ms: number };
+}
+
+function bad(message: string): never {
+  throw new SoftserveError('BAD_REQUEST', message);
+}
+
+export function parseClassifyBody(body: unknown, limits: ClassifyLimits): ClassifyBody {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) bad('body must be a JSON object');
+  const b = body as Record<string, unknown>;
+  const known = new Set(['inputs', 'prompt', 'version', 'ensemble', 'prompts', 'deadline_ms']);
+  for (const k of Object.keys(b)) if (!known.has(k)) bad(`unknown field ${JSON.stringify(k)}`);
+  const { inputs } = b;
+  if (!Array.isArray(inputs) || inputs.length === 0) bad('inputs must be a non-empty array of strings');
+  if (inputs.length > limits.maxInputs) {
+    throw new SoftserveError('PAYLOAD_TOO_LARGE', `${inputs.length} inputs exceed the limit of ${limits.maxInputs} per request`);
+  }
+  inputs.forEach((s, i) => {
+    if (typeof s !== 'string') bad(`inputs[${i}] must be a string`);
+    if (s.trim().length === 0) bad(`inputs[${i}] is empty`);
+    if (s.length > limits.maxInputChars) {
+      throw new SoftserveError('PAYLOAD_TOO_LARGE', `inputs[${i}] has ${s.length} characters, over the limit of ${limits.maxInputChars}`);
+    }
+  });
+  const out: ClassifyBody = { inputs: inputs as string[] };
+  const selectors = ['prompt', 'ensemble', 'prompts'].filter((k) => b[k] !== undefined);
+  if (selectors.length > 1) bad(`name one of prompt, ensemble or prompts, not ${selectors.join(' and ')}`);
+  if (b.prompt !== undefined) {
+    if (typeof b.prompt !== 'string') bad('prompt must be a string');
+    out.prompt = b.prompt;
+  }
+  if (b.version !== undefined) {
+    if (!Number.isSafeInteger(b.version) || (b.version as number) < 1) bad('version must be a positive integer');
+    if (out.prompt === undefined) bad('version needs a prompt');
+    out.version = b.version as number;
+  }
+  if (b.ensemble !== undefined) {
+    if (typeof b.ensemble !== 'string') bad('ensemble must be a string');
+    out.ensemble = b.ensemble;
+  }
+  if (b.prompts !== undefined) {
+    if (!Array.isArray(b.prompts) || b.prompts.length === 0) bad('prompts must be a non-empty array');
+    if (b.prompts.length > limits.maxPrompts) {
+      throw new SoftserveError('PAYLOAD_TOO_LARGE', `${b.prompts.length} prompts exceed the limit of ${limits.maxPrompts}`);
+    }
+    out.prompts = b.prompts.map((p, i) => {
+      if (typeof p === 'string') return { name: p };
+      if (typeof p !== 'object' || p === null || typeof (p as { name?: unknown }).name !== 'string') bad(`prompts[${i}] must be a name or {name, version}`);
+      const { name, version } = p as { name: string; version?: unknown };
+      if (version !== undefined && (!Number.isSafeInteger(version) || (version as number) < 1)) bad(`prompts[${i}].version must be a positive integer`);
+      return version === undefined ? { name } : { name, version: version as number };
+    });
+  }
+  if (b.deadline_ms !== undefined) {
+    if (!Number.isSafeInteger(b.deadline_ms) || (b.deadline_ms as number) < 1) bad('deadline_ms must be a positive integer');
+    out.deadline_ms = Math.min(b.deadline_ms as number, limits.deadlineMs);
+  }
+  return out;
+}
+
+function softmax(scores: Float32Array): number[] {
+  let max = -Infinity;
+  for (const s of scores) max = Math.max(max, s);
+  const exps = Array.from(scores, (s) => Math.exp(s - max));
+  const sum = exps.reduce((a, b) => a + b, 0);
+  return exps.map((e) => e / sum);
+}
+
+function argmax(xs: number[]): number {
+  let best = 0;
+  for (let i = 1; i < xs.length; i++) if (xs[i]! > xs[best]!) best = i;
+  return best;
+}
+
+/** Majority vote over members' labels; ties go to the higher mean probability. */
+export function majorityVote(memberProbs: number[][]): { winner: number; meanProbs: number[] } {
+  const C = memberProbs[0]!.length;
+  const votes = new Array<number>(C).fill(0);
+  const meanProbs = new Array<number>(C).fill(0);
+  for (const probs of memberProbs) {
+    votes[argmax(probs)]!++;
+    probs.forEach((p, c) => { meanProbs[c]! += p / memberProbs.length; });
+  }
+  let winner = 0;
+  for (let c = 1; c < C; c++) {
+    if (votes[c]! > votes[winner]! || (votes[c] === votes[winner] && meanProbs[c]! > meanProbs[winner]!)) winner = c;
+  }
+  return { winner, meanProbs };
+}
+
+export class ClassifyService {
+  private readonly labelIdCache = new Map<string, number[]>();
+
+  constructor(
+    private readonly store: PromptStore,
+    private readonly scheduler: Scheduler,
+    private readonly tokenizer: Tokenizes,
+    private readonly spec: ModelSpec,
+    private readonly limits: ClassifyLimits,
+    private readonly metrics: Metrics,
+    private readonly addBos: boolean,
+  ) {}
+
+  private labelIds(task: Task): number[] {
+    if (task.scoring.type !== 'verbalizer') return [];
+    const key = `${task.tenantId}\u0000${task.name}\u0000${task.createdAt}`;
+    let ids = this.labelIdCache.get(key);
+    if (!ids) {
+      ids = task.scoring.labelWords.map((w) => labelTokenId(w, this.tokenizer));
+      if (this.labelIdCache.size > 10000) this.labelIdCache.clear();
+      this.labelIdCache.set(key, ids);
+    }
+    return ids;
+  }
+
+  private async resolve(tenantId: string, taskName: string, body: ClassifyBody): Promise<ResolvedTask> {
+    if (body.prompts) {
+      const parts = await Promise.all(body.prompts.map((p) =>
+        this.store.resolve(tenantId, taskName, p.version === undefined ? { prompt: p.name } : { prompt: p.name, version: p.version })));
+      return { task: parts[0]!.task, ensemble: null, members: parts.flatMap((p) => p.members) };
+    }
+    const selector: { prompt?: string; version?: number; ensemble?: string } = {};
+    if (body.prompt !== undefined) selector.prompt = body.prompt;
+    if (body.version !== undefined) selector.version = body.version;
+    if (body.ensemble !== undefined) selector.ensemble = body.ensemble;
+    return this.store.resolve(tenantId, taskName, selector);
+  }
+
+  private rowFor(task: Task, member: ResolvedPrompt | null, ids: number[], scorePosition: number): EngineRow {
+    const row: EngineRow = { inputIds: ids, scorePosition };
+    if (member) {
+      const t = member.tensors;
+      const key = member.tensorHash;
+      if (t.kind === 'prefix') row.prefix = { key, length: t.numVirtualTokens, data: t.data };
+      else row.softPrompt = { key, length: t.numVirtualTokens, data: t.data };
+      if (task.scoring.type === 'head') {
+        if (!t.head) throw new SoftserveError('INVALID_TASK', `prompt ${member.name} v${member.version} has no linear head, which task ${task.name} needs`);
+        row.head = { key: `${key}:head`, numClasses: task.labels.length, weight: t.head.weight, bias: t.head.bias };
+        row.poolMean = task.scoring.pooling === 'mean';
+        return row;
+      }
+    } else if (task.scoring.type === 'head') {
+      throw new SoftserveError('INVALID_INPUT', `task ${task.name} scores with a linear head: name a prompt`);
+    }
+    row.labelIds = this.labelIds(task);
+    return row;
+  }
+
+  async classify(tenantId: string, taskName: string, rawBody: unknown): Promise<ClassifyResponse> {
+    const body = parseClassifyBody(rawBody, this.limits);
+    const resolved = await this.resolve(tenantId, taskName, body);
+    const { task } = resolved;
+    const members: Array<ResolvedPrompt | null> = resolved.members.length > 0 ? resolved.members : [null];
+
+    const tokenizeStart = performance.now();
+    const pieces = parseTemplate(task.template);
+    const special = specialTokens(this.spec, this.tokenizer, this.addBos);
+    // Members with the same number of virtual tokens share one tokenisation.
+    const builtByLength = new Map<number, ReturnType<typeof buildRow>[]>();
+    const rows: EngineRow[] = [];
+    let truncated = 0;
+    for (const member of members) {
+      const P = member && member.kind !== 'prefix' ? member.numVirtualTokens : 0;
+      let built = builtByLength.get(P);
+      if (!built) {
+        built = body.inputs.map((text) => buildRow(pieces, text, this.tokenizer, this.spec, special, P, this.limits.maxTextTokens));
+        builtByLength.set(P, built);
+        if (truncated === 0) truncated = built.filter((b) => b.truncated).length;
+      }
+      for (const b of built) rows.push(this.rowFor(task, member, b.ids, b.scorePosition));
+    }
+    const tokenizeMs = performance.now() - tokenizeStart;
+    this.metrics.tokenizeTime.observe(tokenizeMs / 1000);
+    this.metrics.tenantRequests.inc({ tenant: this.metrics.tenantLabel(tenantId) });
+    if (resolved.ensemble !== null || members.length > 1) {
+      this.metrics.ensembleRequests.inc();
+      this.metrics.ensembleMembers.observe(members.length);
+    }
+
+    const deadline = body.deadline_ms ?? this.limits.deadlineMs;
+    const out = await this.scheduler.submit(tenantId, rows, deadline);
+    this.metrics.queueTime.observe(out.queueMs / 1000);
+
+    const N = body.inputs.length;
+    const results: ClassifyResult[] = body.inputs.map((_, i) => {
+      const memberProbs = members.map((_, m) => softmax(out.rows[m * N + i]!.scores));
+      const named = (probs: number[]) => Object.fromEntries(task.labels.map((l, c) => [l, probs[c]!]));
+      if (members.length === 1) {
+        const probs = memberProbs[0]!;
+        const best = argmax(probs);
+        return { label: task.labels[best]!, score: probs[best]!, scores: named(probs) };
+      }
+      const { winner, meanProbs } = majorityVote(memberProbs);
+      return {
+        label: task.labels[winner]!, score: meanProbs[winner]!, scores: named(meanProbs),
+        votes: members.map((m, k) => {
+          const best = argmax(memberProbs[k]!);
+          return { prompt: m!.name, version: m!.version, label: task.labels[best]!, score: memberProbs[k]![best]! };
+        }),
+      };
+    });
+    const single = members.length === 1 && members[0] ? { name: members[0].name, version: members[0].version } : null;
+    return {
+      task: task.name,
+      prompt: single,
+      ensemble: resolved.ensemble,
+      results,
+      batch_ids: out.batchIds,
+      usage: { rows: rows.length, tokens: rows.reduce((a, r) => a + r.inputIds.length, 0), truncated_inputs: truncated },
+      timing: { queue_ms: round(out.queueMs), inference_ms: round(out.inferenceMs), tokenize_ms: round(tokenizeMs) },
+    };
+  }
+}
+
+const round = (x: number) => Math.round(x * 1000) / 1000;

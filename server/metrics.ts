@@ -1,0 +1,62 @@
+// Prometheus metrics (prom-client), in a registry of the server's own so that
+// several servers in one process (tests) do not share counters. The prompt
+// cache's metrics are registered by the store's residency cache itself.
+
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+const SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+const TOKEN_BUCKETS = [16, 64, 256, 1024, 2048, 4096, 8192, 16384];
+const FRACTION_BUCKETS = [0, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9];
+
+export class Metrics {
+  readonly registry = new Registry();
+  readonly httpRequests: Counter<'route' | 'method' | 'status'>;
+  readonly httpDuration: Histogram<'route' | 'method' | 'status'>;
+  readonly queueRows: Gauge;
+  readonly queueTokens: Gauge;
+  readonly queueTime: Histogram;
+  readonly batchRows: Histogram;
+  readonly batchTokens: Histogram;
+  readonly batchPadding: Histogram;
+  readonly batchUniquePrompts: Histogram;
+  readonly batchTenants: Histogram;
+  readonly inferenceTime: Histogram;
+  readonly tokenizeTime: Histogram;
+  readonly ensembleRequests: Counter;
+  readonly ensembleMembers: Histogram;
+  readonly rejected: Counter<'reason'>;
+  readonly tenantRequests: Counter<'tenant'>;
+  private readonly tenantLabels = new Set<string>();
+
+  constructor(private readonly maxTenantLabels = 100) {
+    const r = this.registry;
+    collectDefaultMetrics({ register: r, prefix: 'softserve_process_' });
+    this.httpRequests = new Counter({ name: 'softserve_http_requests_total', help: 'HTTP requests by route, method and status', labelNames: ['route', 'method', 'status'], registers: [r] });
+    this.httpDuration = new Histogram({ name: 'softserve_http_request_duration_seconds', help: 'HTTP request duration', labelNames: ['route', 'method', 'status'], buckets: LATENCY_BUCKETS, registers: [r] });
+    this.queueRows = new Gauge({ name: 'softserve_queue_rows', help: 'Rows waiting for a batch', registers: [r] });
+    this.queueTokens = new Gauge({ name: 'softserve_queue_tokens', help: 'Tokens waiting for a batch', registers: [r] });
+    this.queueTime = new Histogram({ name: 'softserve_queue_time_seconds', help: 'Time a request waited before its last row entered a batch', buckets: LATENCY_BUCKETS, registers: [r] });
+    this.batchRows = new Histogram({ name: 'softserve_batch_rows', help: 'Rows per forward pass', buckets: SIZE_BUCKETS, registers: [r] });
+    this.batchTokens = new Histogram({ name: 'softserve_batch_tokens', help: 'Padded tokens (rows x length) per forward pass', buckets: TOKEN_BUCKETS, registers: [r] });
+    this.batchPadding = new Histogram({ name: 'softserve_batch_padding_fraction', help: 'Fraction of a batch that is padding', buckets: FRACTION_BUCKETS, registers: [r] });
+    this.batchUniquePrompts = new Histogram({ name: 'softserve_batch_unique_prompts', help: 'Distinct prompts per forward pass', buckets: SIZE_BUCKETS, registers: [r] });
+    this.batchTenants = new Histogram({ name: 'softserve_batch_tenants', help: 'Distinct tenants per forward pass', buckets: SIZE_BUCKETS, registers: [r] });
+    this.inferenceTime = new Histogram({ name: 'softserve_inference_seconds', help: 'Forward pass time in the inference worker', buckets: LATENCY_BUCKETS, registers: [r] });
+    this.tokenizeTime = new Histogram({ name: 'softserve_tokenize_seconds', help: 'Tokenisation time per classify request', buckets: LATENCY_BUCKETS, registers: [r] });
+    this.ensembleRequests = new Counter({ name: 'softserve_ensemble_requests_total', help: 'Classify requests that used an ensemble', registers: [r] });
+    this.ensembleMembers = new Histogram({ name: 'softserve_ensemble_members', help: 'Prompts per ensemble request', buckets: [1, 2, 3, 5, 8, 16], registers: [r] });
+    this.rejected = new Counter({ name: 'softserve_rejected_total', help: 'Requests refused or dropped: overloaded (429), deadline (504), draining (503)', labelNames: ['reason'], registers: [r] });
+    this.tenantRequests = new Counter({ name: 'softserve_tenant_requests_total', help: `Classify requests per tenant (the first ${maxTenantLabels} tenants by id; the rest as "other")`, labelNames: ['tenant'], registers: [r] });
+  }
+
+  /** Per-tenant label with bounded cardinality. */
+  tenantLabel(tenantId: string): string {
+    if (this.tenantLabels.has(tenantId)) return tenantId;
+    if (this.tenantLabels.size < this.maxTenantLabels) {
+      this.tenantLabels.add(tenantId);
+      return tenantId;
+    }
+    return 'other';
+  }
+}

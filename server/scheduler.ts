@@ -1,0 +1,331 @@
+// Cross-tenant dynamic batching. Each tenant has a FIFO of rows; batches are
+// filled by deficit round-robin over tenants (each pass grants every waiting
+// tenant a quantum of tokens), so one tenant's flood cannot starve another.
+// A batch is seeded by the oldest waiting row and only takes rows of a
+// similar length (within one power of two), which bounds padding. A batch is
+// sent when it would be full (rows or padded tokens) or when its oldest row
+// has waited `maxWaitMs`. The queue is bounded in rows and tokens, in total
+// and per tenant: past that, requests are refused with 429 at once rather
+// than queued into a timeout.
+
+import { SoftserveError } from '../kernels/errors.ts';
+import type { AssembledBatch, EngineRow } from '../models/batch.ts';
+import type { InferenceOutput } from './inference/client.ts';
+
+export interface SchedulerConfig {
+  /** Most padded tokens (rows × longest row) in one forward pass. */
+  maxBatchTokens: number;
+  /** Most rows in one forward pass. */
+  maxBatchRows: number;
+  /** Longest a row waits for company before its batch is sent. */
+  maxWaitMs: number;
+  /** Queue bounds, over all tenants. */
+  maxQueueRows: number;
+  maxQueueTokens: number;
+  /** Queue bound per tenant (rows). */
+  maxTenantQueueRows: number;
+  /** Deficit round-robin quantum, in tokens. */
+  quantumTokens: number;
+  /** Forward passes in flight at once (one per inference worker). */
+  concurrency: number;
+}
+
+export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = {
+  maxBatchTokens: 8192,
+  maxBatchRows: 64,
+  maxWaitMs: 4,
+  maxQueueRows: 4096,
+  maxQueueTokens: 262144,
+  maxTenantQueueRows: 1024,
+  quantumTokens: 256,
+  concurrency: 1,
+};
+
+export interface RowOutput { scores: Float32Array; pooled: Float32Array; batchId: number }
+
+export interface SubmitResult {
+  rows: RowOutput[];
+  batchIds: number[];
+  /** Enqueue until the request's last row entered a batch. */
+  queueMs: number;
+  /** Sum of the forward passes the request's rows were in. */
+  inferenceMs: number;
+}
+
+export interface BatchReport {
+  id: number;
+  rows: number;
+  paddedTokens: number;
+  realTokens: number;
+  uniquePrompts: number;
+  tenants: number;
+  inferenceMs: number;
+}
+
+export interface SchedulerHooks {
+  onBatch?(report: BatchReport): void;
+  onQueueChange?(rows: number, tokens: number): void;
+}
+
+interface RequestJob {
+  tenant: string;
+  rows: RowJob[];
+  remaining: number;
+  outputs: RowOutput[];
+  batchIds: Set<number>;
+  enqueuedAt: number;
+  startedAt: number;
+  inferenceMs: number;
+  timer: NodeJS.Timeout | null;
+  done: boolean;
+  resolve(r: SubmitResult): void;
+  reject(e: Error): void;
+}
+
+interface RowJob { row: EngineRow; tokens: number; bucket: number; request: RequestJob; index: number; enqueuedAt: number }
+
+interface TenantQueue { rows: RowJob[]; deficit: number }
+
+const bucketOf = (tokens: number) => Math.ceil(Math.log2(Math.max(tokens, 1)));
+
+export class Scheduler {
+  private readonly tenants = new Map<string, TenantQueue>();
+  /** Round-robin order of tenants with waiting rows. */
+  private order: string[] = [];
+  private cursor = 0;
+  private queuedRows = 0;
+  private queuedTokens = 0;
+  private inFlight = 0;
+  private nextBatchId = 1;
+  private waitTimer: NodeJS.Timeout | null = null;
+  private draining = false;
+  private idleWaiters: Array<() => void> = [];
+  /** Recent throughput (tokens/s), for Retry-After. */
+  private tokensPerSecond = 0;
+
+  constructor(
+    private readonly run: (batch: AssembledBatch) => Promise<InferenceOutput>,
+    private readonly assemble: (rows: EngineRow[]) => AssembledBatch,
+    private readonly config: SchedulerConfig,
+    private readonly hooks: SchedulerHooks = {},
+  ) {}
+
+  get depth(): { rows: number; tokens: number; inFlight: number } {
+    return { rows: this.queuedRows, tokens: this.queuedTokens, inFlight: this.inFlight };
+  }
+
+  /** Seconds a refused client should wait: the time to work off the queue. */
+  retryAfterSeconds(): number {
+    const rate = this.tokensPerSecond > 0 ? this.tokensPerSecond : 10000;
+    return Math.min(30, Math.max(1, Math.ceil(this.queuedTokens / rate)));
+  }
+
+  submit(tenant: string, rows: EngineRow[], deadlineMs: number): Promise<SubmitResult> {
+    if (this.draining) return Promise.reject(new SoftserveError('DRAINING', 'the server is shutting down; retry on another instance'));
+    const tokens = rows.reduce((a, r) => a + r.inputIds.length, 0);
+    const queue = this.tenants.get(tenant);
+    const overloaded = (why: string) =>
+      Promise.reject(new SoftserveError('OVERLOADED', `overloaded: ${why}; retry after ${this.retryAfterSeconds()} s`, { retryAfter: this.retryAfterSeconds() }));
+    if (rows.length > this.config.maxTenantQueueRows) {
+      return Promise.reject(new SoftserveError('PAYLOAD_TOO_LARGE', `a request of ${rows.length} rows exceeds the per-tenant queue of ${this.config.maxTenantQueueRows}`));
+    }
+    if ((queue?.rows.length ?? 0) + rows.length > this.config.maxTenantQueueRows) return overloaded('this tenant has too many rows queued');
+    if (this.queuedRows + rows.length > this.config.maxQueueRows) return overloaded('the queue is full (rows)');
+    if (this.queuedTokens + tokens > this.config.maxQueueTokens) return overloaded('the queue is full (tokens)');
+
+    return new Promise<SubmitResult>((resolve, reject) => {
+      const now = performance.now();
+      const job: RequestJob = {
+        tenant, rows: [], remaining: rows.length, outputs: new Array(rows.length), batchIds: new Set(),
+        enqueuedAt: now, startedAt: now, inferenceMs: 0, timer: null, done: false, resolve, reject,
+      };
+      job.rows = rows.map((row, index) => ({ row, tokens: row.inputIds.length, bucket: bucketOf(row.inputIds.length), request: job, index, enqueuedAt: now }));
+      job.timer = setTimeout(() => this.expire(job), Math.max(0, deadlineMs));
+      let q = this.tenants.get(tenant);
+      if (!q) {
+        q = { rows: [], deficit: 0 };
+        this.tenants.set(tenant, q);
+      }
+      if (q.rows.length === 0) this.order.push(tenant);
+      q.rows.push(...job.rows);
+      this.queuedRows += rows.length;
+      this.queuedTokens += tokens;
+      this.hooks.onQueueChange?.(this.queuedRows, this.queuedTokens);
+      this.pump();
+    });
+  }
+
+  private expire(job: RequestJob): void {
+    if (job.done) return;
+    job.done = true;
+    const q = this.tenants.get(job.tenant);
+    if (q) {
+      const before = q.rows.length;
+      const kept = q.rows.filter((r) => r.request !== job);
+      const dropped = q.rows.filter((r) => r.request === job);
+      q.rows = kept;
+      this.queuedRows -= before - kept.length;
+      this.queuedTokens -= dropped.reduce((a, r) => a + r.tokens, 0);
+      if (kept.length === 0) this.forget(job.tenant);
+      this.hooks.onQueueChange?.(this.queuedRows, this.queuedTokens);
+    }
+    job.reject(new SoftserveError('DEADLINE_EXCEEDED', 'the request deadline passed before it was answered'));
+    this.checkIdle();
+  }
+
+  private forget(tenant: string): void {
+    const i = this.order.indexOf(tenant);
+    if (i >= 0) {
+      this.order.splice(i, 1);
+      if (this.cursor > i) this.cursor--;
+    }
+    const q = this.tenants.get(tenant);
+    if (q) q.deficit = 0;
+  }
+
+  private oldestRow(): RowJob | null {
+    let oldest: RowJob | null = null;
+    for (const t of this.order) {
+      const head = this.tenants.get(t)!.rows[0];
+      if (head && (!oldest || head.enqueuedAt < oldest.enqueuedAt)) oldest = head;
+    }
+    return oldest;
+  }
+
+  private pump(): void {
+    while (this.inFlight < this.config.concurrency && this.queuedRows > 0) {
+      const oldest = this.oldestRow()!;
+      const waited = performance.now() - oldest.enqueuedAt;
+      const full = this.queuedRows >= this.config.maxBatchRows || this.queuedTokens >= this.config.maxBatchTokens;
+      if (!full && waited < this.config.maxWaitMs && !this.draining) {
+        if (!this.waitTimer) {
+          this.waitTimer = setTimeout(() => { this.waitTimer = null; this.pump(); }, Math.ceil(this.config.maxWaitMs - waited));
+        }
+        return;
+      }
+      const batch = this.formBatch(oldest);
+      void this.dispatch(batch);
+    }
+  }
+
+  /** Deficit round-robin over tenants, rows of the seed's length class only. */
+  private formBatch(seed: RowJob): RowJob[] {
+    const { maxBatchRows, maxBatchTokens, quantumTokens } = this.config;
+    const picked: RowJob[] = [];
+    let longest = 0;
+    const fits = (r: RowJob) =>
+      picked.length + 1 <= maxBatchRows &&
+      (picked.length + 1) * Math.max(longest, r.tokens) <= maxBatchTokens &&
+      Math.abs(r.bucket - seed.bucket) <= 1;
+    const take = (q: TenantQueue) => {
+      const r = q.rows.shift()!;
+      q.deficit -= r.tokens;
+      picked.push(r);
+      longest = Math.max(longest, r.tokens);
+    };
+    for (;;) {
+      let eligible = false;
+      const n = this.order.length;
+      for (let i = 0; i < n && this.order.length > 0; i++) {
+        const tenant = this.order[this.cursor % this.order.length]!;
+        const q = this.tenants.get(tenant)!;
+        if (q.rows.length > 0 && fits(q.rows[0]!)) {
+          eligible = true;
+          q.deficit += quantumTokens;
+          while (q.rows.length > 0 && fits(q.rows[0]!) && q.rows[0]!.tokens <= q.deficit) take(q);
+        }
+        if (q.rows.length === 0) this.forget(tenant);
+        else this.cursor = (this.cursor + 1) % this.order.length;
+      }
+      if (!eligible) break;
+    }
+    if (picked.length === 0) {
+      // The seed alone is over the token budget: it still has to run.
+      const q = this.tenants.get(seed.request.tenant)!;
+      q.rows.splice(q.rows.indexOf(seed), 1);
+      picked.push(seed);
+      if (q.rows.length === 0) this.forget(seed.request.tenant);
+    }
+    for (const r of picked) {
+      this.queuedRows--;
+      this.queuedTokens -= r.tokens;
+    }
+    this.hooks.onQueueChange?.(this.queuedRows, this.queuedTokens);
+    return picked;
+  }
+
+  private async dispatch(rows: RowJob[]): Promise<void> {
+    const id = this.nextBatchId++;
+    this.inFlight++;
+    const now = performance.now();
+    for (const r of rows) if (!r.request.done) r.request.startedAt = now;
+    try {
+      const live = rows.filter((r) => !r.request.done);
+      if (live.length > 0) {
+        const assembled = this.assemble(live.map((r) => r.row));
+        const out = await this.run(assembled);
+        const elapsed = out.inferenceMs / 1000;
+        const rate = assembled.rows * assembled.paddedLength / Math.max(elapsed, 1e-6);
+        this.tokensPerSecond = this.tokensPerSecond === 0 ? rate : 0.8 * this.tokensPerSecond + 0.2 * rate;
+        this.hooks.onBatch?.({
+          id, rows: assembled.rows, paddedTokens: assembled.rows * assembled.paddedLength, realTokens: assembled.realTokens,
+          uniquePrompts: new Set(live.map((r) => r.row.softPrompt?.key ?? r.row.prefix?.key ?? '')).size,
+          tenants: new Set(live.map((r) => r.request.tenant)).size, inferenceMs: out.inferenceMs,
+        });
+        const H = out.pooled.length / assembled.rows;
+        live.forEach((r, b) => {
+          const job = r.request;
+          if (job.done) return;
+          const classes = assembled.numClasses[b]!;
+          job.outputs[r.index] = {
+            scores: out.scores.slice(b * out.classes, b * out.classes + classes),
+            pooled: out.pooled.slice(b * H, (b + 1) * H),
+            batchId: id,
+          };
+          job.batchIds.add(id);
+          if (--job.remaining === 0) this.finish(job, out.inferenceMs);
+          else job.inferenceMs += out.inferenceMs;
+        });
+      }
+    } catch (err) {
+      for (const r of rows) {
+        if (!r.request.done) {
+          r.request.done = true;
+          if (r.request.timer) clearTimeout(r.request.timer);
+          r.request.reject(err as Error);
+        }
+      }
+    } finally {
+      this.inFlight--;
+      this.pump();
+      this.checkIdle();
+    }
+  }
+
+  private finish(job: RequestJob, lastInferenceMs: number): void {
+    job.done = true;
+    if (job.timer) clearTimeout(job.timer);
+    job.resolve({
+      rows: job.outputs,
+      batchIds: [...job.batchIds],
+      queueMs: job.startedAt - job.enqueuedAt,
+      inferenceMs: job.inferenceMs + lastInferenceMs,
+    });
+  }
+
+  private checkIdle(): void {
+    if (this.queuedRows === 0 && this.inFlight === 0) {
+      const waiters = this.idleWaiters;
+      this.idleWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  /** Refuse new work; resolve when everything queued or in flight has finished. */
+  drain(): Promise<void> {
+    this.draining = true;
+    this.pump();
+    if (this.queuedRows === 0 && this.inFlight === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+}

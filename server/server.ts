@@ -1,0 +1,195 @@
+// Assembles a running server: the inference worker (model load + warm-up),
+// the prompt store, the scheduler, the classify service, metrics and logs,
+// and the HTTP listener. `startServer` is what `npm start` and the
+// integration tests both call.
+
+import { once } from 'node:events';
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { pino, type Logger } from 'pino';
+import { SoftserveError, isSoftserveError } from '../kernels/errors.ts';
+import { loadTokenizer } from '../models/tokenizer.ts';
+import { PromptStore } from '../prompts/store.ts';
+import { createApp, type AppContext } from './app.ts';
+import { tenantOf } from './auth.ts';
+import { ClassifyService } from './classify.ts';
+import { promptLimits, type ServerConfig } from './config.ts';
+import { InferenceWorker } from './inference/client.ts';
+import { Metrics } from './metrics.ts';
+import { Scheduler } from './scheduler.ts';
+import type { ServingConfig } from './serving-config.ts';
+import { openApiDocument } from './openapi.ts';
+
+export interface RunningServer {
+  url: string;
+  port: number;
+  metrics: Metrics;
+  store: PromptStore;
+  logger: Logger;
+  /** Refuse new work (503), finish what is queued or running, then close everything. */
+  shutdown(): Promise<void>;
+}
+
+export interface StartOptions {
+  config: ServerConfig;
+  serving: ServingConfig;
+  /** A logger to use (tests pass one that writes to a stream they read). */
+  logger?: Logger;
+}
+
+/** Collapses ids in a path so that metric labels stay bounded. */
+export function routeLabel(path: string): string {
+  const parts = path.split('/');
+  const out: string[] = [];
+  for (let i = 0; i < parts.length; i++) {
+    const prev = parts[i - 1];
+    const isId = prev !== undefined && ['tenants', 'tasks', 'prompts', 'ensembles', 'versions', 'keys', 'jobs'].includes(prev);
+    out.push(isId ? ':id' : parts[i]!);
+  }
+  const label = out.join('/');
+  return /^\/(v1\/[a-z:/]*|healthz|readyz|metrics|openapi\.json)?$/.test(label) ? label : 'other';
+}
+
+export async function startServer(opts: StartOptions): Promise<RunningServer> {
+  const { config, serving } = opts;
+  const logger = opts.logger ?? pino({ level: serving.logLevel, base: { service: 'softserve' } });
+  const metrics = new Metrics();
+
+  const workerOptions: ConstructorParameters<typeof InferenceWorker>[0] = { modelDir: serving.modelDir, executionProvider: serving.executionProvider };
+  if (serving.intraOpThreads !== undefined) workerOptions.intraOpThreads = serving.intraOpThreads;
+  const worker = new InferenceWorker(workerOptions);
+  const tokenizer = loadTokenizer(serving.modelDir);
+  let ready = false;
+  let draining = false;
+  try {
+    await worker.ready;
+  } catch (err) {
+    await worker.close();
+    throw err;
+  }
+  const spec = worker.spec!;
+  logger.info({ model: serving.modelDir, family: spec.family, hidden: spec.hiddenSize, layers: spec.numLayers, ep: serving.executionProvider, warmupMs: Math.round(worker.warmupMs) }, 'model loaded');
+
+  const store = PromptStore.open({
+    dataDir: config.dataDir, spec, limits: promptLimits(config), maxEnsembleSize: config.maxEnsembleSize,
+    cacheBytes: config.promptCacheBytes, registry: metrics.registry, logger,
+  });
+
+  const scheduler = new Scheduler(
+    (batch) => worker.run(batch),
+    (rows) => worker.assemble(rows),
+    serving.scheduler,
+    {
+      onBatch: (b) => {
+        metrics.batchRows.observe(b.rows);
+        metrics.batchTokens.observe(b.paddedTokens);
+        metrics.batchPadding.observe(b.paddedTokens > 0 ? 1 - b.realTokens / b.paddedTokens : 0);
+        metrics.batchUniquePrompts.observe(b.uniquePrompts);
+        metrics.batchTenants.observe(b.tenants);
+        metrics.inferenceTime.observe(b.inferenceMs / 1000);
+        logger.debug({ batch: b.id, rows: b.rows, tokens: b.paddedTokens, tenants: b.tenants, prompts: b.uniquePrompts, inferenceMs: round(b.inferenceMs) }, 'batch');
+      },
+      onQueueChange: (rows, tokens) => {
+        metrics.queueRows.set(rows);
+        metrics.queueTokens.set(tokens);
+      },
+    },
+  );
+  const classify = new ClassifyService(store, scheduler, tokenizer, spec, serving.classify, metrics, tokenizer.addBos);
+
+  const outer = express();
+  outer.disable('x-powered-by');
+  // One log line and one metric sample per request, whatever route answers it.
+  outer.use((req: Request, res: Response, next: NextFunction) => {
+    const started = performance.now();
+    const path = req.originalUrl.split('?')[0]!;
+    res.on('finish', () => {
+      const seconds = (performance.now() - started) / 1000;
+      const labels = { route: routeLabel(path), method: req.method, status: String(res.statusCode) };
+      metrics.httpRequests.inc(labels);
+      metrics.httpDuration.observe(labels, seconds);
+      const line: Record<string, unknown> = { method: req.method, path, status: res.statusCode, ms: round(seconds * 1000) };
+      if (res.locals.tenant) line.tenant = (res.locals.tenant as { id: string }).id;
+      if (res.locals.classify) Object.assign(line, res.locals.classify);
+      if (res.locals.errorCode) line.code = res.locals.errorCode;
+      logger.info(line, 'request');
+    });
+    next();
+  });
+  outer.get('/readyz', (_req, res) => {
+    if (ready && !draining) res.json({ status: 'ready', model: spec.modelType, family: spec.family });
+    else res.status(503).json({ error: { code: draining ? 'DRAINING' : 'NOT_READY', message: draining ? 'draining' : 'model not loaded' } });
+  });
+  outer.get('/openapi.json', (_req, res) => { res.json(openApiDocument()); });
+  outer.use((_req: Request, res: Response, next: NextFunction) => {
+    if (!draining || _req.path === '/healthz' || _req.path === '/metrics') return next();
+    metrics.rejected.inc({ reason: 'draining' });
+    res.setHeader('Connection', 'close');
+    res.status(503).json({ error: { code: 'DRAINING', message: 'the server is shutting down' } });
+  });
+
+  const classifyRoute = (ctx: AppContext) => {
+    ctx.app.post('/v1/tasks/:task/classify', ctx.tenantAuth, ctx.jsonBody, async (req: Request, res: Response, next: NextFunction) => {
+      const tenant = tenantOf(res);
+      try {
+        const result = await classify.classify(tenant.id, String(req.params.task), req.body);
+        res.locals.classify = {
+          rows: result.usage.rows, batches: result.batch_ids,
+          queueMs: result.timing.queue_ms, inferenceMs: result.timing.inference_ms, tokenizeMs: result.timing.tokenize_ms,
+        };
+        res.json(result);
+      } catch (err) {
+        if (isSoftserveError(err)) {
+          res.locals.errorCode = err.code;
+          if (err.code === 'OVERLOADED') {
+            metrics.rejected.inc({ reason: 'overloaded' });
+            res.setHeader('Retry-After', String((err.details?.retryAfter as number | undefined) ?? scheduler.retryAfterSeconds()));
+          } else if (err.code === 'DEADLINE_EXCEEDED') {
+            metrics.rejected.inc({ reason: 'deadline' });
+          } else if (err.code === 'DRAINING') {
+            metrics.rejected.inc({ reason: 'draining' });
+          }
+        }
+        next(err);
+      }
+    });
+  };
+  outer.use(createApp({ store, spec, config, logger, registry: metrics.registry, extensions: [classifyRoute] }));
+
+  const http: Server = outer.listen(config.port, config.host);
+  await once(http, 'listening');
+  // Slow or idle clients must not hold a drain open forever.
+  http.requestTimeout = 60_000;
+  http.headersTimeout = 15_000;
+  const port = (http.address() as AddressInfo).port;
+  ready = true;
+  const url = `http://${config.host}:${port}`;
+  logger.info({ url }, 'listening');
+
+  let shuttingDown: Promise<void> | null = null;
+  const shutdown = () => {
+    shuttingDown ??= (async () => {
+      draining = true;
+      logger.info({ queued: scheduler.depth }, 'draining');
+      const drained = scheduler.drain();
+      const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), serving.drainTimeoutMs).unref());
+      if ((await Promise.race([drained, timeout])) === 'timeout') logger.warn('drain timed out');
+      // Responses already computed still have to be written: stop accepting, let them flush.
+      await new Promise<void>((resolve) => {
+        http.close(() => resolve());
+        http.closeIdleConnections();
+        setTimeout(() => { http.closeAllConnections(); }, 2000).unref();
+      });
+      await worker.close();
+      store.close();
+      logger.info('stopped');
+    })();
+    return shuttingDown;
+  };
+  return { url, port, metrics, store, logger, shutdown };
+}
+
+const round = (x: number) => Math.round(x * 1000) / 1000;
+
+export { SoftserveError };
