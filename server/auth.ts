@@ -1,0 +1,63 @@
+// Authentication: `Authorization: Bearer <key>`. The admin key (from the
+// environment) manages tenants and nothing else; a tenant key reaches only its
+// tenant's tasks, prompts and ensembles. Tenant keys are looked up by their
+// sha256 (only hashes are stored); the admin key is compared in constant time.
+
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { NextFunction, Request, RequestHandler, Response } from 'express';
+
+import { SoftserveError } from '../kernels/errors.ts';
+import type { PromptStore, Tenant } from '../prompts/store.ts';
+import type { ServerConfig } from './config.ts';
+
+export function bearerToken(req: Request): string | null {
+  const h = req.headers.authorization;
+  if (typeof h !== 'string') return null;
+  const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(h);
+  return m ? m[1]! : null;
+}
+
+function digest(s: string): Buffer {
+  return createHash('sha256').update(s, 'utf8').digest();
+}
+
+export function isAdminKey(config: ServerConfig, token: string): boolean {
+  if (config.adminKey === null) return false;
+  return timingSafeEqual(digest(token), digest(config.adminKey));
+}
+
+function needKey(): SoftserveError {
+  return new SoftserveError('UNAUTHORIZED', 'missing or malformed Authorization header; send "Authorization: Bearer <api key>"');
+}
+
+export function requireAdmin(config: ServerConfig, store: PromptStore): RequestHandler {
+  return (req: Request, _res: Response, next: NextFunction) => {
+    const token = bearerToken(req);
+    if (token === null) return next(needKey());
+    if (isAdminKey(config, token)) return next();
+    if (config.adminKey === null) return next(new SoftserveError('FORBIDDEN', 'the admin API is disabled: SOFTSERVE_ADMIN_KEY is not set'));
+    if (store.authenticate(token)) return next(new SoftserveError('FORBIDDEN', 'this route needs the admin key, not a tenant key'));
+    return next(new SoftserveError('UNAUTHORIZED', 'unknown API key'));
+  };
+}
+
+export function requireTenant(config: ServerConfig, store: PromptStore): RequestHandler {
+  return (req: Request, res: Response, next: NextFunction) => {
+    const token = bearerToken(req);
+    if (token === null) return next(needKey());
+    const tenant = store.authenticate(token);
+    if (tenant) {
+      res.locals.tenant = tenant;
+      return next();
+    }
+    if (isAdminKey(config, token)) return next(new SoftserveError('FORBIDDEN', 'the admin key manages tenants; use a tenant API key here'));
+    return next(new SoftserveError('UNAUTHORIZED', 'unknown or revoked API key'));
+  };
+}
+
+/** The authenticated tenant of a request that went through requireTenant. */
+export function tenantOf(res: Response): Tenant {
+  const t = res.locals.tenant as Tenant | undefined;
+  if (!t) throw new SoftserveError('INTERNAL', 'route reached without tenant authentication');
+  return t;
+}

@@ -1,0 +1,53 @@
+// Ensemble routes, under /v1/tasks/:task/ensembles: named sets of N prompts of
+// one task (each a pinned version or the prompt's latest).
+
+import express, { type Request, type Response } from 'express';
+
+import { SoftserveError } from '../../kernels/errors.ts';
+import type { EnsembleMember, PromptStore } from '../../prompts/store.ts';
+import { tenantOf } from '../auth.ts';
+import { ensembleView } from './views.ts';
+
+function members(req: Request): EnsembleMember[] {
+  const b = req.body as unknown;
+  if (typeof b !== 'object' || b === null || Array.isArray(b)) throw new SoftserveError('BAD_REQUEST', 'body must be a JSON object');
+  const m = (b as Record<string, unknown>).members;
+  if (!Array.isArray(m)) throw new SoftserveError('BAD_REQUEST', '"members" must be an array of {prompt, version?}');
+  return m.map((x, i) => {
+    if (typeof x === 'string') return { prompt: x };
+    if (typeof x !== 'object' || x === null) throw new SoftserveError('BAD_REQUEST', `member ${i} must be a prompt name or {prompt, version?}`);
+    const o = x as Record<string, unknown>;
+    return { prompt: o.prompt as string, version: (o.version ?? null) as number | null };
+  });
+}
+
+export function ensemblesRouter(store: PromptStore): express.Router {
+  const r = express.Router({ mergeParams: true });
+  const task = (req: Request): string => req.params.task as string;
+
+  r.get('/', (req: Request, res: Response) => {
+    res.json({ ensembles: store.listEnsembles(tenantOf(res).id, task(req)).map(ensembleView) });
+  });
+
+  r.post('/', (req: Request, res: Response) => {
+    const name = (req.body as Record<string, unknown> | undefined)?.name;
+    const e = store.createEnsemble(tenantOf(res).id, task(req), name as string, members(req));
+    res.status(201).json(ensembleView(e));
+  });
+
+  r.post('/:name', (req: Request, res: Response) => {
+    const e = store.createEnsemble(tenantOf(res).id, task(req), req.params.name as string, members(req));
+    res.status(201).json(ensembleView(e));
+  });
+
+  r.get('/:name', (req: Request, res: Response) => {
+    res.json(ensembleView(store.getEnsemble(tenantOf(res).id, task(req), req.params.name as string)));
+  });
+
+  r.delete('/:name', (req: Request, res: Response) => {
+    store.deleteEnsemble(tenantOf(res).id, task(req), req.params.name as string);
+    res.status(204).end();
+  });
+
+  return r;
+}

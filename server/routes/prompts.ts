@@ -1,0 +1,128 @@
+// Prompt routes, under /v1/tasks/:task/prompts. Upload takes PEFT's files as
+// multipart/form-data or the plain JSON form; export gives PEFT's files back
+// (a tar of the adapter directory, or one file with ?file=).
+
+import express, { type Request, type Response } from 'express';
+
+import { SoftserveError } from '../../kernels/errors.ts';
+import { parseJsonPrompt } from '../../prompts/kinds.ts';
+import { ADAPTER_CONFIG_NAME, ADAPTER_MODEL_NAME } from '../../prompts/peft.ts';
+import { validateName, type PromptStore } from '../../prompts/store.ts';
+import { tenantOf } from '../auth.ts';
+import type { ServerConfig } from '../config.ts';
+import { readMultipart, type MultipartFile } from '../multipart.ts';
+import { tarArchive } from '../tar.ts';
+import { promptView, versionView } from './views.ts';
+
+const CONFIG_PARTS = new Set(['adapter_config', ADAPTER_CONFIG_NAME]);
+const MODEL_PARTS = new Set(['adapter_model', ADAPTER_MODEL_NAME]);
+
+function param(req: Request, name: string): string {
+  const v = req.params[name];
+  if (typeof v !== 'string') throw new SoftserveError('BAD_REQUEST', `missing path parameter ${name}`);
+  return v;
+}
+
+/** A version path segment: a positive integer or "latest". */
+export function versionParam(raw: string): number | undefined {
+  if (raw === 'latest') return undefined;
+  if (!/^[1-9][0-9]{0,9}$/.test(raw)) throw new SoftserveError('BAD_REQUEST', `version must be a positive integer or "latest", got ${JSON.stringify(raw)}`);
+  return Number(raw);
+}
+
+function pick(files: MultipartFile[], names: Set<string>): MultipartFile | undefined {
+  return files.find((f) => names.has(f.field) || (f.filename !== null && names.has(f.filename)));
+}
+
+export function promptsRouter(store: PromptStore, config: ServerConfig): express.Router {
+  const r = express.Router({ mergeParams: true });
+
+  r.post('/', async (req: Request, res: Response) => {
+    const tenant = tenantOf(res);
+    const task = param(req, 'task');
+    const type = req.headers['content-type'] ?? '';
+    let version;
+    if (/^multipart\/form-data/i.test(type)) {
+      // Resolve the task before reading the body: an unknown task is 404 at once.
+      store.getTask(tenant.id, task);
+      const body = await readMultipart(req, { maxFileBytes: config.maxUploadBytes, maxFiles: 2, maxFields: 4, maxFieldBytes: 1024 });
+      for (const f of body.files) {
+        if (!CONFIG_PARTS.has(f.field) && !MODEL_PARTS.has(f.field) && !(f.filename !== null && (CONFIG_PARTS.has(f.filename) || MODEL_PARTS.has(f.filename)))) {
+          throw new SoftserveError('INVALID_MULTIPART', `unexpected file part "${f.field}"; send ${ADAPTER_CONFIG_NAME} and ${ADAPTER_MODEL_NAME}`);
+        }
+      }
+      for (const k of body.fields.keys()) {
+        if (k !== 'name') throw new SoftserveError('INVALID_MULTIPART', `unexpected field "${k}"; the only field is "name"`);
+      }
+      const cfg = pick(body.files, CONFIG_PARTS);
+      const model = pick(body.files, MODEL_PARTS);
+      if (!cfg || !model) {
+        throw new SoftserveError('INVALID_MULTIPART', `a PEFT upload needs two file parts, ${ADAPTER_CONFIG_NAME} and ${ADAPTER_MODEL_NAME}; got ${body.files.map((f) => f.filename ?? f.field).join(', ') || 'none'}`);
+      }
+      const name = body.fields.get('name') ?? (typeof req.query.name === 'string' ? req.query.name : undefined);
+      if (name === undefined) throw new SoftserveError('INVALID_NAME', 'the prompt needs a name: a "name" field or ?name=');
+      version = await store.putPeftPrompt(tenant.id, task, name, { config: cfg.data, model: model.data });
+    } else if (req.is('application/json')) {
+      const body = req.body as unknown;
+      if (typeof body !== 'object' || body === null || Array.isArray(body)) throw new SoftserveError('BAD_REQUEST', 'body must be a JSON object');
+      const b = body as Record<string, unknown>;
+      const name = b.name as string;
+      validateName('prompt', name);
+      store.getTask(tenant.id, task);
+      const tensors = parseJsonPrompt(b, store.spec, store.limits);
+      version = await store.putPrompt(tenant.id, task, name, tensors, { source: 'json' });
+    } else {
+      throw new SoftserveError('UNSUPPORTED_MEDIA_TYPE', `send multipart/form-data (PEFT files) or application/json, not ${JSON.stringify(type || 'no content type')}`);
+    }
+    res.status(201).json(versionView(version));
+  });
+
+  r.get('/', (req: Request, res: Response) => {
+    const prompts = store.listPrompts(tenantOf(res).id, param(req, 'task'));
+    res.json({ prompts: prompts.map(promptView) });
+  });
+
+  r.get('/:name', (req: Request, res: Response) => {
+    res.json(promptView(store.getPrompt(tenantOf(res).id, param(req, 'task'), param(req, 'name'))));
+  });
+
+  r.delete('/:name', async (req: Request, res: Response) => {
+    await store.deletePrompt(tenantOf(res).id, param(req, 'task'), param(req, 'name'));
+    res.status(204).end();
+  });
+
+  r.get('/:name/versions/:version', (req: Request, res: Response) => {
+    const v = store.getPromptVersion(tenantOf(res).id, param(req, 'task'), param(req, 'name'), versionParam(param(req, 'version')));
+    res.json(versionView(v));
+  });
+
+  r.delete('/:name/versions/:version', async (req: Request, res: Response) => {
+    const v = versionParam(param(req, 'version'));
+    if (v === undefined) throw new SoftserveError('BAD_REQUEST', 'delete names a version number, not "latest"');
+    await store.deletePromptVersion(tenantOf(res).id, param(req, 'task'), param(req, 'name'), v);
+    res.status(204).end();
+  });
+
+  r.get('/:name/versions/:version/export', async (req: Request, res: Response) => {
+    const file = req.query.file;
+    if (file !== undefined && file !== ADAPTER_CONFIG_NAME && file !== ADAPTER_MODEL_NAME) {
+      throw new SoftserveError('BAD_REQUEST', `file must be ${ADAPTER_CONFIG_NAME} or ${ADAPTER_MODEL_NAME}`);
+    }
+    const out = await store.exportPrompt(tenantOf(res).id, param(req, 'task'), param(req, 'name'), versionParam(param(req, 'version')));
+    const dir = `${out.info.name}-v${out.info.version}`;
+    res.setHeader('Cache-Control', 'private, no-store');
+    if (file === ADAPTER_CONFIG_NAME) {
+      res.type('application/json').attachment(ADAPTER_CONFIG_NAME).send(Buffer.from(out.config));
+    } else if (file === ADAPTER_MODEL_NAME) {
+      res.type('application/octet-stream').attachment(ADAPTER_MODEL_NAME).send(Buffer.from(out.model));
+    } else {
+      const tar = tarArchive([
+        { name: `${dir}/${ADAPTER_CONFIG_NAME}`, data: out.config },
+        { name: `${dir}/${ADAPTER_MODEL_NAME}`, data: out.model },
+      ], Date.parse(out.info.createdAt) / 1000);
+      res.type('application/x-tar').attachment(`${dir}.tar`).send(Buffer.from(tar));
+    }
+  });
+
+  return r;
+}

@@ -1,0 +1,55 @@
+// Task routes: /v1/tasks. A task is a tenant's classification problem: ordered
+// labels, a template with a {text} slot, and a scoring rule.
+
+import express, { type Request, type Response } from 'express';
+
+import { SoftserveError } from '../../kernels/errors.ts';
+import type { PromptStore, Scoring } from '../../prompts/store.ts';
+import { tenantOf } from '../auth.ts';
+import { taskView } from './views.ts';
+
+function body(req: Request): Record<string, unknown> {
+  const b = req.body as unknown;
+  if (typeof b !== 'object' || b === null || Array.isArray(b)) throw new SoftserveError('BAD_REQUEST', 'body must be a JSON object');
+  return b as Record<string, unknown>;
+}
+
+function scoringFromJson(raw: unknown): Scoring {
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
+    throw new SoftserveError('BAD_REQUEST', 'scoring must be {type: "verbalizer", label_words: [...]} or {type: "head", pooling?: "last"|"mean"}');
+  }
+  const s = raw as Record<string, unknown>;
+  if (s.type === 'verbalizer') return { type: 'verbalizer', labelWords: s.label_words as string[] };
+  if (s.type === 'head') return { type: 'head', pooling: (s.pooling ?? 'last') as 'last' | 'mean' };
+  throw new SoftserveError('BAD_REQUEST', `scoring.type must be "verbalizer" or "head", got ${JSON.stringify(s.type)}`);
+}
+
+export function tasksRouter(store: PromptStore): express.Router {
+  const r = express.Router();
+
+  r.post('/', (req: Request, res: Response) => {
+    const b = body(req);
+    const task = store.createTask(tenantOf(res).id, {
+      name: b.name as string,
+      labels: b.labels as string[],
+      template: b.template as string,
+      scoring: scoringFromJson(b.scoring),
+    });
+    res.status(201).json(taskView(task));
+  });
+
+  r.get('/', (_req: Request, res: Response) => {
+    res.json({ tasks: store.listTasks(tenantOf(res).id).map(taskView) });
+  });
+
+  r.get('/:task', (req: Request, res: Response) => {
+    res.json(taskView(store.getTask(tenantOf(res).id, req.params.task as string)));
+  });
+
+  r.delete('/:task', async (req: Request, res: Response) => {
+    await store.deleteTask(tenantOf(res).id, req.params.task as string);
+    res.status(204).end();
+  });
+
+  return r;
+}
