@@ -28,7 +28,16 @@ export interface SchedulerConfig {
   quantumTokens: number;
   /** Forward passes in flight at once (one per inference worker). */
   concurrency: number;
+  /**
+   * Who may share a forward pass: rows of any tenants (the product), rows of
+   * one tenant only, or no one (batch size 1). The last two exist to measure
+   * what cross-tenant batching buys (npm run bench).
+   */
+  policy: BatchPolicy;
 }
+
+export type BatchPolicy = 'cross-tenant' | 'per-tenant' | 'single';
+export const BATCH_POLICIES: readonly BatchPolicy[] = ['cross-tenant', 'per-tenant', 'single'];
 
 export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = {
   maxBatchTokens: 8192,
@@ -39,6 +48,7 @@ export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = {
   maxTenantQueueRows: 1024,
   quantumTokens: 256,
   concurrency: 1,
+  policy: 'cross-tenant',
 };
 
 export interface RowOutput { scores: Float32Array; pooled: Float32Array; batchId: number }
@@ -196,7 +206,8 @@ export class Scheduler {
     while (this.inFlight < this.config.concurrency && this.queuedRows > 0) {
       const oldest = this.oldestRow()!;
       const waited = performance.now() - oldest.enqueuedAt;
-      const full = this.queuedRows >= this.config.maxBatchRows || this.queuedTokens >= this.config.maxBatchTokens;
+      const full = this.config.policy === 'single' ||
+        this.queuedRows >= this.config.maxBatchRows || this.queuedTokens >= this.config.maxBatchTokens;
       if (!full && waited < this.config.maxWaitMs && !this.draining) {
         if (!this.waitTimer) {
           this.waitTimer = setTimeout(() => { this.waitTimer = null; this.pump(); }, Math.ceil(this.config.maxWaitMs - waited));
@@ -210,7 +221,8 @@ export class Scheduler {
 
   /** Deficit round-robin over tenants, rows of the seed's length class only. */
   private formBatch(seed: RowJob): RowJob[] {
-    const { maxBatchRows, maxBatchTokens, quantumTokens } = this.config;
+    const { maxBatchTokens, quantumTokens, policy } = this.config;
+    const maxBatchRows = policy === 'single' ? 1 : this.config.maxBatchRows;
     const picked: RowJob[] = [];
     let longest = 0;
     const fits = (r: RowJob) =>
@@ -223,19 +235,25 @@ export class Scheduler {
       picked.push(r);
       longest = Math.max(longest, r.tokens);
     };
-    for (;;) {
+    // Each turn grants the tenant under the cursor one quantum; the cursor
+    // moves on after every turn, and stays put across batches, so the tenant
+    // after the one that filled this batch opens the next.
+    fill: for (;;) {
       let eligible = false;
       const n = this.order.length;
       for (let i = 0; i < n && this.order.length > 0; i++) {
-        const tenant = this.order[this.cursor % this.order.length]!;
+        if (picked.length >= maxBatchRows) break fill;
+        const at = this.cursor % this.order.length;
+        const tenant = this.order[at]!;
         const q = this.tenants.get(tenant)!;
-        if (q.rows.length > 0 && fits(q.rows[0]!)) {
+        const allowed = policy === 'cross-tenant' || tenant === seed.request.tenant;
+        if (allowed && q.rows.length > 0 && fits(q.rows[0]!)) {
           eligible = true;
           q.deficit += quantumTokens;
           while (q.rows.length > 0 && fits(q.rows[0]!) && q.rows[0]!.tokens <= q.deficit) take(q);
         }
-        if (q.rows.length === 0) this.forget(tenant);
-        else this.cursor = (this.cursor + 1) % this.order.length;
+        if (q.rows.length === 0) this.forget(tenant); // the next tenant slides into `at`
+        else this.cursor = (at + 1) % this.order.length;
       }
       if (!eligible) break;
     }

@@ -3,7 +3,7 @@
 
 import { fileURLToPath } from 'node:url';
 import { parseExecutionProvider, type ExecutionProvider } from '../kernels/session.ts';
-import { DEFAULT_SCHEDULER_CONFIG, type SchedulerConfig } from './scheduler.ts';
+import { BATCH_POLICIES, DEFAULT_SCHEDULER_CONFIG, type BatchPolicy, type SchedulerConfig } from './scheduler.ts';
 import { DEFAULT_CLASSIFY_LIMITS, type ClassifyLimits } from './classify.ts';
 
 export interface ServingConfig {
@@ -13,7 +13,8 @@ export interface ServingConfig {
   executionProvider: ExecutionProvider;
   /** SOFTSERVE_INTRA_OP_THREADS: onnxruntime threads (default: onnxruntime's choice, all cores). */
   intraOpThreads?: number;
-  /** SOFTSERVE_BATCH_MAX_TOKENS, _MAX_ROWS, _MAX_WAIT_MS, SOFTSERVE_QUEUE_MAX_ROWS, _MAX_TOKENS, _MAX_TENANT_ROWS, SOFTSERVE_DRR_QUANTUM. */
+  /** SOFTSERVE_BATCH_MAX_TOKENS, _MAX_ROWS, _MAX_WAIT_MS, SOFTSERVE_QUEUE_MAX_ROWS, _MAX_TOKENS, _MAX_TENANT_ROWS, SOFTSERVE_DRR_QUANTUM,
+   *  SOFTSERVE_BATCH_POLICY (cross-tenant | per-tenant | single; the last two for benchmarks). */
   scheduler: SchedulerConfig;
   /** SOFTSERVE_MAX_INPUTS, SOFTSERVE_MAX_INPUT_CHARS, SOFTSERVE_MAX_TEXT_TOKENS, SOFTSERVE_DEADLINE_MS, SOFTSERVE_MAX_PROMPTS. */
   classify: ClassifyLimits;
@@ -33,6 +34,12 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 1): n
   return v;
 }
 
+function batchPolicy(raw: string | undefined): BatchPolicy {
+  if (raw === undefined || raw === '') return DEFAULT_SCHEDULER_CONFIG.policy;
+  if ((BATCH_POLICIES as readonly string[]).includes(raw)) return raw as BatchPolicy;
+  throw new Error(`SOFTSERVE_BATCH_POLICY must be one of ${BATCH_POLICIES.join(', ')}, got ${JSON.stringify(raw)}`);
+}
+
 export function loadServingConfig(env: NodeJS.ProcessEnv = process.env): ServingConfig {
   const s = DEFAULT_SCHEDULER_CONFIG;
   const c = DEFAULT_CLASSIFY_LIMITS;
@@ -48,6 +55,7 @@ export function loadServingConfig(env: NodeJS.ProcessEnv = process.env): Serving
       maxTenantQueueRows: int(env, 'SOFTSERVE_QUEUE_MAX_TENANT_ROWS', s.maxTenantQueueRows),
       quantumTokens: int(env, 'SOFTSERVE_DRR_QUANTUM', s.quantumTokens),
       concurrency: 1,
+      policy: batchPolicy(env.SOFTSERVE_BATCH_POLICY),
     },
     classify: {
       maxInputs: int(env, 'SOFTSERVE_MAX_INPUTS', c.maxInputs),

@@ -68,7 +68,7 @@ function assertSameScores(got: Record<string, number>, want: Record<string, numb
 
 test('concurrent requests from several tenants share batches and get exactly their answers alone', async () => {
   const all = calls();
-  const alone = [];
+  const alone: Array<{ results: Array<{ label: string; scores: Record<string, number> }> }> = [];
   for (const c of all) {
     const r = await classify(srv.url, c.key, c.task, c.body);
     assert.equal(r.status, 200, JSON.stringify(r.json));

@@ -1,0 +1,95 @@
+// The scheduler's batching rules, with a stand-in for the inference worker
+// that records every batch it is given.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { DEFAULT_SCHEDULER_CONFIG, Scheduler, type SchedulerConfig } from '../server/scheduler.ts';
+import type { AssembledBatch, EngineRow } from '../models/batch.ts';
+import { SoftserveError } from '../kernels/errors.ts';
+
+interface Seen { tenants: string[]; lengths: number[] }
+
+function harness(config: Partial<SchedulerConfig>, runMs = 2) {
+  const batches: Seen[] = [];
+  const assemble = (rows: EngineRow[]): AssembledBatch => ({
+    feeds: {}, numClasses: rows.map(() => 2), rows: rows.length,
+    paddedLength: Math.max(...rows.map((r) => r.inputIds.length)), realTokens: rows.reduce((a, r) => a + r.inputIds.length, 0),
+  });
+  const run = async (b: AssembledBatch) => {
+    await new Promise((r) => setTimeout(r, runMs));
+    return { scores: new Float32Array(b.rows * 2), pooled: new Float32Array(b.rows * 4), classes: 2, inferenceMs: runMs };
+  };
+  const scheduler = new Scheduler(run, (rows) => {
+    // Rows carry their tenant in the first id, for the record.
+    batches.push({ tenants: rows.map((r) => `t${r.inputIds[0]}`), lengths: rows.map((r) => r.inputIds.length) });
+    return assemble(rows);
+  }, { ...DEFAULT_SCHEDULER_CONFIG, maxWaitMs: 5, ...config });
+  const rows = (tenant: number, n: number, length = 8): EngineRow[] =>
+    Array.from({ length: n }, () => ({ inputIds: [tenant, ...Array(length - 1).fill(5)], labelIds: [1, 2] }));
+  return { scheduler, batches, rows };
+}
+
+test('cross-tenant policy mixes tenants in one batch', async () => {
+  const { scheduler, batches, rows } = harness({});
+  await Promise.all([1, 2, 3].map((t) => scheduler.submit(`t${t}`, rows(t, 4), 10_000)));
+  assert.ok(batches.some((b) => new Set(b.tenants).size === 3), JSON.stringify(batches));
+});
+
+test('per-tenant policy never mixes tenants; single runs one row at a time', async () => {
+  const per = harness({ policy: 'per-tenant' });
+  await Promise.all([1, 2, 3].map((t) => per.scheduler.submit(`t${t}`, per.rows(t, 4), 10_000)));
+  assert.ok(per.batches.every((b) => new Set(b.tenants).size === 1));
+  assert.ok(per.batches.some((b) => b.tenants.length > 1), 'per-tenant still batches within a tenant');
+  const single = harness({ policy: 'single' });
+  await Promise.all([1, 2].map((t) => single.scheduler.submit(`t${t}`, single.rows(t, 3), 10_000)));
+  assert.ok(single.batches.every((b) => b.tenants.length === 1));
+  assert.equal(single.batches.length, 6);
+});
+
+test('a flood from one tenant does not starve another (deficit round-robin)', async () => {
+  const { scheduler, batches, rows } = harness({ maxBatchRows: 8, maxTenantQueueRows: 10_000, maxQueueRows: 10_000 });
+  const flood = scheduler.submit('t1', rows(1, 400), 60_000);
+  await new Promise((r) => setTimeout(r, 1));
+  const polite = await scheduler.submit('t2', rows(2, 4), 60_000);
+  const politeBatch = Math.max(...polite.batchIds);
+  // Served within the first batches formed after it arrived, not after 400 rows.
+  assert.ok(politeBatch <= 3, `the polite tenant waited until batch ${politeBatch}`);
+  await flood;
+  const withT2 = batches.filter((b) => b.tenants.includes('t2'));
+  assert.ok(withT2.every((b) => b.tenants.includes('t1')), 'the polite rows shared batches with the flood');
+});
+
+test('rows of very different lengths do not share a batch', async () => {
+  const { scheduler, batches, rows } = harness({});
+  await Promise.all([
+    scheduler.submit('t1', rows(1, 4, 6), 10_000),
+    scheduler.submit('t2', rows(2, 4, 200), 10_000),
+    scheduler.submit('t3', rows(3, 4, 7), 10_000),
+  ]);
+  for (const b of batches) assert.ok(Math.max(...b.lengths) / Math.min(...b.lengths) <= 4, JSON.stringify(b.lengths));
+  assert.ok(batches.some((b) => b.tenants.includes('t1') && b.tenants.includes('t3')), 'similar lengths still share');
+});
+
+test('the queue is bounded per tenant and in total, with a Retry-After hint', async () => {
+  const { scheduler, rows } = harness({ maxTenantQueueRows: 10, maxQueueRows: 15 }, 20);
+  const first = scheduler.submit('t1', rows(1, 8), 10_000);
+  await assert.rejects(scheduler.submit('t1', rows(1, 8), 10_000), (e: unknown) =>
+    e instanceof SoftserveError && e.code === 'OVERLOADED' && Number(e.details?.retryAfter) >= 1);
+  const other = scheduler.submit('t2', rows(2, 6), 10_000);
+  await assert.rejects(scheduler.submit('t3', rows(3, 6), 10_000), (e: unknown) => e instanceof SoftserveError && e.code === 'OVERLOADED');
+  await Promise.all([first, other]);
+  await assert.rejects(scheduler.submit('t1', rows(1, 11), 10_000), (e: unknown) => e instanceof SoftserveError && e.code === 'PAYLOAD_TOO_LARGE');
+});
+
+test('a deadline removes queued rows and rejects with DEADLINE_EXCEEDED; drain refuses new work', async () => {
+  const { scheduler, batches, rows } = harness({ maxWaitMs: 50 });
+  await assert.rejects(scheduler.submit('t1', rows(1, 3), 5), (e: unknown) => e instanceof SoftserveError && e.code === 'DEADLINE_EXCEEDED');
+  assert.equal(scheduler.depth.rows, 0);
+  await new Promise((r) => setTimeout(r, 80));
+  assert.equal(batches.length, 0, 'expired rows never ran');
+  const pending = scheduler.submit('t1', rows(1, 2), 10_000);
+  const drained = scheduler.drain();
+  await assert.rejects(scheduler.submit('t2', rows(2, 1), 10_000), (e: unknown) => e instanceof SoftserveError && e.code === 'DRAINING');
+  await pending;
+  await drained;
+});
