@@ -158,6 +158,11 @@ export class Graph {
     return this.op('Shape', [a], attrs);
   }
 
+  /** Declared graph inputs (read-only; graph transforms such as autodiff read them). */
+  get declaredInputs(): readonly ValueInfoSpec[] { return this.inputs; }
+  /** Initializers, weights and inline constants alike (read-only). */
+  get declaredInitializers(): readonly TensorProtoSpec[] { return this.initializers; }
+
   toOnnx(): OnnxModel {
     const bytes = encodeModel({
       graphName: this.name,
