@@ -1,0 +1,228 @@
+// Training graphs: the family's serving forward (the very graph that serves,
+// so a trained prompt scores identically when published), a cross-entropy
+// loss over the task's classes, and the gradients of that loss with respect to
+// the prompt inputs only (kernels/autodiff.ts). Weights stay initializers and
+// are never differentiated.
+//
+// Extra inputs: `labels` int64 [B] (class index per row) and `example_weight`
+// float32 [B] (the loss is -sum_b w_b log softmax(scores_b)[label_b]; the
+// trainer passes 1/rows, and 0 for padding rows it wants to ignore).
+// Outputs: `loss` [], `grad_<input>` (same shape as the input) for each
+// trainable input, and the serving outputs `scores` [B,C] / `pooled` [B,H].
+//
+// TrainableModel wraps one loaded checkpoint with a forward-only session (the
+// serving graph, for held-out evaluation and features), training sessions
+// built on demand per set of trainable inputs, and a key/value capture graph
+// (for initialising prefixes from the model's own activations).
+
+import { addGradients } from '../kernels/autodiff.ts';
+import { SoftserveError } from '../kernels/errors.ts';
+import { Graph, type Value } from '../kernels/graph.ts';
+import { openSession, ort, type SessionOptions } from '../kernels/session.ts';
+import { assembleBatch, type AssembledBatch, type EngineRow, type TensorData } from './batch.ts';
+import { loadCheckpoint, type Checkpoint } from './checkpoint.ts';
+import { familyOf, type Family } from './families.ts';
+import type { ModelSpec } from './spec.ts';
+import { TextTokenizer } from './tokenizer.ts';
+
+export type TrainableInput = 'soft_prompt_table' | 'prefix_table' | 'head_table' | 'head_bias';
+export const TRAINABLE_INPUTS: readonly TrainableInput[] = ['soft_prompt_table', 'prefix_table', 'head_table', 'head_bias'];
+
+export interface TrainingGraph {
+  graph: Graph;
+  wrt: TrainableInput[];
+  /** Forward nodes differentiated and backward nodes added (for logs and tests). */
+  differentiatedNodes: number;
+  backwardNodes: number;
+}
+
+/** Appends the loss and gradients to a graph that already holds a serving forward. */
+export function addTrainingHead(g: Graph, wrt: readonly TrainableInput[]): { differentiatedNodes: number; backwardNodes: number } {
+  if (wrt.length === 0) throw new Error('a training graph needs at least one trainable input');
+  const labels = g.input('labels', 'int64', ['B']);
+  const weights = g.input('example_weight', 'float32', ['B']);
+  // `scores` is the serving output (an Identity of the masked class scores).
+  const logp = g.op('LogSoftmax', ['scores'], { axis: 1 });
+  const picked = g.squeeze(g.op('GatherElements', [logp, g.unsqueeze(labels, [1])], { axis: 1 }), [1]); // [B]
+  const loss = g.op('Neg', [g.reduceSum(g.mul(picked, weights), [0], false)]);
+  const res = addGradients(g, { loss, wrt: [...wrt] });
+  g.output(loss, 'loss', 'float32', []);
+  for (const w of wrt) g.output(res.grads.get(w)!, `grad_${w}`, 'float32', gradDims(w));
+  return { differentiatedNodes: res.differentiatedNodes, backwardNodes: res.backwardNodes };
+}
+
+function gradDims(w: TrainableInput): Array<number | string> {
+  switch (w) {
+    case 'soft_prompt_table': return ['U', 'P', 'H'];
+    case 'prefix_table': return ['L', 2, 'Uk', 'KV', 'Pk', 'D'];
+    case 'head_table': return ['Uh', 'C', 'H'];
+    case 'head_bias': return ['Uh', 'C'];
+  }
+}
+
+export function buildTrainingGraph(ckpt: Checkpoint, family: Family, spec: ModelSpec, wrt: readonly TrainableInput[]): TrainingGraph {
+  const g = new Graph(`${spec.family}_training`);
+  family.buildServingGraph(g, ckpt, spec);
+  const stats = addTrainingHead(g, wrt);
+  return { graph: g, wrt: [...wrt], ...stats };
+}
+
+/**
+ * A graph that also outputs every layer's text keys and values
+ * (`kv_<layer>_0` keys after RoPE, `kv_<layer>_1` values), [B,KV,T,D]: the
+ * second operand of each attention's concat with the row's prefix.
+ */
+export function buildKvCaptureGraph(ckpt: Checkpoint, family: Family, spec: ModelSpec): Graph {
+  const g = new Graph(`${spec.family}_kv`);
+  family.buildServingGraph(g, ckpt, spec);
+  const producer = new Map<Value, (typeof g.nodes)[number]>();
+  for (const n of g.nodes) for (const o of n.outputs) producer.set(o, n);
+  const captured: Value[] = [];
+  for (const n of g.nodes) {
+    if (n.opType !== 'Concat' || n.inputs.length !== 2) continue;
+    const first = producer.get(n.inputs[0]!);
+    // rowPrefix: Gather(perLayer, prefix_index)
+    if (first?.opType === 'Gather' && first.inputs[1] === 'prefix_index') captured.push(n.inputs[1]!);
+  }
+  if (captured.length !== 2 * spec.numLayers) {
+    throw new Error(`kv capture: found ${captured.length} prefix concats, expected ${2 * spec.numLayers}`);
+  }
+  captured.forEach((v, i) => g.output(v, `kv_${Math.floor(i / 2)}_${i % 2}`, 'float32', ['B', spec.numKvHeads, 'T', spec.headDim]));
+  return g;
+}
+
+/** The name of the input word-embedding matrix [V,H] in a checkpoint. */
+export function inputEmbeddingName(ckpt: Checkpoint, spec: ModelSpec): string {
+  const candidates = spec.family === 'llama' ? ['model.embed_tokens.weight']
+    : spec.family === 'gpt2' ? ['transformer.wte.weight', 'wte.weight']
+    : [`${spec.family}.embeddings.word_embeddings.weight`, 'embeddings.word_embeddings.weight'];
+  const name = ckpt.weights.resolve(...candidates);
+  if (!name) throw new SoftserveError('MODEL_TENSOR_MISSING', `no input embedding matrix (${candidates.join(' / ')})`);
+  return name;
+}
+
+function toOrt(t: TensorData): ort.Tensor {
+  return new ort.Tensor(t.type, t.data, t.dims);
+}
+
+export interface StepOutput {
+  loss: number;
+  /** Per trainable input, the gradient with the input's own layout. */
+  grads: Partial<Record<TrainableInput, Float32Array>>;
+  /** [B,C] */
+  scores: Float32Array;
+  classes: number;
+}
+
+export interface ForwardOutput {
+  scores: Float32Array;
+  pooled: Float32Array;
+  classes: number;
+}
+
+export class TrainableModel {
+  private readonly training = new Map<string, Promise<ort.InferenceSession>>();
+  private kvSession: Promise<ort.InferenceSession> | null = null;
+  private embeddingCache: Float32Array | null = null;
+
+  private constructor(
+    readonly ckpt: Checkpoint,
+    readonly family: Family,
+    readonly spec: ModelSpec,
+    readonly tokenizer: TextTokenizer,
+    readonly positionOffset: number,
+    private readonly forwardSession: ort.InferenceSession,
+    private readonly options: SessionOptions,
+  ) {}
+
+  static async load(dir: string, options: SessionOptions = {}): Promise<TrainableModel> {
+    const ckpt = loadCheckpoint(dir);
+    const family = familyOf(ckpt);
+    const spec = family.spec(ckpt);
+    const g = new Graph(`${spec.family}_serving`);
+    family.buildServingGraph(g, ckpt, spec);
+    const session = await openSession(g.toOnnx(), options);
+    return new TrainableModel(ckpt, family, spec, new TextTokenizer(ckpt), family.positionOffset(spec), session, options);
+  }
+
+  assemble(rows: EngineRow[]): AssembledBatch {
+    return assembleBatch(rows, this.spec, this.positionOffset);
+  }
+
+  /** The input word embeddings [V,H] (for prompt initialisation). */
+  embeddings(): Float32Array {
+    this.embeddingCache ??= this.ckpt.weights.get(inputEmbeddingName(this.ckpt, this.spec), [this.spec.vocabSize, this.spec.hiddenSize]);
+    return this.embeddingCache;
+  }
+
+  async forward(rows: EngineRow[]): Promise<ForwardOutput> {
+    const batch = this.assemble(rows);
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [k, t] of Object.entries(batch.feeds)) feeds[k] = toOrt(t);
+    const out = await this.forwardSession.run(feeds);
+    return { scores: out.scores!.data as Float32Array, pooled: out.pooled!.data as Float32Array, classes: out.scores!.dims[1]! };
+  }
+
+  private trainingSession(wrt: readonly TrainableInput[]): Promise<ort.InferenceSession> {
+    const key = [...wrt].sort().join(',');
+    let s = this.training.get(key);
+    if (!s) {
+      const tg = buildTrainingGraph(this.ckpt, this.family, this.spec, wrt);
+      s = openSession(tg.graph.toOnnx(), this.options);
+      this.training.set(key, s);
+    }
+    return s;
+  }
+
+  /** Opens the training session for `wrt` ahead of the first step. */
+  async prepare(wrt: readonly TrainableInput[]): Promise<void> {
+    await this.trainingSession(wrt);
+  }
+
+  /** One forward + backward: loss, gradients for `wrt`, and the rows' scores. */
+  async step(rows: EngineRow[], labels: number[], weights: number[], wrt: readonly TrainableInput[]): Promise<StepOutput> {
+    const session = await this.trainingSession(wrt);
+    const batch = this.assemble(rows);
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [k, t] of Object.entries(batch.feeds)) feeds[k] = toOrt(t);
+    feeds.labels = new ort.Tensor('int64', BigInt64Array.from(labels.map(BigInt)), [rows.length]);
+    feeds.example_weight = new ort.Tensor('float32', Float32Array.from(weights), [rows.length]);
+    const fetches = ['loss', 'scores', ...wrt.map((w) => `grad_${w}`)];
+    const out = await session.run(feeds, fetches);
+    const grads: Partial<Record<TrainableInput, Float32Array>> = {};
+    for (const w of wrt) grads[w] = out[`grad_${w}`]!.data as Float32Array;
+    return { loss: (out.loss!.data as Float32Array)[0]!, grads, scores: out.scores!.data as Float32Array, classes: out.scores!.dims[1]! };
+  }
+
+  /**
+   * Keys and values of each layer for the rows' text, [L,2,B,KV,T,D] flattened
+   * per row: returns per row a [L,2,KV,T,D] array over its first `length` tokens.
+   */
+  async captureKv(ids: number[], length: number): Promise<Float32Array> {
+    this.kvSession ??= openSession(buildKvCaptureGraph(this.ckpt, this.family, this.spec).toOnnx(), this.options);
+    const session = await this.kvSession;
+    const batch = this.assemble([{ inputIds: ids, labelIds: [0] }]);
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const [k, t] of Object.entries(batch.feeds)) feeds[k] = toOrt(t);
+    const { numLayers: L, numKvHeads: KV, headDim: D } = this.spec;
+    const T = ids.length;
+    const fetches: string[] = [];
+    for (let l = 0; l < L; l++) fetches.push(`kv_${l}_0`, `kv_${l}_1`);
+    const out = await session.run(feeds, fetches);
+    const P = Math.min(length, T);
+    const res = new Float32Array(L * 2 * KV * P * D);
+    for (let l = 0; l < L; l++) for (let w = 0; w < 2; w++) {
+      const src = out[`kv_${l}_${w}`]!.data as Float32Array; // [1,KV,T,D]
+      for (let k = 0; k < KV; k++) for (let t = 0; t < P; t++) for (let d = 0; d < D; d++) {
+        res[((((l * 2 + w) * KV + k) * P + t) * D) + d] = src[(k * T + t) * D + d]!;
+      }
+    }
+    return res;
+  }
+
+  async release(): Promise<void> {
+    await this.forwardSession.release();
+    for (const s of this.training.values()) await (await s).release();
+    if (this.kvSession) await (await this.kvSession).release();
+  }
+}
