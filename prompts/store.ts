@@ -23,6 +23,7 @@ import {
   DEFAULT_PROMPT_LIMITS, decodePromptFile, encodePromptFile, modelDims, sameDims, validatePromptTensors,
   type ModelDims, type PromptKind, type PromptLimits, type PromptTensors,
 } from './kinds.ts';
+import { parseTemplate } from './template.ts';
 import { exportPeft, importPeft, type PeftFiles } from './peft.ts';
 import { PromptResidency, type ResidencyStats } from './residency.ts';
 import { TensorFiles, sha256Hex } from './tensor-files.ts';
@@ -209,6 +210,9 @@ export function validateTaskDefinition(def: TaskDefinition, spec: ModelSpec, lim
   if (TEMPLATE_CONTROL_RE.test(def.template)) invalidTask('template contains a control character');
   const slots = def.template.split('{text}').length - 1;
   if (slots !== 1) invalidTask(`template must contain the {text} slot exactly once, found ${slots}`);
+  const pieces = parseTemplate(def.template);
+  const hasMask = pieces.some((p) => p.kind === 'mask');
+  if (hasMask && spec.maskTokenId === null) invalidTask(`template has {mask}, but this ${spec.family} model has no mask token`);
   const sc = def.scoring as unknown;
   if (typeof sc !== 'object' || sc === null) throw new SoftserveError('BAD_REQUEST', 'scoring must be an object');
   const scoring = sc as Record<string, unknown>;
@@ -218,6 +222,7 @@ export function validateTaskDefinition(def: TaskDefinition, spec: ModelSpec, lim
     if (!Array.isArray(words)) throw new SoftserveError('BAD_REQUEST', 'a verbalizer needs label_words, one string per label');
     if (words.length !== labels.length) invalidTask(`verbalizer has ${words.length} label words for ${labels.length} labels`);
     if (!spec.hasLmHead) invalidTask('the loaded model has no LM head: score this task with a linear head');
+    if (!spec.causal && !hasMask) invalidTask(`a verbalizer on a masked LM reads the {mask} slot: add {mask} to the template (e.g. "{text} It was {mask}.")`);
     out = { type: 'verbalizer', labelWords: words.map((w, i) => checkLabelText(`label word ${i}`, w)) };
   } else if (scoring.type === 'head') {
     const pooling = scoring.pooling ?? 'last';

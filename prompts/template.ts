@@ -17,7 +17,7 @@ export interface Tokenizes {
   tokenId(token: string): number | undefined;
 }
 
-type Piece =
+export type Piece =
   | { kind: 'literal'; text: string }
   | { kind: 'text' }
   | { kind: 'mask' }
@@ -84,7 +84,8 @@ export function buildRow(
   const body: number[] = [];
   let run = '';
   const flush = () => {
-    if (run.trim().length > 0) body.push(...tok.encode(run.replace(/^ +/, '')));
+    // Spaces at a slot's edge separate pieces; sentencepiece would turn them into lone '▁' tokens.
+    if (run.trim().length > 0) body.push(...tok.encode(run.replace(/^ +| +$/g, '')));
     run = '';
   };
   const virtual = (from: number, to: number) => {
