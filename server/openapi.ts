@@ -1,10 +1,192 @@
 // The OpenAPI document served at /openapi.json. docs/API.md is the prose
-// version; keep the two in step.
+// version; keep the two in step (test/openapi.test.ts checks every route the
+// server answers is listed here).
 
-export function openApiDocument(): Record<string, unknown> {
+type Json = Record<string, unknown>;
+
+const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
+const json = (schema: Json): Json => ({ 'application/json': { schema } });
+const ok = (description: string, schema?: Json): Json => (schema ? { description, content: json(schema) } : { description });
+const errors = (...statuses: number[]): Json =>
+  Object.fromEntries(statuses.map((s) => [String(s), { description: ERROR_TEXT[s] ?? 'error', content: json(ref('Error')) }]));
+
+const ERROR_TEXT: Record<number, string> = {
+  400: 'malformed request', 401: 'missing or unknown key', 403: 'wrong kind of key', 404: 'unknown, or not yours',
+  409: 'conflict', 413: 'over a limit', 415: 'unsupported media type', 422: 'invalid against the model or task',
+  429: 'overloaded (see Retry-After)', 503: 'not ready or draining', 504: 'deadline exceeded',
+};
+
+const name = (what: string): Json => ({ name: what, in: 'path', required: true, schema: { type: 'string', pattern: '^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$' } });
+const version: Json = { name: 'version', in: 'path', required: true, schema: { oneOf: [{ type: 'integer', minimum: 1 }, { type: 'string', enum: ['latest'] }] } };
+
+const schemas: Record<string, Json> = {
+  Error: {
+    type: 'object', required: ['error'],
+    properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' } } } },
+  },
+  Tenant: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, created_at: { type: 'string', format: 'date-time' } } },
+  Key: { type: 'object', properties: { id: { type: 'string' }, prefix: { type: 'string' }, created_at: { type: 'string' }, revoked_at: { type: 'string', nullable: true } } },
+  NewKey: { type: 'object', properties: { api_key: { type: 'string', description: 'shown once' }, key: ref('Key') } },
+  Task: {
+    type: 'object', required: ['name', 'labels', 'template', 'scoring'],
+    properties: {
+      name: { type: 'string' },
+      labels: { type: 'array', items: { type: 'string' }, minItems: 2 },
+      template: { type: 'string', description: 'contains {text} once; may contain {mask} (masked LMs) and {soft} / {soft:a-b} (where virtual tokens go; default: first)' },
+      scoring: {
+        oneOf: [
+          { type: 'object', required: ['type', 'label_words'], properties: { type: { enum: ['verbalizer'] }, label_words: { type: 'array', items: { type: 'string' } } } },
+          { type: 'object', required: ['type'], properties: { type: { enum: ['head'] }, pooling: { enum: ['last', 'mean'] } } },
+        ],
+      },
+      created_at: { type: 'string' },
+    },
+  },
+  JsonPrompt: {
+    type: 'object', required: ['name', 'kind', 'tensor'],
+    properties: {
+      name: { type: 'string' }, kind: { enum: ['soft', 'ptuning', 'prefix'] },
+      tensor: { type: 'array', description: '[P][H] for soft/ptuning, [L][2][KV][P][D] for prefix', items: {} },
+      head: { type: 'object', properties: { weight: { type: 'array', items: {} }, bias: { type: 'array', items: { type: 'number' } } } },
+    },
+  },
+  PromptVersion: {
+    type: 'object',
+    properties: {
+      task: { type: 'string' }, name: { type: 'string' }, version: { type: 'integer' }, kind: { enum: ['soft', 'ptuning', 'prefix'] },
+      num_virtual_tokens: { type: 'integer' }, has_head: { type: 'boolean' }, tensor_sha256: { type: 'string' }, tensor_bytes: { type: 'integer' },
+      source: { enum: ['peft', 'json', 'training'] }, source_dtype: { type: 'string', nullable: true }, created_at: { type: 'string' },
+    },
+  },
+  Prompt: { type: 'object', properties: { task: { type: 'string' }, name: { type: 'string' }, latest_version: { type: 'integer' }, versions: { type: 'array', items: ref('PromptVersion') } } },
+  Ensemble: {
+    type: 'object',
+    properties: { task: { type: 'string' }, name: { type: 'string' }, members: { type: 'array', items: { type: 'object', properties: { prompt: { type: 'string' }, version: { type: 'integer', nullable: true } } } } },
+  },
+  ClassifyRequest: {
+    type: 'object', required: ['inputs'], additionalProperties: false,
+    properties: {
+      inputs: { type: 'array', items: { type: 'string', minLength: 1 }, minItems: 1, description: 'at most SOFTSERVE_MAX_INPUTS, each at most SOFTSERVE_MAX_INPUT_CHARS' },
+      prompt: { type: 'string' }, version: { type: 'integer', minimum: 1 }, ensemble: { type: 'string' },
+      prompts: { type: 'array', items: { oneOf: [{ type: 'string' }, { type: 'object', properties: { name: { type: 'string' }, version: { type: 'integer' } } }] } },
+      deadline_ms: { type: 'integer', minimum: 1, description: 'shorter than the server default only' },
+    },
+  },
+  ClassifyResponse: {
+    type: 'object',
+    properties: {
+      task: { type: 'string' },
+      prompt: { type: 'object', nullable: true, properties: { name: { type: 'string' }, version: { type: 'integer' } } },
+      ensemble: { type: 'string', nullable: true },
+      results: {
+        type: 'array',
+        items: {
+          type: 'object',
+          properties: {
+            label: { type: 'string' }, score: { type: 'number', description: 'probability of label (ensemble: mean over members)' },
+            scores: { type: 'object', additionalProperties: { type: 'number' } },
+            votes: { type: 'array', items: { type: 'object', properties: { prompt: { type: 'string' }, version: { type: 'integer' }, label: { type: 'string' }, score: { type: 'number' } } } },
+          },
+        },
+      },
+      batch_ids: { type: 'array', items: { type: 'integer' }, description: 'the forward passes this request rode in' },
+      usage: { type: 'object', properties: { rows: { type: 'integer' }, tokens: { type: 'integer' }, truncated_inputs: { type: 'integer' } } },
+      timing: { type: 'object', properties: { queue_ms: { type: 'number' }, inference_ms: { type: 'number' }, tokenize_ms: { type: 'number' } } },
+    },
+  },
+};
+
+const paths: Record<string, Json> = {
+  '/healthz': { get: { summary: 'The process is up', security: [], responses: { 200: ok('up') } } },
+  '/readyz': { get: { summary: 'Model loaded, warm-up run, not draining', security: [], responses: { 200: ok('ready'), ...errors(503) } } },
+  '/metrics': { get: { summary: 'Prometheus metrics (text format)', security: [], responses: { 200: { description: 'metrics', content: { 'text/plain': { schema: { type: 'string' } } } } } } },
+  '/openapi.json': { get: { summary: 'This document', security: [], responses: { 200: ok('OpenAPI 3') } } },
+  '/v1/tenants': {
+    post: { summary: 'Create a tenant (admin); the API key is shown once', requestBody: { content: json({ type: 'object', required: ['name'], properties: { name: { type: 'string' } } }) }, responses: { 201: ok('tenant and key', { allOf: [ref('Tenant'), ref('NewKey')] }), ...errors(400, 401, 403, 409) } },
+    get: { summary: 'List tenants (admin)', responses: { 200: ok('tenants'), ...errors(401, 403) } },
+  },
+  '/v1/tenants/{id}': {
+    parameters: [name('id')],
+    get: { summary: 'A tenant (admin)', responses: { 200: ok('tenant', ref('Tenant')), ...errors(401, 403, 404) } },
+    delete: { summary: 'Delete a tenant and everything it owns (admin)', responses: { 204: ok('deleted'), ...errors(401, 403, 404) } },
+  },
+  '/v1/tenants/{id}/keys': {
+    parameters: [name('id')],
+    post: { summary: 'New API key (admin)', responses: { 201: ok('key', ref('NewKey')), ...errors(401, 403, 404) } },
+    get: { summary: 'List keys (admin)', responses: { 200: ok('keys'), ...errors(401, 403, 404) } },
+  },
+  '/v1/tenants/{id}/keys/{keyId}': {
+    parameters: [name('id'), name('keyId')],
+    delete: { summary: 'Revoke a key (admin)', responses: { 204: ok('revoked'), ...errors(401, 403, 404) } },
+  },
+  '/v1/whoami': { get: { summary: 'The calling tenant', responses: { 200: ok('tenant', ref('Tenant')), ...errors(401, 403) } } },
+  '/v1/tasks': {
+    post: { summary: 'Create a task', requestBody: { content: json(ref('Task')) }, responses: { 201: ok('task', ref('Task')), ...errors(400, 401, 409, 422) } },
+    get: { summary: 'List tasks', responses: { 200: ok('tasks'), ...errors(401) } },
+  },
+  '/v1/tasks/{task}': {
+    parameters: [name('task')],
+    get: { summary: 'A task', responses: { 200: ok('task', ref('Task')), ...errors(401, 404) } },
+    delete: { summary: 'Delete a task, its prompts and ensembles', responses: { 204: ok('deleted'), ...errors(401, 404) } },
+  },
+  '/v1/tasks/{task}/classify': {
+    parameters: [name('task')],
+    post: {
+      summary: 'Classify inputs with a prompt, an ensemble, a list of prompts, or none (zero-shot verbalizer)',
+      requestBody: { content: json(ref('ClassifyRequest')) },
+      responses: { 200: ok('one result per input', ref('ClassifyResponse')), ...errors(400, 401, 404, 413, 422, 429, 503, 504) },
+    },
+  },
+  '/v1/tasks/{task}/prompts': {
+    parameters: [name('task')],
+    post: {
+      summary: 'Upload a prompt version: PEFT files (multipart: adapter_config.json, adapter_model.safetensors, name) or the JSON form',
+      requestBody: { content: { ...json(ref('JsonPrompt')), 'multipart/form-data': { schema: { type: 'object', properties: { name: { type: 'string' }, adapter_config: { type: 'string', format: 'binary' }, adapter_model: { type: 'string', format: 'binary' } } } } } },
+      responses: { 201: ok('the new version', ref('PromptVersion')), ...errors(400, 401, 404, 413, 415, 422) },
+    },
+    get: { summary: 'List prompts', responses: { 200: ok('prompts'), ...errors(401, 404) } },
+  },
+  '/v1/tasks/{task}/prompts/{name}': {
+    parameters: [name('task'), name('name')],
+    get: { summary: 'A prompt and its versions', responses: { 200: ok('prompt', ref('Prompt')), ...errors(401, 404) } },
+    delete: { summary: 'Delete a prompt (409 while an ensemble uses it)', responses: { 204: ok('deleted'), ...errors(401, 404, 409) } },
+  },
+  '/v1/tasks/{task}/prompts/{name}/versions/{version}': {
+    parameters: [name('task'), name('name'), version],
+    get: { summary: 'One version', responses: { 200: ok('version', ref('PromptVersion')), ...errors(400, 401, 404) } },
+    delete: { summary: 'Delete one version', responses: { 204: ok('deleted'), ...errors(400, 401, 404, 409) } },
+  },
+  '/v1/tasks/{task}/prompts/{name}/versions/{version}/export': {
+    parameters: [name('task'), name('name'), version, { name: 'file', in: 'query', schema: { enum: ['adapter_config.json', 'adapter_model.safetensors'] } }],
+    get: { summary: 'PEFT files: a tar of the adapter directory, or one file with ?file=', responses: { 200: { description: 'tar or file', content: { 'application/x-tar': {}, 'application/json': {}, 'application/octet-stream': {} } }, ...errors(400, 401, 404) } },
+  },
+  '/v1/tasks/{task}/ensembles': {
+    parameters: [name('task')],
+    post: { summary: 'Create an ensemble {name, members}', requestBody: { content: json(ref('Ensemble')) }, responses: { 201: ok('ensemble', ref('Ensemble')), ...errors(400, 401, 404, 409, 422) } },
+    get: { summary: 'List ensembles', responses: { 200: ok('ensembles'), ...errors(401, 404) } },
+  },
+  '/v1/tasks/{task}/ensembles/{name}': {
+    parameters: [name('task'), name('name')],
+    post: { summary: 'Create an ensemble {members}', requestBody: { content: json(ref('Ensemble')) }, responses: { 201: ok('ensemble', ref('Ensemble')), ...errors(400, 401, 404, 409, 422) } },
+    get: { summary: 'An ensemble', responses: { 200: ok('ensemble', ref('Ensemble')), ...errors(401, 404) } },
+    delete: { summary: 'Delete an ensemble', responses: { 204: ok('deleted'), ...errors(401, 404) } },
+  },
+};
+
+/** Extra paths from optional parts of the server (the training job API adds its own). */
+const extraPaths: Record<string, Json> = {};
+export function addOpenApiPaths(more: Record<string, Json>, moreSchemas: Record<string, Json> = {}): void {
+  Object.assign(extraPaths, more);
+  Object.assign(schemas, moreSchemas);
+}
+
+export function openApiDocument(): Json {
   return {
     openapi: '3.0.3',
-    info: { title: 'softserve', version: '0.1.0', description: 'Multi-tenant inference server for prompt-tuned text classification. See docs/API.md.' },
-    paths: {},
+    info: { title: 'softserve', version: '0.1.0', description: 'Multi-tenant inference server for prompt-tuned text classification. Prose reference: docs/API.md.' },
+    servers: [{ url: 'http://127.0.0.1:8080' }],
+    security: [{ bearer: [] }],
+    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'a tenant API key, or the admin key for /v1/tenants' } }, schemas },
+    paths: { ...paths, ...extraPaths },
   };
 }
