@@ -42,7 +42,7 @@ export const BATCH_POLICIES: readonly BatchPolicy[] = ['cross-tenant', 'per-tena
 export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = {
   maxBatchTokens: 8192,
   maxBatchRows: 64,
-  maxWaitMs: 4,
+  maxWaitMs: 2,
   maxQueueRows: 4096,
   maxQueueTokens: 262144,
   maxTenantQueueRows: 1024,
