@@ -73,7 +73,11 @@ function table(rows: Row[]): string {
 }
 
 const results: Row[] = [];
+const memory: string[] = [];
+const rssMiB = () => Math.round(process.memoryUsage().rss / 2 ** 20);
+const baseRss = rssMiB();
 const stories = await Engine.load(STORIES);
+memory.push(`stories260k: process RSS ${rssMiB()} MiB after load (${rssMiB() - baseRss} MiB over the bare process)`);
 results.push(...await measure(stories, 'stories260k', quick ? 300 : 1000));
 await stories.release();
 
@@ -81,7 +85,9 @@ const bertDir = mkdtempSync(join(tmpdir(), 'softserve-bert-base-'));
 try {
   process.stderr.write('writing a random BERT-base checkpoint...\n');
   writeRandomBert(bertDir, BERT_BASE);
+  const before = rssMiB();
   const bert = await Engine.load(bertDir);
+  memory.push(`bert-base (random, 110M parameters, 440 MB of float32): RSS ${rssMiB()} MiB after load, ${rssMiB() - before} MiB more than before it`);
   results.push(...await measure(bert, 'bert-base (random)', quick ? 500 : 2000));
   await bert.release();
 } finally {
@@ -96,6 +102,8 @@ const section = [
   `Each row: ${TEXT_TOKENS} text tokens; \`soft20\` adds a distinct 20-token soft prompt per row (so 84 positions), \`prefix20\` a distinct 20-token prefix per row in every layer. tokens/s counts every position computed (text and virtual), not prefix keys. Times are the mean of repeated runs of one assembled batch after a warm-up run.`,
   '',
   table(results),
+  '',
+  ...memory.map((m) => `- ${m}`),
   '<!-- bench:engine:end -->',
 ].join('\n');
 console.log(section);
