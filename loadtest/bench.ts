@@ -1,0 +1,560 @@
+// npm run bench [-- options]
+//
+// Load tests against the real server (`server/main.ts` as a child process on
+// 127.0.0.1), on stories260k and on a random BERT-base-sized checkpoint:
+//
+//   tax        100 tenants' distinct prompts mixed, against the same load with
+//              one shared tensor per prompt shape (goal: >= 0.9 of it)
+//   batching   the server as built (cross-tenant batches) against per-tenant
+//              batching and batch size 1 (goals: >= 1.5x and >= 4x)
+//   overhead   end-to-end rows/s against the raw engine running the very
+//              batches the server formed, in process (goal: >= 0.85)
+//   ensembles  rows/s of 5-prompt ensemble calls against single-prompt calls
+//              (goal: >= 0.95)
+//   latency    open-loop Poisson load at fractions of the maximum throughput:
+//              p99 against the time of one batch
+//   scale      10 .. 10,000 registered prompts with a residency cache smaller
+//              than the working set: throughput, p99, cache misses
+//   mixed      the realistic mix: Zipf tenants, soft prompts and prefixes,
+//              10% ensemble calls
+//
+// Options:
+//   --scenario a,b   run only these (default: all); --model stories|bert|all
+//   --quick          short runs and small counts (a tooling check, not a result)
+//   --write          write docs/BENCHMARKS.md (between the bench:load markers)
+//                    and docs/bench/*.svg; the default for a full run of
+//                    everything. Otherwise results go to tmp/bench/.
+//   --popularity uniform|zipf   tenant popularity (default zipf, s = 1)
+//   --scale-max N    largest prompt count of the scale scenario
+//   --profile-server write a V8 CPU profile of each server's HTTP thread to tmp/bench/prof/
+
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { HttpClient, type HttpResult } from './client.ts';
+import { runLoad, type LoadMode, type RunResult } from './generator.ts';
+import { scrape, serverSide } from './metrics-scrape.ts';
+import { BERT_BASE, writeRandomBert } from './random-model.ts';
+import { replayBatches, type ReplayBatch, type ReplayResult } from './replay.ts';
+import {
+  f, n0, distributionTable, replaceSection, runsTable, summarise, svgPlot, table, type Measurement, type Series,
+} from './report.ts';
+import {
+  STYLE_CAUSAL, addTenants, emptyWorkload, growPrompts, loadTexts, makeTraffic, readModelDims, setupWorkload,
+  type Popularity, type PromptShape, type TaskStyle, type Traffic, type TrafficSpec, type Workload, type WorkloadSpec,
+} from './scenarios.ts';
+import { startServerProcess, type ServerProcess } from './server-process.ts';
+
+export const SCENARIOS = ['tax', 'batching', 'overhead', 'ensembles', 'latency', 'scale', 'mixed'] as const;
+export type ScenarioName = (typeof SCENARIOS)[number];
+
+interface Args {
+  scenarios: Set<ScenarioName>;
+  models: Array<'stories' | 'bert'>;
+  quick: boolean;
+  write: boolean;
+  popularity: Popularity;
+  scaleMax: number | null;
+  profileServer: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const get = (name: string): string | undefined => {
+    const i = argv.indexOf(name);
+    if (i >= 0) return argv[i + 1];
+    const eq = argv.find((a) => a.startsWith(`${name}=`));
+    return eq?.slice(name.length + 1);
+  };
+  const known = new Set(['--scenario', '--model', '--quick', '--write', '--no-write', '--popularity', '--scale-max', '--profile-server', '--help']);
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) continue;
+    const name = a.split('=')[0]!;
+    if (!known.has(name)) throw new Error(`unknown option ${a}; see the top of loadtest/bench.ts`);
+  }
+  if (argv.includes('--help')) {
+    process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n') + '\n');
+    process.exit(0);
+  }
+  const scenarioArg = get('--scenario');
+  const scenarios = new Set<ScenarioName>();
+  for (const s of (scenarioArg ?? SCENARIOS.join(',')).split(',')) {
+    if (!(SCENARIOS as readonly string[]).includes(s)) throw new Error(`unknown scenario ${s}; one of ${SCENARIOS.join(', ')}`);
+    scenarios.add(s as ScenarioName);
+  }
+  const model = get('--model') ?? 'all';
+  if (!['stories', 'bert', 'all'].includes(model)) throw new Error('--model is stories, bert or all');
+  const quick = argv.includes('--quick');
+  const everything = scenarioArg === undefined && model === 'all' && !quick && get('--popularity') === undefined && get('--scale-max') === undefined;
+  const pop = get('--popularity') ?? 'zipf';
+  if (pop !== 'uniform' && pop !== 'zipf') throw new Error('--popularity is uniform or zipf');
+  const scaleMax = get('--scale-max');
+  return {
+    scenarios,
+    models: model === 'all' ? ['stories', 'bert'] : [model as 'stories' | 'bert'],
+    quick,
+    write: argv.includes('--write') || (everything && !argv.includes('--no-write')),
+    popularity: pop === 'uniform' ? { kind: 'uniform' } : { kind: 'zipf', s: 1 },
+    scaleMax: scaleMax === undefined ? null : Number(scaleMax),
+    profileServer: argv.includes('--profile-server'),
+  };
+}
+
+// --- model profiles ------------------------------------------------------------
+
+interface Profile {
+  id: 'stories' | 'bert';
+  title: string;
+  style: TaskStyle;
+  /** Texts are cut to this many words (BERT-base on 2 cores is slow). */
+  textWords?: number;
+  /** Texts mapped onto a random checkpoint's word-level vocabulary. */
+  vocabWords?: boolean;
+  mix: PromptShape[];
+  tenants: number;
+  ensembleTenants: number;
+  /** Closed-loop clients for the maximum-throughput runs (single-row requests). */
+  concurrency: number;
+  durationMs: number;
+  warmupMs: number;
+  latencyFractions: number[];
+  scale: { levels: number[]; shape: PromptShape; cachePrompts: number; durationMs: number };
+}
+
+function profiles(quick: boolean): Record<'stories' | 'bert', Profile> {
+  return {
+    stories: {
+      id: 'stories',
+      title: 'stories260k',
+      style: STYLE_CAUSAL,
+      mix: [{ kind: 'soft', length: 10 }, { kind: 'prefix', length: 10 }, { kind: 'soft', length: 20 }, { kind: 'prefix', length: 20 }],
+      tenants: 100,
+      ensembleTenants: quick ? 20 : 100,
+      concurrency: 128,
+      durationMs: quick ? 3000 : 10_000,
+      warmupMs: quick ? 700 : 2000,
+      latencyFractions: quick ? [0.5, 0.8] : [0.2, 0.5, 0.8, 0.95],
+      scale: { levels: quick ? [10, 100, 1000] : [10, 100, 1000, 10_000], shape: { kind: 'soft', length: 16 }, cachePrompts: 256, durationMs: quick ? 2500 : 8000 },
+    },
+    bert: {
+      id: 'bert',
+      title: 'BERT-base (random weights)',
+      // The random checkpoint's word-level vocabulary is w5..w30521: the template's words, the
+      // label words and the texts must be in it (SST-2 words are mapped onto it, lengths kept).
+      style: { template: '{text} w100 w200 {mask}', labels: ['negative', 'positive'], labelWords: ['w1000', 'w2000'] },
+      textWords: 12,
+      vocabWords: true,
+      mix: [{ kind: 'soft', length: 4 }, { kind: 'prefix', length: 4 }, { kind: 'soft', length: 8 }, { kind: 'prefix', length: 8 }],
+      tenants: 100,
+      ensembleTenants: 20,
+      concurrency: 32,
+      durationMs: quick ? 8000 : 25_000,
+      warmupMs: quick ? 3000 : 5000,
+      latencyFractions: quick ? [0.5, 0.8] : [0.2, 0.5, 0.8, 0.95],
+      scale: { levels: quick ? [10, 100] : [10, 100, 1000, 10_000], shape: { kind: 'soft', length: 4 }, cachePrompts: 256, durationMs: quick ? 6000 : 20_000 },
+    },
+  };
+}
+
+// --- running -------------------------------------------------------------------
+
+const live = new Set<ServerProcess>();
+const log = (s: string) => process.stderr.write(`${s}\n`);
+
+function setupProgress(what: string): (done: number, total: number) => void {
+  let last = 0;
+  return (done, total) => {
+    const now = performance.now();
+    if (done === total || now - last > 1000) {
+      last = now;
+      if (process.stderr.isTTY) process.stderr.write(`\r\x1b[2K${what}: ${done}/${total}${done === total ? '\n' : ''}`);
+      else if (done === total) log(`${what}: ${done}/${total}`);
+    }
+  };
+}
+
+async function startServer(args: Args, modelDir: string, env: Record<string, string>, tag: string): Promise<ServerProcess> {
+  const nodeArgs: string[] = [];
+  if (args.profileServer) {
+    const dir = join(BENCH_TMP, 'prof', tag);
+    mkdirSync(dir, { recursive: true });
+    nodeArgs.push('--cpu-prof', `--cpu-prof-dir=${dir}`);
+  }
+  log(`starting server (${tag}) ...`);
+  const started = performance.now();
+  const srv = await startServerProcess({ env: { SOFTSERVE_MODEL_DIR: modelDir, ...env }, nodeArgs });
+  live.add(srv);
+  log(`server (${tag}) ready in ${f((performance.now() - started) / 1000)} s`);
+  return srv;
+}
+
+async function stopServer(srv: ServerProcess): Promise<void> {
+  await srv.stop();
+  live.delete(srv);
+}
+
+interface Recorded { batches: ReplayBatch[]; tokens: Map<number, number> }
+
+/** A measured run: a short unrecorded warm-up, then the run between two /metrics scrapes. */
+async function measure(client: HttpClient, opts: {
+  id: string; model: string; label: string; policy: string; mode: LoadMode; durationMs: number; warmupMs: number;
+  traffic: Traffic; record?: Recorded;
+}): Promise<Measurement> {
+  if (opts.warmupMs > 0) {
+    const warmMode: LoadMode = opts.mode.kind === 'closed' ? opts.mode : { kind: 'closed', concurrency: 16 };
+    await runLoad(client, { label: `${opts.id} warm-up`, mode: warmMode, durationMs: opts.warmupMs, maxRequests: 1_000_000, next: opts.traffic.next, progress: false });
+  }
+  const before = await scrape(client);
+  const byBatch = new Map<number, number[]>();
+  const onResult = opts.record
+    ? (spec: { tag?: number }, r: HttpResult) => {
+      const body = r.json as { batch_ids?: number[]; usage?: { tokens?: number } } | null;
+      if (r.status !== 200 || !body?.batch_ids || spec.tag === undefined) return;
+      const id = body.batch_ids[0]!;
+      byBatch.set(id, [...(byBatch.get(id) ?? []), spec.tag]);
+      if (body.usage?.tokens !== undefined) opts.record!.tokens.set(spec.tag, body.usage.tokens);
+    }
+    : undefined;
+  const run = await runLoad(client, {
+    label: `${opts.model} ${opts.id}`, mode: opts.mode, durationMs: opts.durationMs, maxRequests: 10_000_000, next: opts.traffic.next,
+    ...(onResult ? { onResult } : {}), seed: 7,
+  });
+  const after = await scrape(client);
+  if (run.successes === 0) throw new Error(`${opts.model} ${opts.id}: no request succeeded; first error ${run.firstError}`);
+  if (opts.record) for (const [id, tags] of [...byBatch.entries()].sort((a, b) => a[0] - b[0])) opts.record.batches.push({ id, tags });
+  return { id: opts.id, model: opts.model, label: opts.label, policy: opts.policy, run, server: summarise(serverSide(before, after)) };
+}
+
+interface ModelResult {
+  profile: Profile;
+  measurements: Measurement[];
+  replay: ReplayResult | null;
+  /** Rows in the base run that the replay covered. */
+  scale: Array<{ prompts: number; tenants: number; cacheBytes: number; registeredBytes: number; setupMs: number; m: Measurement }>;
+  setupMs: Record<string, number>;
+}
+
+async function benchModel(args: Args, p: Profile, modelDir: string): Promise<ModelResult> {
+  const S = args.scenarios;
+  const dims = readModelDims(modelDir);
+  const texts = loadTexts({
+    ...(p.textWords !== undefined ? { maxWords: p.textWords } : {}),
+    ...(p.vocabWords ? { vocabWords: dims.vocab } : {}),
+  });
+  const result: ModelResult = { profile: p, measurements: [], replay: null, scale: [], setupMs: {} };
+  const model = p.title;
+  const closed: LoadMode = { kind: 'closed', concurrency: p.concurrency };
+  const distinctSpec = (withEnsembles: boolean): WorkloadSpec => ({
+    name: 'd', tenants: p.tenants, promptsPerTenant: 1, ensembleTenants: withEnsembles ? p.ensembleTenants : 0, ensembleSize: 5,
+    mix: p.mix, shared: false, style: p.style, seedBase: 1,
+  });
+  const trafficSpec = (extra: Partial<TrafficSpec> = {}): TrafficSpec => ({
+    popularity: args.popularity, ensembleFraction: 0, inputsPerRequest: 1, texts, seed: 11, targets: 'own', ...extra,
+  });
+  const base = { model, durationMs: p.durationMs, warmupMs: p.warmupMs };
+  const recorded: Recorded = { batches: [], tokens: new Map() };
+  let baseRun: Measurement | null = null;
+  let distinct: Workload | null = null;
+  let baseTraffic: Traffic | null = null;
+
+  const needMain = ['tax', 'batching', 'overhead', 'ensembles', 'latency', 'mixed'].some((s) => S.has(s as ScenarioName));
+  if (needMain) {
+    const srv = await startServer(args, modelDir, {}, `${p.id}-cross-tenant`);
+    const client = new HttpClient(srv.url);
+    try {
+      distinct = await setupWorkload(client, srv.adminKey, dims, distinctSpec(S.has('ensembles') || S.has('mixed')), { progress: setupProgress(`${model}: ${p.tenants} tenants, distinct prompts`) });
+      result.setupMs.distinct = distinct.setupMs;
+      baseTraffic = makeTraffic(distinct, trafficSpec());
+      baseRun = await measure(client, {
+        ...base, id: 'base', label: `${p.tenants} tenants, distinct prompts, 1 input per request`, policy: 'cross-tenant', mode: closed,
+        traffic: baseTraffic, record: recorded,
+      });
+      result.measurements.push(baseRun);
+      if (S.has('tax')) {
+        const shared = await setupWorkload(client, srv.adminKey, dims, { ...distinctSpec(false), name: 's', shared: true, seedBase: 500 },
+          { progress: setupProgress(`${model}: ${p.tenants} tenants, shared prompts`) });
+        result.setupMs.shared = shared.setupMs;
+        result.measurements.push(await measure(client, {
+          ...base, id: 'tax.shared', label: `${p.tenants} tenants, one shared tensor per prompt shape (${p.mix.length} shapes)`, policy: 'cross-tenant', mode: closed,
+          traffic: makeTraffic(shared, trafficSpec()),
+        }));
+      }
+      if (S.has('ensembles')) {
+        const E = p.ensembleTenants;
+        result.measurements.push(await measure(client, {
+          ...base, id: 'ens.single', label: `${E} tenants, single-prompt calls`, policy: 'cross-tenant', mode: closed,
+          traffic: makeTraffic(distinct, trafficSpec({ tenantLimit: E })),
+        }));
+        // The same rows in flight: each ensemble call is 5 rows.
+        result.measurements.push(await measure(client, {
+          ...base, id: 'ens.ensemble', label: `${E} tenants, 5-prompt ensemble calls`, policy: 'cross-tenant',
+          mode: { kind: 'closed', concurrency: Math.max(1, Math.round(p.concurrency / 5)) },
+          traffic: makeTraffic(distinct, trafficSpec({ tenantLimit: E, ensembleFraction: 1, seed: 12 })),
+        }));
+      }
+      if (S.has('mixed')) {
+        result.measurements.push(await measure(client, {
+          ...base, id: 'mixed', label: `${p.tenants} tenants, Zipf, soft + prefix, 10% 5-prompt ensembles`, policy: 'cross-tenant', mode: closed,
+          traffic: makeTraffic(distinct, trafficSpec({ popularity: { kind: 'zipf', s: 1 }, ensembleFraction: 0.1, seed: 13 })),
+        }));
+      }
+      if (S.has('latency')) {
+        const max = baseRun.run.requestsPerSec;
+        for (const frac of p.latencyFractions) {
+          result.measurements.push(await measure(client, {
+            ...base, warmupMs: 0, id: `load.${Math.round(frac * 100)}`, label: `open loop at ${Math.round(frac * 100)}% of base throughput`,
+            policy: 'cross-tenant', mode: { kind: 'open', rate: frac * max }, traffic: makeTraffic(distinct, trafficSpec({ seed: 20 + Math.round(frac * 100) })),
+          }));
+        }
+      }
+    } finally {
+      client.close();
+      await stopServer(srv);
+    }
+  }
+
+  if (S.has('batching')) {
+    for (const policy of ['per-tenant', 'single'] as const) {
+      const srv = await startServer(args, modelDir, { SOFTSERVE_BATCH_POLICY: policy }, `${p.id}-${policy}`);
+      const client = new HttpClient(srv.url);
+      try {
+        const w = await setupWorkload(client, srv.adminKey, dims, distinctSpec(false), { progress: setupProgress(`${model}: ${p.tenants} tenants (${policy})`) });
+        result.measurements.push(await measure(client, {
+          ...base, id: `batching.${policy}`, label: `as base, batches of ${policy === 'single' ? 'one row' : 'one tenant'}`, policy, mode: closed,
+          traffic: makeTraffic(w, trafficSpec()),
+        }));
+      } finally {
+        client.close();
+        await stopServer(srv);
+      }
+    }
+  }
+
+  if (S.has('overhead') && baseRun && distinct && baseTraffic) {
+    log(`${model}: replaying the base run's ${recorded.batches.length} batches on the raw engine in process ...`);
+    // issued[tag] is what the measured run sent (it overwrote the warm-up's entries of the same index).
+    result.replay = await replayBatches(modelDir, distinct, baseTraffic.issued, texts, recorded.batches, recorded.tokens);
+    log(`${model}: raw engine ${f(result.replay.rowsPerSec)} rows/s over ${result.replay.batches} batches (${result.replay.tokenMismatches} token mismatches)`);
+  }
+
+  if (S.has('scale')) {
+    const levels = p.scale.levels.filter((n) => args.scaleMax === null || n <= args.scaleMax);
+    const promptBytes = (p.scale.shape.kind === 'prefix' ? dims.layers * 2 * dims.kvHeads * dims.headDim : dims.hidden) * p.scale.shape.length * 4;
+    const cacheBytes = promptBytes * p.scale.cachePrompts;
+    const srv = await startServer(args, modelDir, { SOFTSERVE_PROMPT_CACHE_BYTES: String(cacheBytes) }, `${p.id}-scale`);
+    const client = new HttpClient(srv.url);
+    try {
+      const spec: WorkloadSpec = {
+        name: 'scale', tenants: 1000, promptsPerTenant: 1, ensembleTenants: 0, ensembleSize: 5, mix: [p.scale.shape], shared: false, style: p.style, seedBase: 9000,
+      };
+      const w = emptyWorkload(dims, spec);
+      for (const n of levels) {
+        const before = w.setupMs;
+        const tenantsNeeded = Math.min(n, 1000);
+        if (w.tenants.length < tenantsNeeded) {
+          await addTenants(client, srv.adminKey, w, w.tenants.length, tenantsNeeded, { progress: setupProgress(`${model}: scale, tenants to ${tenantsNeeded}`) });
+        }
+        const per = Math.ceil(n / tenantsNeeded);
+        if (per > 1) await growPrompts(client, w, per, { progress: setupProgress(`${model}: scale, prompts to ${n}`) });
+        const m = await measure(client, {
+          ...base, durationMs: p.scale.durationMs, id: `scale.${n}`, label: `${n} prompts registered, uniform over all, cache ${p.scale.cachePrompts} prompts`,
+          policy: 'cross-tenant', mode: closed,
+          traffic: makeTraffic(w, { popularity: { kind: 'uniform' }, ensembleFraction: 0, inputsPerRequest: 1, texts, seed: 30, targets: 'all', promptLimit: n }),
+        });
+        result.scale.push({ prompts: n, tenants: tenantsNeeded, cacheBytes, registeredBytes: w.promptBytes, setupMs: w.setupMs - before, m });
+        result.measurements.push(m);
+      }
+    } finally {
+      client.close();
+      await stopServer(srv);
+    }
+  }
+  return result;
+}
+
+// --- report --------------------------------------------------------------------
+
+const BENCH_TMP = fileURLToPath(new URL('../tmp/bench', import.meta.url));
+const DOCS = fileURLToPath(new URL('../docs', import.meta.url));
+const START = '<!-- bench:load:start -->';
+const END = '<!-- bench:load:end -->';
+
+const ratio = (a: number | undefined, b: number | undefined) => (a !== undefined && b !== undefined && b > 0 ? a / b : NaN);
+const verdict = (x: number, goal: number) => (Number.isFinite(x) ? (x >= goal ? 'met' : '**missed**') : '–');
+
+function modelSection(r: ModelResult, plotPath: string | null): string {
+  const byId = new Map(r.measurements.map((m) => [m.id, m]));
+  const get = (id: string) => byId.get(id);
+  const rows = (id: string) => get(id)?.run.rowsPerSec;
+  const base = get('base');
+  const out: string[] = [`### ${r.profile.title}`, ''];
+
+  const goals: string[][] = [];
+  if (get('tax.shared')) {
+    const x = ratio(rows('base'), rows('tax.shared'));
+    goals.push(['1. multi-tenant tax: distinct / shared prompts', `${f(rows('base'))} / ${f(rows('tax.shared'))} rows/s = ${f(x, 2)}`, '≥ 0.9', verdict(x, 0.9)]);
+  }
+  if (get('batching.per-tenant')) {
+    const x = ratio(rows('base'), rows('batching.per-tenant'));
+    goals.push(['2a. batching gain over per-tenant batches', `${f(rows('base'))} / ${f(rows('batching.per-tenant'))} rows/s = ${f(x, 2)}×`, '≥ 1.5×', verdict(x, 1.5)]);
+  }
+  if (get('batching.single')) {
+    const x = ratio(rows('base'), rows('batching.single'));
+    goals.push(['2b. batching gain over batch size 1', `${f(rows('base'))} / ${f(rows('batching.single'))} rows/s = ${f(x, 2)}×`, '≥ 4×', verdict(x, 4)]);
+  }
+  if (r.replay && base) {
+    const x = ratio(rows('base'), r.replay.rowsPerSec);
+    goals.push(['3. server overhead: end-to-end / raw engine, same batches', `${f(rows('base'))} / ${f(r.replay.rowsPerSec)} rows/s = ${f(x, 2)}`, '≥ 0.85', verdict(x, 0.85)]);
+  }
+  if (get('ens.ensemble') && get('ens.single')) {
+    const x = ratio(rows('ens.ensemble'), rows('ens.single'));
+    goals.push(['4. ensembles: rows/s of 5-prompt calls / single calls', `${f(rows('ens.ensemble'))} / ${f(rows('ens.single'))} rows/s = ${f(x, 2)}`, '≥ 0.95', verdict(x, 0.95)]);
+  }
+  for (const frac of [50, 80]) {
+    const m = get(`load.${frac}`);
+    if (m && base) {
+      goals.push([`5. p99 at ${frac}% of max throughput`, `${f(m.run.latency.p99)} ms = ${f(m.run.latency.p99 / base.server.batchMsMean, 1)} × a full batch (${f(base.server.batchMsMean)} ms)`, 'report', '–']);
+    }
+  }
+  if (r.scale.length > 0) {
+    const first = r.scale[0]!;
+    const last = r.scale[r.scale.length - 1]!;
+    goals.push(['6. prompt scale', `${first.prompts} → ${last.prompts} prompts: ${f(first.m.run.rowsPerSec)} → ${f(last.m.run.rowsPerSec)} rows/s, p99 ${f(first.m.run.latency.p99)} → ${f(last.m.run.latency.p99)} ms`, 'report', '–']);
+  }
+  if (goals.length > 0) out.push(table(['measurement', 'result', 'goal', ''], goals, ['---', '---', '---', '---']), '');
+
+  out.push('All runs (closed-loop rows are maximum-throughput runs; latency is from send, or from the scheduled arrival for open loop, to the last byte):', '');
+  out.push(runsTable(r.measurements), '');
+
+  const dist = ['base', 'tax.shared', 'batching.per-tenant', 'batching.single', 'ens.ensemble', 'mixed'].map(get).filter((m): m is Measurement => m !== undefined);
+  if (dist.length > 0) {
+    out.push('Batch sizes (forward passes by rows, from `softserve_batch_rows`):', '', distributionTable(dist, 'rows'), '');
+    out.push('Padding (fraction of each batch\'s positions that are padding, `softserve_batch_padding_fraction`):', '', distributionTable(dist, 'padding'), '');
+  }
+
+  const loads = r.measurements.filter((m) => m.id.startsWith('load.'));
+  if (loads.length > 0 && base) {
+    out.push('Latency under load (open loop, Poisson arrivals; the base run is the closed-loop maximum):', '');
+    out.push(table(['load', 'offered req/s', 'achieved rows/s', 'p50 ms', 'p99 ms', 'max ms', 'rows/batch', 'ms/batch', 'p99 / full batch'], [
+      ...loads.map((m) => [m.id, f(m.run.mode.kind === 'open' ? m.run.mode.rate : NaN), f(m.run.rowsPerSec), f(m.run.latency.p50), f(m.run.latency.p99), f(m.run.latency.max), f(m.server.batchRowsMean), f(m.server.batchMsMean), f(m.run.latency.p99 / base.server.batchMsMean, 1)]),
+      ['base (max)', '–', f(base.run.rowsPerSec), f(base.run.latency.p50), f(base.run.latency.p99), f(base.run.latency.max), f(base.server.batchRowsMean), f(base.server.batchMsMean), f(base.run.latency.p99 / base.server.batchMsMean, 1)],
+    ]), '');
+  }
+  if (plotPath) out.push(`![latency against throughput, ${r.profile.title}](${plotPath})`, '');
+
+  if (r.replay) {
+    out.push(`Raw engine: the base run's ${r.replay.batches} batches (${r.replay.rows} rows) rebuilt in process from what was sent and run back to back: ` +
+      `${f(r.replay.engineMs)} ms of assemble + run (${f(r.replay.runMs)} ms in session.run), ${f(r.replay.rowsPerSec)} rows/s; ` +
+      `${r.replay.tokenMismatches} rows differ in length from the server's count.`, '');
+  }
+  if (r.scale.length > 0) {
+    out.push(`Prompt scale (uniform over all registered prompts; residency cache ${n0(r.scale[0]!.cacheBytes)} bytes = ${r.profile.scale.cachePrompts} prompts of ${r.profile.scale.shape.kind} ${r.profile.scale.shape.length}):`, '');
+    out.push(table(['prompts', 'tenants', 'registered bytes', 'setup s', 'rows/s', 'p50 ms', 'p99 ms', 'cache hits', 'misses', 'hit rate', 'evictions'], r.scale.map((s) => {
+      const h = s.m.server.cacheHits;
+      const miss = s.m.server.cacheMisses;
+      return [String(s.prompts), String(s.tenants), n0(s.registeredBytes), f(s.setupMs / 1000), f(s.m.run.rowsPerSec), f(s.m.run.latency.p50), f(s.m.run.latency.p99), n0(h), n0(miss), `${f((100 * h) / Math.max(1, h + miss), 0)}%`, n0(s.m.server.cacheEvictions)];
+    })), '');
+  }
+  return out.join('\n');
+}
+
+function plot(r: ModelResult): string | null {
+  const loads = r.measurements.filter((m) => m.id.startsWith('load.') || m.id === 'base');
+  if (loads.length < 2) return null;
+  const base = r.measurements.find((m) => m.id === 'base')!;
+  const pt = (m: Measurement, q: 'p50' | 'p99') => ({ x: m.run.rowsPerSec, y: m.run.latency[q] });
+  const series: Series[] = [
+    { name: 'cross-tenant p50', color: '#1f77b4', points: loads.map((m) => pt(m, 'p50')) },
+    { name: 'cross-tenant p99', color: '#d62728', points: loads.map((m) => pt(m, 'p99')) },
+  ];
+  for (const [id, color] of [['batching.per-tenant', '#2ca02c'], ['batching.single', '#9467bd']] as const) {
+    const m = r.measurements.find((x) => x.id === id);
+    if (m) series.push({ name: `${id.slice(9)} p99 (closed loop, max)`, color, markersOnly: true, points: [pt(m, 'p99')] });
+  }
+  return svgPlot({
+    title: `${r.profile.title}: latency against throughput`, xLabel: 'rows/s', yLabel: 'latency (ms)', series,
+    hlines: [{ y: base.server.batchMsMean, label: `one full batch: ${f(base.server.batchMsMean)} ms` }],
+  });
+}
+
+function machine(): string {
+  return `${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+}
+
+function render(args: Args, results: ModelResult[], plotDir: string, plotRel: string): string {
+  const cmd = `npm run bench${args.quick ? ' -- --quick' : ''}`;
+  const parts = [
+    `Command: \`${cmd}\` (${new Date().toISOString().slice(0, 10)}${args.quick ? '; quick: short runs, not a result' : ''}). Machine: ${machine()}; server, load generator and (for the overhead row) the in-process engine share these cores.`,
+    '',
+    'Every run is against `server/main.ts` as a child process on 127.0.0.1 (HTTP/1.1 keep-alive, JSON), set up through the API only: 100 tenants, one task each (verbalizer, two labels), each tenant its own prompt, cycling over soft prompts and prefixes of two lengths; tenant popularity ' +
+    `${args.popularity.kind === 'zipf' ? 'Zipf (s = 1)' : 'uniform'}; one SST-2 sentence per request. ` +
+    '"base" is the server as built (cross-tenant batching) at its maximum throughput (closed loop, twice the batch row limit in flight). ' +
+    '"tax.shared" is the same load where every tenant of a prompt shape holds the same tensor (the server dedupes by content, so a batch carries at most one prompt per shape). ' +
+    'Rows are engine rows (inputs × prompts). Batch statistics are read from `/metrics` before and after each run.',
+    '',
+  ];
+  for (const r of results) {
+    const svg = plot(r);
+    let rel: string | null = null;
+    if (svg) {
+      const name = `load-latency-${r.profile.id}.svg`;
+      writeFileSync(join(plotDir, name), svg);
+      rel = `${plotRel}/${name}`;
+    }
+    parts.push(modelSection(r, rel));
+  }
+  return parts.join('\n');
+}
+
+async function main(): Promise<void> {
+  const args = parseArgs(process.argv.slice(2));
+  const P = profiles(args.quick);
+  const results: ModelResult[] = [];
+  let bertDir: string | null = null;
+  const stopAll = async () => {
+    for (const s of [...live]) await s.stop(5000).catch(() => undefined);
+    if (bertDir) rmSync(bertDir, { recursive: true, force: true });
+  };
+  process.once('SIGINT', () => { void stopAll().then(() => process.exit(130)); });
+  process.once('SIGTERM', () => { void stopAll().then(() => process.exit(143)); });
+  const started = performance.now();
+  try {
+    for (const id of args.models) {
+      let dir = fileURLToPath(new URL('../../shared/models/stories260k', import.meta.url));
+      if (id === 'bert') {
+        bertDir = mkdtempSync(join(tmpdir(), 'softserve-bench-bert-'));
+        log('writing a random BERT-base checkpoint ...');
+        writeRandomBert(bertDir, BERT_BASE);
+        dir = bertDir;
+      }
+      results.push(await benchModel(args, P[id], dir));
+    }
+  } finally {
+    await stopAll();
+  }
+  log(`bench finished in ${f((performance.now() - started) / 60000)} min`);
+
+  const plotDir = args.write ? join(DOCS, 'bench') : BENCH_TMP;
+  mkdirSync(plotDir, { recursive: true });
+  const body = render(args, results, plotDir, args.write ? 'bench' : '.');
+  writeFileSync(join(plotDir, 'load-results.json'), JSON.stringify(results.map((r) => ({ ...r, profile: r.profile.id })), null, 1));
+  if (args.write) {
+    const path = join(DOCS, 'BENCHMARKS.md');
+    let doc = '# Benchmarks\n';
+    try { doc = readFileSync(path, 'utf8'); } catch { /* a new file */ }
+    writeFileSync(path, replaceSection(doc, START, END, body, '## Load test: multi-tenant serving over HTTP'));
+    log(`wrote ${path} and ${plotDir}`);
+  } else {
+    writeFileSync(join(plotDir, 'BENCHMARKS-load.md'), `${body}\n`);
+    log(`results in ${plotDir} (docs/BENCHMARKS.md untouched; --write to update it)`);
+  }
+  process.stdout.write(`${body}\n`);
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  main().catch((err) => {
+    process.stderr.write(`bench failed: ${(err as Error).stack ?? err}\n`);
+    process.exit(1);
+  });
+}
