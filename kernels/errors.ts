@@ -31,6 +31,8 @@ export const ERROR_STATUS = {
   PROMPT_TOO_LONG: 422,
   INVALID_TASK: 422,
   INVALID_INPUT: 422,
+  /** Training examples with bad rows (each listed in details.errors with its line or index). */
+  INVALID_EXAMPLES: 422,
   // 429/503/504: load and lifecycle
   OVERLOADED: 429,
   NOT_READY: 503,

@@ -1,0 +1,139 @@
+// Training jobs in the store's SQLite database: one row per job, created
+// beside the store's own tables (CREATE TABLE IF NOT EXISTS, so the store's
+// migrations stay the store's). A job's examples live in its row, so a job
+// survives a restart with everything it needs. Rows go with their tenant
+// (ON DELETE CASCADE).
+
+import { randomBytes } from 'node:crypto';
+import type { Db } from '../../prompts/db.ts';
+
+export type JobState = 'queued' | 'running' | 'succeeded' | 'failed' | 'cancelled';
+export const FINAL_STATES: readonly JobState[] = ['succeeded', 'failed', 'cancelled'];
+
+export interface JobRow {
+  id: string;
+  tenant_id: string;
+  task_name: string;
+  task_created_at: string;
+  prompt_name: string;
+  ensemble_name: string | null;
+  state: JobState;
+  options: string;
+  examples: string;
+  validation: string | null;
+  num_examples: number;
+  progress: string | null;
+  history: string;
+  result: string | null;
+  error: string | null;
+  cancel_requested: number;
+  attempts: number;
+  events: string;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  updated_at: string;
+}
+
+const SCHEMA = `
+  CREATE TABLE IF NOT EXISTS training_jobs (
+    id                TEXT PRIMARY KEY,
+    tenant_id         TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+    task_name         TEXT NOT NULL,
+    task_created_at   TEXT NOT NULL,  -- the task as it was at submit (a re-created task is another task)
+    prompt_name       TEXT NOT NULL,
+    ensemble_name     TEXT,
+    state             TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+    options           TEXT NOT NULL,  -- JSON, the API's snake_case options after defaults
+    examples          TEXT NOT NULL,  -- JSON [[text, label index], ...]
+    validation        TEXT,           -- JSON, same form, or NULL (held out from examples)
+    num_examples      INTEGER NOT NULL,
+    progress          TEXT,           -- JSON: the latest progress report
+    history           TEXT NOT NULL DEFAULT '[]',  -- JSON: held-out evaluations
+    result            TEXT,           -- JSON: published prompt versions and ensemble
+    error             TEXT,           -- JSON {code, message}
+    cancel_requested  INTEGER NOT NULL DEFAULT 0,
+    attempts          INTEGER NOT NULL DEFAULT 0,
+    events            TEXT NOT NULL DEFAULT '[]',  -- JSON: lifecycle notes (restarts, cancel)
+    created_at        TEXT NOT NULL,
+    started_at        TEXT,
+    finished_at       TEXT,
+    updated_at        TEXT NOT NULL
+  ) STRICT;
+  CREATE INDEX IF NOT EXISTS training_jobs_tenant ON training_jobs(tenant_id, created_at);
+  CREATE INDEX IF NOT EXISTS training_jobs_state ON training_jobs(state, created_at);
+`;
+
+export function now(): string {
+  return new Date().toISOString();
+}
+
+export function newJobId(): string {
+  return `job_${randomBytes(12).toString('base64url')}`;
+}
+
+export class JobsTable {
+  constructor(readonly db: Db) {
+    db.exec(SCHEMA);
+  }
+
+  insert(row: Omit<JobRow, 'progress' | 'history' | 'result' | 'error' | 'cancel_requested' | 'attempts' | 'events' | 'started_at' | 'finished_at' | 'updated_at'>): void {
+    this.db.prepare(`INSERT INTO training_jobs
+      (id, tenant_id, task_name, task_created_at, prompt_name, ensemble_name, state, options, examples, validation, num_examples, created_at, updated_at)
+      VALUES (@id, @tenant_id, @task_name, @task_created_at, @prompt_name, @ensemble_name, @state, @options, @examples, @validation, @num_examples, @created_at, @created_at)`).run(row);
+  }
+
+  get(id: string): JobRow | undefined {
+    return this.db.prepare('SELECT * FROM training_jobs WHERE id = ?').get(id) as JobRow | undefined;
+  }
+
+  getForTenant(tenantId: string, id: string): JobRow | undefined {
+    return this.db.prepare('SELECT * FROM training_jobs WHERE id = ? AND tenant_id = ?').get(id, tenantId) as JobRow | undefined;
+  }
+
+  list(tenantId: string, task?: string, limit = 100): JobRow[] {
+    return (task === undefined
+      ? this.db.prepare('SELECT * FROM training_jobs WHERE tenant_id = ? ORDER BY created_at DESC, id LIMIT ?').all(tenantId, limit)
+      : this.db.prepare('SELECT * FROM training_jobs WHERE tenant_id = ? AND task_name = ? ORDER BY created_at DESC, id LIMIT ?').all(tenantId, task, limit)) as JobRow[];
+  }
+
+  countActive(tenantId?: string): number {
+    const r = (tenantId === undefined
+      ? this.db.prepare(`SELECT COUNT(*) AS n FROM training_jobs WHERE state IN ('queued', 'running')`).get()
+      : this.db.prepare(`SELECT COUNT(*) AS n FROM training_jobs WHERE tenant_id = ? AND state IN ('queued', 'running')`).get(tenantId)) as { n: number };
+    return r.n;
+  }
+
+  nextQueued(): JobRow | undefined {
+    return this.db.prepare(`SELECT * FROM training_jobs WHERE state = 'queued' ORDER BY created_at, id LIMIT 1`).get() as JobRow | undefined;
+  }
+
+  running(): JobRow[] {
+    return this.db.prepare(`SELECT * FROM training_jobs WHERE state = 'running'`).all() as JobRow[];
+  }
+
+  /** Updates the given columns; returns false when the row is gone (tenant deleted). */
+  update(id: string, fields: Partial<Omit<JobRow, 'id'>>): boolean {
+    const keys = Object.keys(fields);
+    const sets = [...keys.map((k) => `${k} = @${k}`), 'updated_at = @updated_at'].join(', ');
+    const res = this.db.prepare(`UPDATE training_jobs SET ${sets} WHERE id = @id`).run({ ...fields, updated_at: now(), id });
+    return res.changes > 0;
+  }
+
+  /** Moves a job between states only if it is in `from` (a compare-and-set). */
+  transition(id: string, from: JobState[], fields: Partial<Omit<JobRow, 'id'>> & { state: JobState }): boolean {
+    const keys = Object.keys(fields);
+    const sets = [...keys.map((k) => `${k} = @${k}`), 'updated_at = @updated_at'].join(', ');
+    const res = this.db.prepare(`UPDATE training_jobs SET ${sets} WHERE id = @id AND state IN (${from.map((s) => `'${s}'`).join(', ')})`)
+      .run({ ...fields, updated_at: now(), id });
+    return res.changes > 0;
+  }
+
+  appendEvent(id: string, event: Record<string, unknown>): void {
+    const row = this.get(id);
+    if (!row) return;
+    const events = JSON.parse(row.events) as unknown[];
+    events.push({ at: now(), ...event });
+    this.update(id, { events: JSON.stringify(events) });
+  }
+}

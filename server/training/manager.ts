@@ -1,0 +1,447 @@
+// The training manager (on the HTTP thread): validates and queues jobs in the
+// database, runs them one at a time on the training worker thread, keeps
+// their progress (throttled to the database, live in memory), cancels them,
+// and publishes the trained prompts through the prompt store only once a job
+// has completed: each prompt as a new version (source "training"), then the
+// ensemble for a multi-prompt job.
+//
+// Restarts: a job found "running" when the manager starts was interrupted by
+// a crash or kill. It is queued again (and, with its seed, trains to the same
+// prompt) until it has been started `maxAttempts` times; then it fails with
+// that reason. A graceful shutdown stops the running job at its next step and
+// puts it back in the queue without counting the attempt. Either way the job
+// keeps a note in its events; no job is ever dropped silently.
+
+import { Worker } from 'node:worker_threads';
+import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
+
+import { ERROR_STATUS, SoftserveError, type ErrorCode } from '../../kernels/errors.ts';
+import type { ExecutionProvider } from '../../kernels/session.ts';
+import { validateName, type PromptStore, type Task } from '../../prompts/store.ts';
+import { labelCounts, parseArray, parseJsonl, splitHeldOut, type Example, type Parsed, type RowError } from '../../prompts/training/data.ts';
+import { optionsView, parseTrainingOptions, type TrainingOptions } from '../../prompts/training/options.ts';
+import { stream } from '../../prompts/training/rng.ts';
+import type { EvalPoint, Progress } from '../../prompts/training/trainer.ts';
+import type { TrainingConfig } from './config.ts';
+import { FINAL_STATES, JobsTable, newJobId, now, type JobRow } from './jobs-db.ts';
+import type { FromTrainer, MemberSummary, ToTrainer } from './protocol.ts';
+import { jobView, type JobResult, type JobView, type PublishedMember } from './views.ts';
+import type { PromptTensors } from '../../prompts/kinds.ts';
+
+export interface TrainingManagerOptions {
+  store: PromptStore;
+  modelDir: string;
+  executionProvider?: ExecutionProvider;
+  config: TrainingConfig;
+  logger?: Logger;
+  registry?: Registry;
+}
+
+/** Examples as a request gives them: JSONL text or an array of {text, label}. */
+export type ExamplesInput = { jsonl: string } | { array: unknown[] };
+
+export interface JobRequest {
+  prompt: unknown;
+  ensemble?: unknown;
+  options?: unknown;
+  examples: ExamplesInput;
+  validation?: ExamplesInput;
+}
+
+interface Running {
+  id: string;
+  row: JobRow;
+  progress: Progress | null;
+  history: EvalPoint[];
+  lastPersist: number;
+  settle: (msg: Extract<FromTrainer, { type: 'done' | 'failed' }>) => void;
+}
+
+function asError(code: string, message: string): SoftserveError {
+  return new SoftserveError((code in ERROR_STATUS ? code : 'INTERNAL') as ErrorCode, message);
+}
+
+function describeErrors(errors: RowError[], count: number, what: string): string {
+  const shown = errors.slice(0, 5).map((e) => (e.line !== undefined ? `line ${e.line}: ${e.message}` : e.index !== undefined ? `[${e.index}]: ${e.message}` : e.message));
+  return `${count} bad ${what} row${count === 1 ? '' : 's'}: ${shown.join('; ')}${count > shown.length ? `; ... (${count - shown.length} more in details.errors)` : ''}`;
+}
+
+export class TrainingManager {
+  readonly table: JobsTable;
+  private worker: Worker | null = null;
+  private workerReady: Promise<void> | null = null;
+  private current: Running | null = null;
+  private stopping = false;
+  private started = false;
+  private pumping = false;
+  private readonly metrics: {
+    finished: Counter<'outcome'>;
+    examplesPerSec: Gauge;
+  } | null = null;
+
+  constructor(private readonly opts: TrainingManagerOptions) {
+    this.table = new JobsTable(opts.store.db);
+    if (opts.registry) {
+      const r = opts.registry;
+      const table = this.table;
+      this.metrics = {
+        finished: new Counter({ name: 'softserve_training_jobs_finished_total', help: 'Training jobs that ended, by outcome', labelNames: ['outcome'], registers: [r] }),
+        examplesPerSec: new Gauge({ name: 'softserve_training_examples_per_second', help: 'Training throughput of the running job (0 when idle)', registers: [r] }),
+      };
+      new Gauge({
+        name: 'softserve_training_jobs', help: 'Training jobs queued or running', labelNames: ['state'], registers: [r],
+        collect() {
+          const rows = table.db.prepare(`SELECT state, COUNT(*) AS n FROM training_jobs WHERE state IN ('queued', 'running') GROUP BY state`).all() as Array<{ state: string; n: number }>;
+          this.set({ state: 'queued' }, rows.find((x) => x.state === 'queued')?.n ?? 0);
+          this.set({ state: 'running' }, rows.find((x) => x.state === 'running')?.n ?? 0);
+        },
+      });
+    }
+  }
+
+  get config(): TrainingConfig {
+    return this.opts.config;
+  }
+
+  get enabled(): boolean {
+    return this.opts.config.enabled;
+  }
+
+  /** Recovers jobs a previous process left running, then starts the queue. */
+  start(): void {
+    if (this.started) return;
+    this.started = true;
+    for (const row of this.table.running()) {
+      if (row.cancel_requested === 1) {
+        this.table.transition(row.id, ['running'], { state: 'cancelled', finished_at: now() });
+        this.table.appendEvent(row.id, { type: 'cancelled', reason: 'the server restarted before the job stopped' });
+      } else if (row.attempts >= this.opts.config.maxAttempts) {
+        const message = `interrupted by a server restart after ${row.attempts} attempt${row.attempts === 1 ? '' : 's'}; not retried again`;
+        this.table.transition(row.id, ['running'], { state: 'failed', finished_at: now(), error: JSON.stringify({ code: 'INTERNAL', message }) });
+        this.table.appendEvent(row.id, { type: 'failed', reason: message });
+        this.metrics?.finished.inc({ outcome: 'failed' });
+      } else {
+        this.table.transition(row.id, ['running'], { state: 'queued', progress: null });
+        this.table.appendEvent(row.id, { type: 'requeued', reason: 'the server restarted while the job was running; it starts again from the beginning' });
+      }
+      this.opts.logger?.warn({ job: row.id }, 'training job was interrupted by a restart');
+    }
+    if (this.enabled) this.pump();
+  }
+
+  // --- API ---------------------------------------------------------------------------
+
+  private requireEnabled(): void {
+    if (!this.enabled) throw new SoftserveError('NOT_READY', 'training is disabled on this server (SOFTSERVE_TRAINING=off)');
+    if (this.stopping) throw new SoftserveError('DRAINING', 'the server is shutting down');
+  }
+
+  private parseExamples(input: ExamplesInput, labels: string[]): Parsed {
+    const limits = { maxExamples: this.opts.config.maxExamples, maxTextChars: this.opts.config.maxTextChars };
+    return 'jsonl' in input ? parseJsonl(input.jsonl, labels, limits) : parseArray(input.array, labels, limits);
+  }
+
+  submit(tenantId: string, taskName: string, req: JobRequest): JobView {
+    this.requireEnabled();
+    const { store } = this.opts;
+    const task = store.getTask(tenantId, taskName);
+    const prompt = validateName('prompt', req.prompt);
+    const options = parseTrainingOptions(req.options ?? {}, {
+      maxVirtualTokens: store.limits.maxVirtualTokens, maxEnsembleSize: store.maxEnsembleSize, maxEpochs: 100, maxSteps: 100000,
+    });
+    if (options.method === 'linear_head' && task.scoring.type !== 'head') {
+      throw new SoftserveError('INVALID_TASK', `method linear_head trains a linear head, but task ${JSON.stringify(taskName)} scores with a verbalizer`);
+    }
+    let ensembleName: string | null = null;
+    if (options.ensembleSize > 1) {
+      ensembleName = validateName('ensemble', req.ensemble ?? prompt);
+      const members = this.memberNames(prompt, options.ensembleSize);
+      members.forEach((m) => validateName('prompt', m));
+      this.checkEnsemble(tenantId, taskName, ensembleName, members);
+    } else if (req.ensemble !== undefined && req.ensemble !== null) {
+      throw new SoftserveError('BAD_REQUEST', 'an ensemble name needs options.ensemble_size > 1');
+    }
+
+    const parsed = this.parseExamples(req.examples, task.labels);
+    if (parsed.errorCount > 0) {
+      throw new SoftserveError('INVALID_EXAMPLES', describeErrors(parsed.errors, parsed.errorCount, 'example'), { errors: parsed.errors, error_count: parsed.errorCount });
+    }
+    if (parsed.examples.length < 2) throw new SoftserveError('INVALID_EXAMPLES', `a job needs at least 2 examples, got ${parsed.examples.length}`, { errors: [], error_count: 0 });
+    let validation: Example[] | null = null;
+    if (req.validation) {
+      const v = this.parseExamples(req.validation, task.labels);
+      if (v.errorCount > 0) {
+        throw new SoftserveError('INVALID_EXAMPLES', describeErrors(v.errors, v.errorCount, 'validation'), { errors: v.errors.map((e) => ({ ...e, set: 'validation' })), error_count: v.errorCount });
+      }
+      validation = v.examples;
+    }
+
+    if (this.table.countActive(tenantId) >= this.opts.config.maxActivePerTenant) {
+      throw new SoftserveError('OVERLOADED', `this tenant already has ${this.opts.config.maxActivePerTenant} training jobs queued or running`, { retryAfter: 30 });
+    }
+    if (this.table.countActive() >= this.opts.config.maxActive) {
+      throw new SoftserveError('OVERLOADED', 'the training queue is full', { retryAfter: 60 });
+    }
+    const id = newJobId();
+    const encode = (xs: Example[]) => JSON.stringify(xs.map((e) => [e.text, e.label]));
+    this.table.insert({
+      id, tenant_id: tenantId, task_name: taskName, task_created_at: task.createdAt, prompt_name: prompt, ensemble_name: ensembleName,
+      state: 'queued', options: JSON.stringify(optionsView(options)), examples: encode(parsed.examples),
+      validation: validation ? encode(validation) : null, num_examples: parsed.examples.length, created_at: now(),
+    });
+    const counts = labelCounts(parsed.examples, task.labels.length);
+    this.opts.logger?.info({ job: id, tenant: tenantId, task: taskName, method: options.method, examples: parsed.examples.length, counts }, 'training job queued');
+    this.pump();
+    return this.get(tenantId, id);
+  }
+
+  get(tenantId: string, id: string): JobView {
+    const row = this.table.getForTenant(tenantId, id);
+    if (!row) throw new SoftserveError('NOT_FOUND', `no training job ${JSON.stringify(id)}`);
+    const live = this.current && this.current.id === id ? { progress: this.current.progress, history: this.current.history } : undefined;
+    return jobView(row, live);
+  }
+
+  list(tenantId: string, task?: string): JobView[] {
+    if (task !== undefined) this.opts.store.getTask(tenantId, task);
+    return this.table.list(tenantId, task).map((row) => {
+      const live = this.current && this.current.id === row.id ? { progress: this.current.progress, history: this.current.history } : undefined;
+      return jobView(row, live);
+    });
+  }
+
+  cancel(tenantId: string, id: string): JobView {
+    const row = this.table.getForTenant(tenantId, id);
+    if (!row) throw new SoftserveError('NOT_FOUND', `no training job ${JSON.stringify(id)}`);
+    if (FINAL_STATES.includes(row.state)) throw new SoftserveError('CONFLICT', `job ${id} has already ${row.state === 'cancelled' ? 'been cancelled' : row.state}`);
+    if (row.state === 'queued' && this.table.transition(id, ['queued'], { state: 'cancelled', cancel_requested: 1, finished_at: now() })) {
+      this.table.appendEvent(id, { type: 'cancelled', reason: 'cancelled while queued' });
+      this.metrics?.finished.inc({ outcome: 'cancelled' });
+    } else {
+      this.table.update(id, { cancel_requested: 1 });
+      this.table.appendEvent(id, { type: 'cancel_requested' });
+      if (this.current?.id === id) this.post({ type: 'cancel', jobId: id });
+    }
+    return this.get(tenantId, id);
+  }
+
+  // --- running -------------------------------------------------------------------------
+
+  private memberNames(prompt: string, n: number): string[] {
+    return n > 1 ? Array.from({ length: n }, (_, i) => `${prompt}-${i + 1}`) : [prompt];
+  }
+
+  /** An existing ensemble must already be exactly these members (latest versions), or the job would conflict. */
+  private checkEnsemble(tenantId: string, task: string, name: string, members: string[]): boolean {
+    let existing;
+    try {
+      existing = this.opts.store.getEnsemble(tenantId, task, name);
+    } catch (err) {
+      if (err instanceof SoftserveError && err.code === 'NOT_FOUND') return false;
+      throw err;
+    }
+    const same = existing.members.length === members.length &&
+      existing.members.every((m, i) => m.prompt === members[i] && (m.version === undefined || m.version === null));
+    if (!same) {
+      throw new SoftserveError('CONFLICT', `ensemble ${JSON.stringify(name)} already exists with other members; choose another ensemble name or delete it`);
+    }
+    return true;
+  }
+
+  private post(msg: ToTrainer, transfer: ArrayBuffer[] = []): void {
+    this.worker?.postMessage(msg, transfer);
+  }
+
+  private ensureWorker(): Promise<void> {
+    if (this.workerReady) return this.workerReady;
+    const { config } = this.opts;
+    const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
+      workerData: { modelDir: this.opts.modelDir, executionProvider: this.opts.executionProvider ?? 'cpu', intraOpThreads: config.intraOpThreads, niceness: config.niceness },
+      execArgv: [],
+    });
+    this.worker = worker;
+    this.workerReady = new Promise<void>((resolve, reject) => {
+      worker.on('message', (msg: FromTrainer) => {
+        switch (msg.type) {
+          case 'ready':
+            this.opts.logger?.info({ loadMs: Math.round(msg.loadMs) }, 'training worker ready');
+            resolve();
+            break;
+          case 'fatal':
+            reject(asError(msg.code, msg.message));
+            break;
+          case 'progress':
+            this.onProgress(msg.jobId, msg.progress);
+            break;
+          case 'eval':
+            this.onEval(msg.jobId, msg.point);
+            break;
+          case 'done':
+          case 'failed':
+            if (this.current?.id === msg.jobId) this.current.settle(msg);
+            break;
+        }
+      });
+      worker.on('error', (err) => {
+        this.opts.logger?.error({ err }, 'training worker failed');
+        reject(err);
+      });
+      worker.on('exit', (code) => {
+        this.worker = null;
+        this.workerReady = null;
+        if (!this.stopping) this.opts.logger?.error({ code }, 'training worker exited');
+        reject(new SoftserveError('INTERNAL', `training worker exited with code ${code}`));
+        this.current?.settle({ type: 'failed', jobId: this.current.id, code: 'INTERNAL', message: `the training worker exited (code ${code})` });
+      });
+    });
+    this.workerReady.catch(() => {});
+    return this.workerReady;
+  }
+
+  private onProgress(jobId: string, p: Progress): void {
+    const cur = this.current;
+    if (!cur || cur.id !== jobId) return;
+    cur.progress = p;
+    this.metrics?.examplesPerSec.set(p.examplesPerSec);
+    if (performance.now() - cur.lastPersist >= this.opts.config.progressIntervalMs) this.persist(cur);
+  }
+
+  private onEval(jobId: string, point: EvalPoint): void {
+    const cur = this.current;
+    if (!cur || cur.id !== jobId) return;
+    cur.history.push(point);
+    this.persist(cur);
+  }
+
+  private persist(cur: Running): void {
+    cur.lastPersist = performance.now();
+    this.table.update(cur.id, { progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) });
+  }
+
+  private pump(): void {
+    if (this.pumping || this.current || this.stopping || !this.enabled) return;
+    const next = this.table.nextQueued();
+    if (!next) return;
+    this.pumping = true;
+    void this.run(next).finally(() => {
+      this.pumping = false;
+      this.current = null;
+      this.metrics?.examplesPerSec.set(0);
+      setImmediate(() => this.pump());
+    });
+  }
+
+  private finish(id: string, state: 'succeeded' | 'failed' | 'cancelled', fields: Partial<JobRow>, event: Record<string, unknown>): void {
+    this.table.transition(id, ['running'], { state, finished_at: now(), ...fields });
+    this.table.appendEvent(id, { type: state, ...event });
+    this.metrics?.finished.inc({ outcome: state });
+    this.opts.logger?.info({ job: id, state, ...event }, 'training job finished');
+  }
+
+  private async run(row: JobRow): Promise<void> {
+    const attempts = row.attempts + 1;
+    if (!this.table.transition(row.id, ['queued'], { state: 'running', started_at: now(), attempts })) return;
+    const cur: Running = { id: row.id, row, progress: null, history: [], lastPersist: 0, settle: () => {} };
+    this.current = cur;
+    const fail = (code: string, message: string) => this.finish(row.id, 'failed', { error: JSON.stringify({ code, message }), progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) }, { reason: message });
+    let task: Task;
+    let options: TrainingOptions;
+    try {
+      task = this.opts.store.getTask(row.tenant_id, row.task_name);
+      if (task.createdAt !== row.task_created_at) throw new SoftserveError('NOT_FOUND', `task ${JSON.stringify(row.task_name)} was deleted and created again after the job was submitted`);
+      options = parseTrainingOptions(JSON.parse(row.options));
+    } catch (err) {
+      const e = err as SoftserveError;
+      fail(e.code ?? 'INTERNAL', e.code === 'NOT_FOUND' ? `the job's task is gone: ${e.message}` : e.message);
+      return;
+    }
+    const decode = (s: string): Example[] => (JSON.parse(s) as Array<[string, number]>).map(([text, label]) => ({ text, label }));
+    const examples = decode(row.examples);
+    const split = row.validation
+      ? { train: examples, heldOut: decode(row.validation) }
+      : splitHeldOut(examples, options.heldOutFraction, stream(options.seed, 'split'));
+
+    let outcome: Extract<FromTrainer, { type: 'done' | 'failed' }>;
+    try {
+      await this.ensureWorker();
+      outcome = await new Promise((resolve) => {
+        cur.settle = resolve;
+        this.post({ type: 'start', jobId: row.id, task: { labels: task.labels, template: task.template, scoring: task.scoring }, train: split.train, heldOut: split.heldOut, options });
+        if (this.table.get(row.id)?.cancel_requested === 1) this.post({ type: 'cancel', jobId: row.id });
+      });
+    } catch (err) {
+      const e = err as SoftserveError;
+      fail(e.code ?? 'INTERNAL', `the training worker could not start: ${e.message}`);
+      return;
+    }
+    cur.settle = () => {};
+    if (outcome.type === 'failed') {
+      fail(outcome.code, outcome.message);
+      return;
+    }
+    if (outcome.cancelled) {
+      if (this.stopping && this.table.get(row.id)?.cancel_requested !== 1) {
+        // Graceful shutdown: back to the queue, this attempt not counted.
+        this.table.transition(row.id, ['running'], { state: 'queued', attempts: attempts - 1, progress: null, history: '[]' });
+        this.table.appendEvent(row.id, { type: 'requeued', reason: 'the server shut down while the job was running; it starts again from the beginning' });
+        return;
+      }
+      this.finish(row.id, 'cancelled', { progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) }, { reason: 'cancelled while running; nothing was published' });
+      return;
+    }
+    try {
+      const result = await this.publish(row, outcome.members);
+      this.finish(row.id, 'succeeded', { result: JSON.stringify(result), progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) },
+        { published: result.prompts.map((p) => `${p.name}@${p.version}`), ensemble: result.ensemble });
+    } catch (err) {
+      const e = err as SoftserveError;
+      fail(e.code ?? 'INTERNAL', `publishing failed: ${e.message}`);
+    }
+  }
+
+  private async publish(row: JobRow, members: Array<{ tensors: PromptTensors; summary: MemberSummary }>): Promise<JobResult> {
+    const { store } = this.opts;
+    const names = this.memberNames(row.prompt_name, members.length);
+    const ensembleExists = row.ensemble_name ? this.checkEnsemble(row.tenant_id, row.task_name, row.ensemble_name, names) : false;
+    const prompts: PublishedMember[] = [];
+    for (let i = 0; i < members.length; i++) {
+      const { tensors, summary } = members[i]!;
+      const v = await store.putPrompt(row.tenant_id, row.task_name, names[i]!, tensors, { source: 'training' });
+      prompts.push({
+        name: v.name, version: v.version, seed: summary.seed, init: summary.init,
+        held_out_accuracy: summary.heldOut?.accuracy ?? null, held_out_loss: summary.heldOut?.loss ?? null,
+        steps: summary.steps, best_step: summary.bestStep, stopped_early: summary.stoppedEarly,
+        wall_ms: Math.round(summary.wallMs), examples_per_sec: Math.round(summary.examplesPerSec * 10) / 10,
+      });
+    }
+    if (row.ensemble_name && !ensembleExists) {
+      store.createEnsemble(row.tenant_id, row.task_name, row.ensemble_name, names.map((prompt) => ({ prompt })));
+    }
+    return { prompts, ensemble: row.ensemble_name };
+  }
+
+  /** Stops the running job at its next step (it goes back to the queue), then the worker. */
+  async stop(timeoutMs = 10000): Promise<void> {
+    if (this.stopping) return;
+    this.stopping = true;
+    const cur = this.current;
+    if (cur) {
+      this.post({ type: 'cancel', jobId: cur.id });
+      const deadline = Date.now() + timeoutMs;
+      while (this.current && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    }
+    const worker = this.worker;
+    if (worker) {
+      this.post({ type: 'close' });
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(() => { void worker.terminate().then(() => resolve()); }, 5000);
+        worker.once('exit', () => { clearTimeout(timer); resolve(); });
+      });
+    }
+    if (this.current) {
+      // The worker did not stop in time: leave the row "running"; the next start requeues it.
+      this.opts.logger?.warn({ job: this.current.id }, 'training job did not stop in time');
+    }
+  }
+}

@@ -1,0 +1,32 @@
+// Messages between the training manager (HTTP thread) and the training worker.
+
+import type { ModelSpec } from '../../models/spec.ts';
+import type { PromptTensors } from '../../prompts/kinds.ts';
+import type { Example } from '../../prompts/training/data.ts';
+import type { TrainingOptions } from '../../prompts/training/options.ts';
+import type { EvalPoint, Progress, TaskSpec } from '../../prompts/training/trainer.ts';
+
+export interface MemberSummary {
+  seed: number;
+  init: string;
+  steps: number;
+  totalSteps: number;
+  bestStep: number;
+  heldOut: { accuracy: number; loss: number } | null;
+  stoppedEarly: boolean;
+  wallMs: number;
+  examplesPerSec: number;
+}
+
+export type ToTrainer =
+  | { type: 'start'; jobId: string; task: TaskSpec; train: Example[]; heldOut: Example[]; options: TrainingOptions }
+  | { type: 'cancel'; jobId: string }
+  | { type: 'close' };
+
+export type FromTrainer =
+  | { type: 'ready'; spec: ModelSpec; loadMs: number }
+  | { type: 'fatal'; code: string; message: string }
+  | { type: 'progress'; jobId: string; progress: Progress }
+  | { type: 'eval'; jobId: string; point: EvalPoint }
+  | { type: 'done'; jobId: string; cancelled: boolean; members: Array<{ tensors: PromptTensors; summary: MemberSummary }> }
+  | { type: 'failed'; jobId: string; code: string; message: string };
