@@ -20,6 +20,9 @@ import { Metrics } from './metrics.ts';
 import { Scheduler } from './scheduler.ts';
 import type { ServingConfig } from './serving-config.ts';
 import { openApiDocument } from './openapi.ts';
+import { jobsExtension } from './routes/jobs.ts';
+import { loadTrainingConfig } from './training/config.ts';
+import { TrainingManager } from './training/manager.ts';
 
 export interface RunningServer {
   url: string;
@@ -75,6 +78,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     dataDir: config.dataDir, spec, limits: promptLimits(config), maxEnsembleSize: config.maxEnsembleSize,
     cacheBytes: config.promptCacheBytes, registry: metrics.registry, logger,
   });
+
+  const training = new TrainingManager({ store, modelDir: serving.modelDir, executionProvider: serving.executionProvider, config: loadTrainingConfig(), logger, registry: metrics.registry });
+  training.start();
 
   const scheduler = new Scheduler(
     (batch) => worker.run(batch),
@@ -155,7 +161,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       }
     });
   };
-  outer.use(createApp({ store, spec, config, logger, registry: metrics.registry, extensions: [classifyRoute] }));
+  outer.use(createApp({ store, spec, config, logger, registry: metrics.registry, extensions: [classifyRoute, jobsExtension(training)] }));
 
   const http: Server = outer.listen(config.port, config.host);
   await once(http, 'listening');
@@ -181,6 +187,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         http.closeIdleConnections();
         setTimeout(() => { http.closeAllConnections(); }, 2000).unref();
       });
+      await training.stop();
       await worker.close();
       store.close();
       logger.info('stopped');
