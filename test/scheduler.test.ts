@@ -50,10 +50,11 @@ test('a flood from one tenant does not starve another (deficit round-robin)', as
   const { scheduler, batches, rows } = harness({ maxBatchRows: 8, maxTenantQueueRows: 10_000, maxQueueRows: 10_000 });
   const flood = scheduler.submit('t1', rows(1, 400), 60_000);
   await new Promise((r) => setTimeout(r, 1));
+  const formedBefore = batches.length;
   const polite = await scheduler.submit('t2', rows(2, 4), 60_000);
   const politeBatch = Math.max(...polite.batchIds);
-  // Served within the first batches formed after it arrived, not after 400 rows.
-  assert.ok(politeBatch <= 3, `the polite tenant waited until batch ${politeBatch}`);
+  // Served by the first batch formed after it arrived (one may be in flight), not after 400 rows.
+  assert.ok(politeBatch <= formedBefore + 1, `the polite tenant arrived after batch ${formedBefore} and waited until batch ${politeBatch}`);
   await flood;
   const withT2 = batches.filter((b) => b.tenants.includes('t2'));
   assert.ok(withT2.every((b) => b.tenants.includes('t1')), 'the polite rows shared batches with the flood');
