@@ -103,6 +103,8 @@ export class Scheduler {
   /** Round-robin order of tenants with waiting rows. */
   private order: string[] = [];
   private cursor = 0;
+  /** The tenant whose turn came last: the next batch opens with the tenant after it. */
+  private lastServed: string | null = null;
   private queuedRows = 0;
   private queuedTokens = 0;
   private inFlight = 0;
@@ -238,6 +240,10 @@ export class Scheduler {
     // Each turn grants the tenant under the cursor one quantum; the cursor
     // moves on after every turn, and stays put across batches, so the tenant
     // after the one that filled this batch opens the next.
+    // A tenant that became active since the last turn sits after `lastServed`
+    // in the order, so it is next, not a full round away.
+    const last = this.lastServed === null ? -1 : this.order.indexOf(this.lastServed);
+    if (last >= 0) this.cursor = (last + 1) % this.order.length;
     fill: for (;;) {
       let eligible = false;
       const n = this.order.length;
@@ -249,6 +255,7 @@ export class Scheduler {
         const allowed = policy === 'cross-tenant' || tenant === seed.request.tenant;
         if (allowed && q.rows.length > 0 && fits(q.rows[0]!)) {
           eligible = true;
+          this.lastServed = tenant;
           q.deficit += quantumTokens;
           while (q.rows.length > 0 && fits(q.rows[0]!) && q.rows[0]!.tokens <= q.deficit) take(q);
         }
