@@ -26,6 +26,8 @@
 //                    everything. Otherwise results go to tmp/bench/.
 //   --popularity uniform|zipf   tenant popularity (default zipf, s = 1)
 //   --scale-max N    largest prompt count of the scale scenario
+//   --server-env K=V more SOFTSERVE_* settings for every server started (repeatable),
+//                    e.g. SOFTSERVE_INTRA_OP_THREADS=1 or SOFTSERVE_BATCH_MAX_ROWS=16
 //   --profile-server write a V8 CPU profile of each server's HTTP thread to tmp/bench/prof/
 
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -57,6 +59,7 @@ interface Args {
   popularity: Popularity;
   scaleMax: number | null;
   profileServer: boolean;
+  serverEnv: Record<string, string>;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -66,7 +69,7 @@ function parseArgs(argv: string[]): Args {
     const eq = argv.find((a) => a.startsWith(`${name}=`));
     return eq?.slice(name.length + 1);
   };
-  const known = new Set(['--scenario', '--model', '--quick', '--write', '--no-write', '--popularity', '--scale-max', '--profile-server', '--help']);
+  const known = new Set(['--scenario', '--model', '--quick', '--write', '--no-write', '--popularity', '--scale-max', '--profile-server', '--server-env', '--help']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (!a.startsWith('--')) continue;
@@ -86,7 +89,8 @@ function parseArgs(argv: string[]): Args {
   const model = get('--model') ?? 'all';
   if (!['stories', 'bert', 'all'].includes(model)) throw new Error('--model is stories, bert or all');
   const quick = argv.includes('--quick');
-  const everything = scenarioArg === undefined && model === 'all' && !quick && get('--popularity') === undefined && get('--scale-max') === undefined;
+  const everything = scenarioArg === undefined && model === 'all' && !quick && get('--popularity') === undefined && get('--scale-max') === undefined &&
+    !argv.some((a) => a.startsWith('--server-env'));
   const pop = get('--popularity') ?? 'zipf';
   if (pop !== 'uniform' && pop !== 'zipf') throw new Error('--popularity is uniform or zipf');
   const scaleMax = get('--scale-max');
@@ -98,6 +102,11 @@ function parseArgs(argv: string[]): Args {
     popularity: pop === 'uniform' ? { kind: 'uniform' } : { kind: 'zipf', s: 1 },
     scaleMax: scaleMax === undefined ? null : Number(scaleMax),
     profileServer: argv.includes('--profile-server'),
+    serverEnv: Object.fromEntries(argv.flatMap((a, i) => (a === '--server-env' ? [argv[i + 1] ?? ''] : a.startsWith('--server-env=') ? [a.slice(13)] : [])).map((kv) => {
+      const [k, v] = kv.split(/=(.*)/s, 2);
+      if (!k || !k.startsWith('SOFTSERVE_') || v === undefined) throw new Error(`--server-env ${kv}: expected SOFTSERVE_NAME=VALUE`);
+      return [k, v];
+    })),
   };
 }
 
@@ -183,7 +192,7 @@ async function startServer(args: Args, modelDir: string, env: Record<string, str
   }
   log(`starting server (${tag}) ...`);
   const started = performance.now();
-  const srv = await startServerProcess({ env: { SOFTSERVE_MODEL_DIR: modelDir, ...env }, nodeArgs });
+  const srv = await startServerProcess({ env: { SOFTSERVE_MODEL_DIR: modelDir, ...args.serverEnv, ...env }, nodeArgs });
   live.add(srv);
   log(`server (${tag}) ready in ${f((performance.now() - started) / 1000)} s`);
   return srv;
@@ -483,7 +492,8 @@ function machine(): string {
 }
 
 function render(args: Args, results: ModelResult[], plotDir: string, plotRel: string): string {
-  const cmd = `npm run bench${args.quick ? ' -- --quick' : ''}`;
+  const extra = [args.quick ? '--quick' : '', ...Object.entries(args.serverEnv).map(([k, v]) => `--server-env ${k}=${v}`)].filter(Boolean).join(' ');
+  const cmd = `npm run bench${extra ? ` -- ${extra}` : ''}`;
   const parts = [
     `Command: \`${cmd}\` (${new Date().toISOString().slice(0, 10)}${args.quick ? '; quick: short runs, not a result' : ''}). Machine: ${machine()}; server, load generator and (for the overhead row) the in-process engine share these cores.`,
     '',

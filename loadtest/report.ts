@@ -82,7 +82,7 @@ export function table(head: string[], rows: string[][], align?: string[]): strin
 /** The table of every run: load, throughput, latency, errors, and the batches the server formed. */
 export function runsTable(ms: Measurement[]): string {
   return table(
-    ['run', 'policy', 'load', 'req/s', 'rows/s', 'tokens/s', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'errors', 'batches', 'rows/batch (mean, p50)', 'padding (mean)', 'prompts/batch', 'ms/batch', 'server CPU', 'loadgen CPU'],
+    ['run', 'policy', 'load', 'req/s', 'rows/s', 'tokens/s', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms', 'errors', 'batches', 'rows/batch (mean, p50)', 'padding (mean)', 'prompts/batch', 'ms/batch', 'server CPU', 'server CPU ms/row', 'loadgen CPU'],
     ms.map((m) => {
       const r = m.run;
       const s = m.server;
@@ -91,10 +91,10 @@ export function runsTable(ms: Measurement[]): string {
         m.id, m.policy, loadText(r), f(r.requestsPerSec), f(r.rowsPerSec), n0(r.tokensPerSec),
         f(r.latency.p50), f(r.latency.p95), f(r.latency.p99), f(r.latency.max), errorsText(r),
         String(s.batches), `${f(s.batchRowsMean)}, ${f(s.batchRowsP50)}`, f(s.paddingMean, 2), f(s.uniquePromptsMean), f(s.batchMsMean),
-        `${f((100 * s.serverCpuSeconds) / secs, 0)}%`, `${f((100 * r.clientCpuMs) / 1000 / secs, 0)}%`,
+        `${f((100 * s.serverCpuSeconds) / secs, 0)}%`, f((1000 * s.serverCpuSeconds) / Math.max(1, r.rows), 2), `${f((100 * r.clientCpuMs) / 1000 / secs, 0)}%`,
       ];
     }),
-    ['---', '---', '---', ...Array(15).fill('---:')],
+    ['---', '---', '---', ...Array(16).fill('---:')],
   );
 }
 
