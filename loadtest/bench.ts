@@ -499,7 +499,7 @@ function render(args: Args, results: ModelResult[], plotDir: string, plotRel: st
     '',
     'Every run is against `server/main.ts` as a child process on 127.0.0.1 (HTTP/1.1 keep-alive, JSON), set up through the API only: 100 tenants, one task each (verbalizer, two labels), each tenant its own prompt, cycling over soft prompts and prefixes of two lengths; tenant popularity ' +
     `${args.popularity.kind === 'zipf' ? 'Zipf (s = 1)' : 'uniform'}; one SST-2 sentence per request. ` +
-    '"base" is the server as built (cross-tenant batching) at its maximum throughput (closed loop, twice the batch row limit in flight). ' +
+    '"base" is the server as built (cross-tenant batching) at its maximum throughput: a closed loop with enough clients to keep batches full (128 for stories260k, 32 for BERT-base, whose batches take seconds). ' +
     '"tax.shared" is the same load where every tenant of a prompt shape holds the same tensor (the server dedupes by content, so a batch carries at most one prompt per shape). ' +
     'Rows are engine rows (inputs × prompts). Batch statistics are read from `/metrics` before and after each run.',
     '',
