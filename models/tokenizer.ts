@@ -20,6 +20,9 @@ export class TextTokenizer {
   /** Whether the checkpoint asks for BOS before every input (tokenizer_config add_bos_token). */
   readonly addBos: boolean;
 
+  /** Id of the unknown token: word-level models give no id for words they lack. */
+  private readonly unkId: number | null;
+
   constructor(ckpt: TokenizerFiles) {
     this.addBos = ckpt.tokenizerConfig.add_bos_token !== false;
     try {
@@ -28,11 +31,19 @@ export class TextTokenizer {
       throw new SoftserveError('MODEL_FILE_INVALID', `${ckpt.dir}/tokenizer.json could not be loaded: ${(err as Error).message}`,
         { file: `${ckpt.dir}/tokenizer.json` });
     }
+    const model = ckpt.tokenizerJson.model as { unk_token?: unknown } | undefined;
+    const unk = typeof model?.unk_token === 'string' ? model.unk_token : null;
+    this.unkId = unk === null ? null : this.tokenizer.token_to_id(unk) ?? null;
   }
 
   /** Token ids of `text`, without special tokens. */
   encode(text: string): number[] {
-    return this.tokenizer.encode(text, { add_special_tokens: false }).ids;
+    const ids = this.tokenizer.encode(text, { add_special_tokens: false }).ids as Array<number | undefined>;
+    if (ids.every((id) => id !== undefined)) return ids as number[];
+    if (this.unkId === null) {
+      throw new SoftserveError('INVALID_INPUT', 'the input has words this tokenizer cannot encode, and it has no unknown token');
+    }
+    return ids.map((id) => id ?? this.unkId!);
   }
 
   decode(ids: number[]): string {

@@ -15,6 +15,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Registry } from 'prom-client';
+import type { Statement } from 'better-sqlite3';
 
 import { SoftserveError } from '../kernels/errors.ts';
 import type { ModelSpec } from '../models/spec.ts';
@@ -288,6 +289,8 @@ export class PromptStore {
   /** Hashes whose removal waits for their last pin to go. */
   private readonly removeWhenUnpinned = new Set<string>();
   private closed = false;
+  /** Prepared statements by SQL text: preparing costs more than running on the hot paths (auth, resolve). */
+  private readonly statements = new Map<string, Statement>();
 
   static open(opts: StoreOptions): PromptStore {
     return new PromptStore(opts);
@@ -307,6 +310,15 @@ export class PromptStore {
     this.openSweep = this.sweep();
   }
 
+  private sql(source: string): Statement {
+    let stmt = this.statements.get(source);
+    if (!stmt) {
+      stmt = this.db.prepare(source);
+      this.statements.set(source, stmt);
+    }
+    return stmt;
+  }
+
   close(): void {
     if (this.closed) return;
     this.closed = true;
@@ -316,7 +328,7 @@ export class PromptStore {
   // --- maintenance --------------------------------------------------------------
 
   private referencedHashes(): Set<string> {
-    const rows = this.db.prepare('SELECT DISTINCT tensor_hash AS h FROM prompt_versions').all() as Array<{ h: string }>;
+    const rows = this.sql('SELECT DISTINCT tensor_hash AS h FROM prompt_versions').all() as Array<{ h: string }>;
     return new Set(rows.map((r) => r.h));
   }
 
@@ -347,7 +359,7 @@ export class PromptStore {
   /** Checks that the database and the files agree, without changing anything. */
   async fsck(): Promise<FsckReport> {
     const scan = this.files.scan();
-    const rows = this.db.prepare(VERSION_SELECT).all() as VersionRow[];
+    const rows = this.sql(VERSION_SELECT).all() as VersionRow[];
     const referenced = new Set(rows.map((r) => r.tensor_hash));
     const missing = [...referenced].filter((h) => !scan.files.has(h));
     const orphans = [...scan.files].filter((h) => !referenced.has(h));
@@ -387,7 +399,7 @@ export class PromptStore {
    * and the unlink happen in one synchronous step (see TensorFiles.removeSync).
    */
   private removeIfUnreferenced(hashes: Iterable<string>): void {
-    const stillUsed = this.db.prepare('SELECT 1 FROM prompt_versions WHERE tensor_hash = ? LIMIT 1');
+    const stillUsed = this.sql('SELECT 1 FROM prompt_versions WHERE tensor_hash = ? LIMIT 1');
     for (const h of new Set(hashes)) {
       if (stillUsed.get(h)) continue;
       if (this.pins.has(h)) {
@@ -410,22 +422,22 @@ export class PromptStore {
     validateName('tenant', name);
     const tenant: Tenant = { id: `ten_${randomBytes(8).toString('hex')}`, name, createdAt: now() };
     return this.db.transaction(() => {
-      if (this.db.prepare('SELECT 1 FROM tenants WHERE name = ?').get(name)) {
+      if (this.sql('SELECT 1 FROM tenants WHERE name = ?').get(name)) {
         throw new SoftserveError('CONFLICT', `a tenant named ${JSON.stringify(name)} already exists`);
       }
-      this.db.prepare('INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)').run(tenant.id, tenant.name, tenant.createdAt);
+      this.sql('INSERT INTO tenants (id, name, created_at) VALUES (?, ?, ?)').run(tenant.id, tenant.name, tenant.createdAt);
       const { apiKey, key } = this.insertKey(tenant.id);
       return { tenant, apiKey, key };
     }).immediate();
   }
 
   listTenants(): Tenant[] {
-    const rows = this.db.prepare('SELECT id, name, created_at FROM tenants ORDER BY created_at, id').all() as Array<{ id: string; name: string; created_at: string }>;
+    const rows = this.sql('SELECT id, name, created_at FROM tenants ORDER BY created_at, id').all() as Array<{ id: string; name: string; created_at: string }>;
     return rows.map((r) => ({ id: r.id, name: r.name, createdAt: r.created_at }));
   }
 
   getTenant(id: string): Tenant {
-    const r = this.db.prepare('SELECT id, name, created_at FROM tenants WHERE id = ?').get(id) as { id: string; name: string; created_at: string } | undefined;
+    const r = this.sql('SELECT id, name, created_at FROM tenants WHERE id = ?').get(id) as { id: string; name: string; created_at: string } | undefined;
     if (!r) throw new SoftserveError('NOT_FOUND', `no tenant ${JSON.stringify(id)}`);
     return { id: r.id, name: r.name, createdAt: r.created_at };
   }
@@ -434,10 +446,10 @@ export class PromptStore {
   async deleteTenant(id: string): Promise<void> {
     const hashes = this.db.transaction(() => {
       this.getTenant(id);
-      const hs = this.db.prepare(`
+      const hs = this.sql(`
         SELECT v.tensor_hash AS h FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id
         JOIN tasks t ON t.id = p.task_id WHERE t.tenant_id = ?`).all(id) as Array<{ h: string }>;
-      this.db.prepare('DELETE FROM tenants WHERE id = ?').run(id);
+      this.sql('DELETE FROM tenants WHERE id = ?').run(id);
       return hs.map((r) => r.h);
     }).immediate();
     this.removeIfUnreferenced(hashes);
@@ -446,7 +458,7 @@ export class PromptStore {
   private insertKey(tenantId: string): { apiKey: string; key: ApiKeyInfo } {
     const apiKey = `ss_${randomBytes(32).toString('base64url')}`;
     const key: ApiKeyInfo = { id: `key_${randomBytes(6).toString('hex')}`, tenantId, prefix: apiKey.slice(0, 10), createdAt: now(), revokedAt: null };
-    this.db.prepare('INSERT INTO api_keys (id, tenant_id, key_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)')
+    this.sql('INSERT INTO api_keys (id, tenant_id, key_hash, prefix, created_at) VALUES (?, ?, ?, ?, ?)')
       .run(key.id, tenantId, hashKey(apiKey), key.prefix, key.createdAt);
     return { apiKey, key };
   }
@@ -461,19 +473,19 @@ export class PromptStore {
 
   listApiKeys(tenantId: string): ApiKeyInfo[] {
     this.getTenant(tenantId);
-    const rows = this.db.prepare('SELECT id, tenant_id, prefix, created_at, revoked_at FROM api_keys WHERE tenant_id = ? ORDER BY created_at, id').all(tenantId) as Array<{ id: string; tenant_id: string; prefix: string; created_at: string; revoked_at: string | null }>;
+    const rows = this.sql('SELECT id, tenant_id, prefix, created_at, revoked_at FROM api_keys WHERE tenant_id = ? ORDER BY created_at, id').all(tenantId) as Array<{ id: string; tenant_id: string; prefix: string; created_at: string; revoked_at: string | null }>;
     return rows.map((r) => ({ id: r.id, tenantId: r.tenant_id, prefix: r.prefix, createdAt: r.created_at, revokedAt: r.revoked_at }));
   }
 
   revokeApiKey(tenantId: string, keyId: string): void {
-    const res = this.db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND tenant_id = ? AND revoked_at IS NULL').run(now(), keyId, tenantId);
+    const res = this.sql('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND tenant_id = ? AND revoked_at IS NULL').run(now(), keyId, tenantId);
     if (res.changes === 0) throw new SoftserveError('NOT_FOUND', `no active key ${JSON.stringify(keyId)} for tenant ${JSON.stringify(tenantId)}`);
   }
 
   /** The tenant an API key belongs to, or null (unknown or revoked). */
   authenticate(apiKey: string): Tenant | null {
     if (typeof apiKey !== 'string' || apiKey.length === 0 || apiKey.length > 512) return null;
-    const r = this.db.prepare(`
+    const r = this.sql(`
       SELECT t.id, t.name, t.created_at FROM api_keys k JOIN tenants t ON t.id = k.tenant_id
       WHERE k.key_hash = ? AND k.revoked_at IS NULL`).get(hashKey(apiKey)) as { id: string; name: string; created_at: string } | undefined;
     return r ? { id: r.id, name: r.name, createdAt: r.created_at } : null;
@@ -487,23 +499,23 @@ export class PromptStore {
     const createdAt = now();
     this.db.transaction(() => {
       this.getTenant(tenantId);
-      if (this.db.prepare('SELECT 1 FROM tasks WHERE tenant_id = ? AND name = ?').get(tenantId, d.name)) {
+      if (this.sql('SELECT 1 FROM tasks WHERE tenant_id = ? AND name = ?').get(tenantId, d.name)) {
         throw new SoftserveError('CONFLICT', `task ${JSON.stringify(d.name)} already exists`);
       }
-      this.db.prepare('INSERT INTO tasks (tenant_id, name, labels, template, scoring, created_at) VALUES (?, ?, ?, ?, ?, ?)')
+      this.sql('INSERT INTO tasks (tenant_id, name, labels, template, scoring, created_at) VALUES (?, ?, ?, ?, ?, ?)')
         .run(tenantId, d.name, JSON.stringify(d.labels), d.template, JSON.stringify(scoring), createdAt);
     }).immediate();
     return { ...d, tenantId, createdAt };
   }
 
   listTasks(tenantId: string): Task[] {
-    const rows = this.db.prepare('SELECT * FROM tasks WHERE tenant_id = ? ORDER BY name').all(tenantId) as TaskRow[];
+    const rows = this.sql('SELECT * FROM tasks WHERE tenant_id = ? ORDER BY name').all(tenantId) as TaskRow[];
     return rows.map(taskFromRow);
   }
 
   private taskRow(tenantId: string, name: string): TaskRow {
     validateName('task', name);
-    const r = this.db.prepare('SELECT * FROM tasks WHERE tenant_id = ? AND name = ?').get(tenantId, name) as TaskRow | undefined;
+    const r = this.sql('SELECT * FROM tasks WHERE tenant_id = ? AND name = ?').get(tenantId, name) as TaskRow | undefined;
     if (!r) throw new SoftserveError('NOT_FOUND', `no task ${JSON.stringify(name)}`);
     return r;
   }
@@ -516,8 +528,8 @@ export class PromptStore {
   async deleteTask(tenantId: string, name: string): Promise<void> {
     const hashes = this.db.transaction(() => {
       const t = this.taskRow(tenantId, name);
-      const hs = this.db.prepare('SELECT v.tensor_hash AS h FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id WHERE p.task_id = ?').all(t.id) as Array<{ h: string }>;
-      this.db.prepare('DELETE FROM tasks WHERE id = ?').run(t.id);
+      const hs = this.sql('SELECT v.tensor_hash AS h FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id WHERE p.task_id = ?').all(t.id) as Array<{ h: string }>;
+      this.sql('DELETE FROM tasks WHERE id = ?').run(t.id);
       return hs.map((r) => r.h);
     }).immediate();
     this.removeIfUnreferenced(hashes);
@@ -553,19 +565,19 @@ export class PromptStore {
         // The task may have gone while the file was written.
         const t = this.taskRow(tenantId, taskName);
         const createdAt = now();
-        let prompt = this.db.prepare('SELECT id, next_version FROM prompts WHERE task_id = ? AND name = ?').get(t.id, name) as { id: number; next_version: number } | undefined;
+        let prompt = this.sql('SELECT id, next_version FROM prompts WHERE task_id = ? AND name = ?').get(t.id, name) as { id: number; next_version: number } | undefined;
         if (!prompt) {
-          const res = this.db.prepare('INSERT INTO prompts (task_id, name, next_version, created_at) VALUES (?, ?, 1, ?)').run(t.id, name, createdAt);
+          const res = this.sql('INSERT INTO prompts (task_id, name, next_version, created_at) VALUES (?, ?, 1, ?)').run(t.id, name, createdAt);
           prompt = { id: Number(res.lastInsertRowid), next_version: 1 };
         }
         const version = prompt.next_version;
-        this.db.prepare(`INSERT INTO prompt_versions
+        this.sql(`INSERT INTO prompt_versions
           (prompt_id, version, kind, num_virtual_tokens, has_head, tensor_hash, tensor_bytes, model_dims, source, source_dtype, peft_config, created_at)
           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
           prompt.id, version, tensors.kind, tensors.numVirtualTokens, tensors.head ? 1 : 0, hash, bytes.byteLength,
           JSON.stringify(this.dims), meta.source, meta.sourceDtype ?? null,
           meta.peftConfig ? JSON.stringify(meta.peftConfig) : null, createdAt);
-        this.db.prepare('UPDATE prompts SET next_version = ? WHERE id = ?').run(version + 1, prompt.id);
+        this.sql('UPDATE prompts SET next_version = ? WHERE id = ?').run(version + 1, prompt.id);
         return {
           task: taskName, name, version, kind: tensors.kind, numVirtualTokens: tensors.numVirtualTokens, hasHead: !!tensors.head,
           tensorHash: hash, tensorBytes: bytes.byteLength, source: meta.source, sourceDtype: meta.sourceDtype ?? null, createdAt,
@@ -588,8 +600,8 @@ export class PromptStore {
 
   listPrompts(tenantId: string, taskName: string): PromptInfo[] {
     const t = this.taskRow(tenantId, taskName);
-    const rows = this.db.prepare(`${VERSION_SELECT} WHERE p.task_id = ? ORDER BY p.name, v.version`).all(t.id) as VersionRow[];
-    const created = new Map((this.db.prepare('SELECT name, created_at FROM prompts WHERE task_id = ?').all(t.id) as Array<{ name: string; created_at: string }>).map((r) => [r.name, r.created_at]));
+    const rows = this.sql(`${VERSION_SELECT} WHERE p.task_id = ? ORDER BY p.name, v.version`).all(t.id) as VersionRow[];
+    const created = new Map((this.sql('SELECT name, created_at FROM prompts WHERE task_id = ?').all(t.id) as Array<{ name: string; created_at: string }>).map((r) => [r.name, r.created_at]));
     const byName = new Map<string, PromptInfo>();
     for (const r of rows) {
       let info = byName.get(r.prompt_name);
@@ -617,8 +629,8 @@ export class PromptStore {
       throw new SoftserveError('BAD_REQUEST', `version must be a positive integer, got ${JSON.stringify(version)}`);
     }
     const r = (version === undefined || version === null
-      ? this.db.prepare(`${VERSION_SELECT} WHERE p.task_id = ? AND p.name = ? ORDER BY v.version DESC LIMIT 1`).get(t.id, name)
-      : this.db.prepare(`${VERSION_SELECT} WHERE p.task_id = ? AND p.name = ? AND v.version = ?`).get(t.id, name, version)) as VersionRow | undefined;
+      ? this.sql(`${VERSION_SELECT} WHERE p.task_id = ? AND p.name = ? ORDER BY v.version DESC LIMIT 1`).get(t.id, name)
+      : this.sql(`${VERSION_SELECT} WHERE p.task_id = ? AND p.name = ? AND v.version = ?`).get(t.id, name, version)) as VersionRow | undefined;
     if (!r) {
       throw new SoftserveError('NOT_FOUND', version == null
         ? `no prompt ${JSON.stringify(name)} in task ${JSON.stringify(taskName)}`
@@ -663,8 +675,8 @@ export class PromptStore {
 
   private ensemblesUsing(taskId: number, name: string, version?: number): string[] {
     const rows = (version === undefined
-      ? this.db.prepare(`SELECT DISTINCT e.name FROM ensemble_members m JOIN ensembles e ON e.id = m.ensemble_id WHERE e.task_id = ? AND m.prompt_name = ?`).all(taskId, name)
-      : this.db.prepare(`SELECT DISTINCT e.name FROM ensemble_members m JOIN ensembles e ON e.id = m.ensemble_id WHERE e.task_id = ? AND m.prompt_name = ? AND m.version = ?`).all(taskId, name, version)) as Array<{ name: string }>;
+      ? this.sql(`SELECT DISTINCT e.name FROM ensemble_members m JOIN ensembles e ON e.id = m.ensemble_id WHERE e.task_id = ? AND m.prompt_name = ?`).all(taskId, name)
+      : this.sql(`SELECT DISTINCT e.name FROM ensemble_members m JOIN ensembles e ON e.id = m.ensemble_id WHERE e.task_id = ? AND m.prompt_name = ? AND m.version = ?`).all(taskId, name, version)) as Array<{ name: string }>;
     return rows.map((r) => r.name);
   }
 
@@ -673,12 +685,12 @@ export class PromptStore {
     const hashes = this.db.transaction(() => {
       const t = this.taskRow(tenantId, taskName);
       validateName('prompt', name);
-      const p = this.db.prepare('SELECT id FROM prompts WHERE task_id = ? AND name = ?').get(t.id, name) as { id: number } | undefined;
+      const p = this.sql('SELECT id FROM prompts WHERE task_id = ? AND name = ?').get(t.id, name) as { id: number } | undefined;
       if (!p) throw new SoftserveError('NOT_FOUND', `no prompt ${JSON.stringify(name)} in task ${JSON.stringify(taskName)}`);
       const users = this.ensemblesUsing(t.id, name);
       if (users.length > 0) throw new SoftserveError('CONFLICT', `prompt ${JSON.stringify(name)} is used by ensemble(s) ${users.join(', ')}; delete them first`, { ensembles: users });
-      const hs = this.db.prepare('SELECT tensor_hash AS h FROM prompt_versions WHERE prompt_id = ?').all(p.id) as Array<{ h: string }>;
-      this.db.prepare('DELETE FROM prompts WHERE id = ?').run(p.id);
+      const hs = this.sql('SELECT tensor_hash AS h FROM prompt_versions WHERE prompt_id = ?').all(p.id) as Array<{ h: string }>;
+      this.sql('DELETE FROM prompts WHERE id = ?').run(p.id);
       return hs.map((r) => r.h);
     }).immediate();
     this.removeIfUnreferenced(hashes);
@@ -695,13 +707,13 @@ export class PromptStore {
       const t = this.taskRow(tenantId, taskName);
       const pinnedBy = this.ensemblesUsing(t.id, name, version);
       if (pinnedBy.length > 0) throw new SoftserveError('CONFLICT', `version ${version} of ${JSON.stringify(name)} is pinned by ensemble(s) ${pinnedBy.join(', ')}`, { ensembles: pinnedBy });
-      const left = (this.db.prepare('SELECT COUNT(*) AS n FROM prompt_versions WHERE prompt_id = ?').get(r.prompt_id) as { n: number }).n;
+      const left = (this.sql('SELECT COUNT(*) AS n FROM prompt_versions WHERE prompt_id = ?').get(r.prompt_id) as { n: number }).n;
       if (left === 1) {
         const users = this.ensemblesUsing(t.id, name);
         if (users.length > 0) throw new SoftserveError('CONFLICT', `version ${version} is the last of ${JSON.stringify(name)}, which ensemble(s) ${users.join(', ')} use`, { ensembles: users });
-        this.db.prepare('DELETE FROM prompts WHERE id = ?').run(r.prompt_id);
+        this.sql('DELETE FROM prompts WHERE id = ?').run(r.prompt_id);
       } else {
-        this.db.prepare('DELETE FROM prompt_versions WHERE id = ?').run(r.id);
+        this.sql('DELETE FROM prompt_versions WHERE id = ?').run(r.id);
       }
       return [r.tensor_hash];
     }).immediate();
@@ -727,7 +739,7 @@ export class PromptStore {
     const createdAt = now();
     this.db.transaction(() => {
       const t = this.taskRow(tenantId, taskName);
-      if (this.db.prepare('SELECT 1 FROM ensembles WHERE task_id = ? AND name = ?').get(t.id, name)) {
+      if (this.sql('SELECT 1 FROM ensembles WHERE task_id = ? AND name = ?').get(t.id, name)) {
         throw new SoftserveError('CONFLICT', `ensemble ${JSON.stringify(name)} already exists`);
       }
       for (const m of clean) {
@@ -738,28 +750,28 @@ export class PromptStore {
           throw err;
         }
       }
-      const res = this.db.prepare('INSERT INTO ensembles (task_id, name, created_at) VALUES (?, ?, ?)').run(t.id, name, createdAt);
-      const ins = this.db.prepare('INSERT INTO ensemble_members (ensemble_id, position, prompt_name, version) VALUES (?, ?, ?, ?)');
+      const res = this.sql('INSERT INTO ensembles (task_id, name, created_at) VALUES (?, ?, ?)').run(t.id, name, createdAt);
+      const ins = this.sql('INSERT INTO ensemble_members (ensemble_id, position, prompt_name, version) VALUES (?, ?, ?, ?)');
       clean.forEach((m, i) => ins.run(res.lastInsertRowid, i, m.prompt, m.version ?? null));
     }).immediate();
     return { task: taskName, name, members: clean, createdAt };
   }
 
   private ensembleFromRow(taskName: string, e: { id: number; name: string; created_at: string }): EnsembleInfo {
-    const ms = this.db.prepare('SELECT prompt_name, version FROM ensemble_members WHERE ensemble_id = ? ORDER BY position').all(e.id) as Array<{ prompt_name: string; version: number | null }>;
+    const ms = this.sql('SELECT prompt_name, version FROM ensemble_members WHERE ensemble_id = ? ORDER BY position').all(e.id) as Array<{ prompt_name: string; version: number | null }>;
     return { task: taskName, name: e.name, createdAt: e.created_at, members: ms.map((m) => (m.version === null ? { prompt: m.prompt_name } : { prompt: m.prompt_name, version: m.version })) };
   }
 
   listEnsembles(tenantId: string, taskName: string): EnsembleInfo[] {
     const t = this.taskRow(tenantId, taskName);
-    const rows = this.db.prepare('SELECT id, name, created_at FROM ensembles WHERE task_id = ? ORDER BY name').all(t.id) as Array<{ id: number; name: string; created_at: string }>;
+    const rows = this.sql('SELECT id, name, created_at FROM ensembles WHERE task_id = ? ORDER BY name').all(t.id) as Array<{ id: number; name: string; created_at: string }>;
     return rows.map((e) => this.ensembleFromRow(taskName, e));
   }
 
   getEnsemble(tenantId: string, taskName: string, name: string): EnsembleInfo {
     const t = this.taskRow(tenantId, taskName);
     validateName('ensemble', name);
-    const e = this.db.prepare('SELECT id, name, created_at FROM ensembles WHERE task_id = ? AND name = ?').get(t.id, name) as { id: number; name: string; created_at: string } | undefined;
+    const e = this.sql('SELECT id, name, created_at FROM ensembles WHERE task_id = ? AND name = ?').get(t.id, name) as { id: number; name: string; created_at: string } | undefined;
     if (!e) throw new SoftserveError('NOT_FOUND', `no ensemble ${JSON.stringify(name)} in task ${JSON.stringify(taskName)}`);
     return this.ensembleFromRow(taskName, e);
   }
@@ -768,7 +780,7 @@ export class PromptStore {
     this.db.transaction(() => {
       const t = this.taskRow(tenantId, taskName);
       validateName('ensemble', name);
-      const res = this.db.prepare('DELETE FROM ensembles WHERE task_id = ? AND name = ?').run(t.id, name);
+      const res = this.sql('DELETE FROM ensembles WHERE task_id = ? AND name = ?').run(t.id, name);
       if (res.changes === 0) throw new SoftserveError('NOT_FOUND', `no ensemble ${JSON.stringify(name)} in task ${JSON.stringify(taskName)}`);
     }).immediate();
   }

@@ -2,7 +2,7 @@
 // filled by deficit round-robin over tenants (each pass grants every waiting
 // tenant a quantum of tokens), so one tenant's flood cannot starve another.
 // A batch is seeded by the oldest waiting row and only takes rows of a
-// similar length (within one power of two), which bounds padding. A batch is
+// similar length (see bucketOf), which bounds padding. A batch is
 // sent when it would be full (rows or padded tokens) or when its oldest row
 // has waited `maxWaitMs`. The queue is bounded in rows and tokens, in total
 // and per tenant: past that, requests are refused with 429 at once rather
@@ -96,7 +96,15 @@ interface RowJob { row: EngineRow; tokens: number; bucket: number; request: Requ
 
 interface TenantQueue { rows: RowJob[]; deficit: number }
 
-const bucketOf = (tokens: number) => Math.ceil(Math.log2(Math.max(tokens, 1)));
+/**
+ * Length classes a quarter-octave wide; a batch takes rows within two classes
+ * of its seed, so its longest row is at most 2^(3/4) ≈ 1.7× its shortest.
+ * Padding costs more than its share: attention grows with the square of the
+ * padded length.
+ */
+const CLASSES_PER_OCTAVE = 4;
+const MAX_CLASS_DISTANCE = 2;
+const bucketOf = (tokens: number) => Math.floor(Math.log2(Math.max(tokens, 1)) * CLASSES_PER_OCTAVE);
 
 export class Scheduler {
   private readonly tenants = new Map<string, TenantQueue>();
@@ -230,7 +238,7 @@ export class Scheduler {
     const fits = (r: RowJob) =>
       picked.length + 1 <= maxBatchRows &&
       (picked.length + 1) * Math.max(longest, r.tokens) <= maxBatchTokens &&
-      Math.abs(r.bucket - seed.bucket) <= 1;
+      Math.abs(r.bucket - seed.bucket) <= MAX_CLASS_DISTANCE;
     const take = (q: TenantQueue) => {
       const r = q.rows.shift()!;
       q.deficit -= r.tokens;
@@ -285,9 +293,16 @@ export class Scheduler {
     const now = performance.now();
     for (const r of rows) if (!r.request.done) r.request.startedAt = now;
     try {
-      const live = rows.filter((r) => !r.request.done);
-      if (live.length > 0) {
-        const assembled = this.assemble(live.map((r) => r.row));
+      let live = rows.filter((r) => !r.request.done);
+      let assembled: AssembledBatch | null = null;
+      try {
+        if (live.length > 0) assembled = this.assemble(live.map((r) => r.row));
+      } catch {
+        // One request's bad row must not fail the others it shares the batch with.
+        live = this.rejectUnassemblable(live);
+        if (live.length > 0) assembled = this.assemble(live.map((r) => r.row));
+      }
+      if (assembled) {
         const out = await this.run(assembled);
         const elapsed = out.inferenceMs / 1000;
         const rate = assembled.rows * assembled.paddedLength / Math.max(elapsed, 1e-6);
@@ -325,6 +340,24 @@ export class Scheduler {
       this.pump();
       this.checkIdle();
     }
+  }
+
+  /** Rejects the requests whose rows cannot be assembled on their own; returns the rest. */
+  private rejectUnassemblable(rows: RowJob[]): RowJob[] {
+    const byRequest = new Map<RequestJob, RowJob[]>();
+    for (const r of rows) byRequest.set(r.request, [...(byRequest.get(r.request) ?? []), r]);
+    const kept: RowJob[] = [];
+    for (const [job, jobRows] of byRequest) {
+      try {
+        this.assemble(jobRows.map((r) => r.row));
+        kept.push(...jobRows);
+      } catch (err) {
+        job.done = true;
+        if (job.timer) clearTimeout(job.timer);
+        job.reject(err as Error);
+      }
+    }
+    return kept;
   }
 
   private finish(job: RequestJob, lastInferenceMs: number): void {

@@ -2,6 +2,8 @@
 // go, where the score is read, truncation, and which token a label word scores.
 
 import { test } from 'node:test';
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { loadTokenizer } from '../models/tokenizer.ts';
 import { loadCheckpoint } from '../models/checkpoint.ts';
@@ -76,4 +78,19 @@ test('templates need {text} exactly once; {mask} needs a mask token', () => {
   const { spec, tok, special } = setup(STORIES_DIR);
   assert.throws(() => buildRow(parseTemplate('{text} {mask}'), 'x', tok, spec, special, 0, 8),
     (e: unknown) => e instanceof SoftserveError && e.code === 'INVALID_TASK');
+});
+
+test('words a word-level tokenizer lacks become its unknown token, never undefined', () => {
+  // The llama fixture's tokenizer is word-level; without tokenizer_config.json naming
+  // the unknown token, the library gives `undefined` for words it lacks.
+  const ckpt = writeRandomCheckpoint({ family: 'llama', seed: 2 });
+  rmSync(join(ckpt.dir, 'tokenizer_config.json'));
+  try {
+    const tok = loadTokenizer(ckpt.dir);
+    const ids = tok.encode('the zzzqqq movie');
+    assert.ok(ids.every((id) => Number.isInteger(id)), JSON.stringify(ids));
+    assert.ok(ids.includes(ckpt.special.unk!));
+  } finally {
+    ckpt.cleanup();
+  }
 });
