@@ -8,10 +8,17 @@ export interface Param {
   grad: Float64Array;
   /** Whether weight decay applies (encoder and head weights; never prompts). */
   decay: boolean;
+  /**
+   * Multiplies the learning rate for this parameter. Encoder weight matrices
+   * use 1/fan-in: with Adam every entry moves by about lr per step, so a
+   * layer's output would move by lr x fan-in, far faster than the prompt
+   * itself (the muP rule for Adam).
+   */
+  lrScale: number;
 }
 
-export function param(name: string, data: Float64Array, decay: boolean): Param {
-  return { name, data, grad: new Float64Array(data.length), decay };
+export function param(name: string, data: Float64Array, decay: boolean, lrScale = 1): Param {
+  return { name, data, grad: new Float64Array(data.length), decay, lrScale };
 }
 
 export function zeroGrads(params: Param[]): void {
@@ -71,13 +78,14 @@ export class AdamW {
     this.params.forEach((p, k) => {
       const m = this.m[k]!;
       const v = this.v[k]!;
-      const decay = p.decay ? lr * this.weightDecay : 0;
+      const plr = lr * p.lrScale;
+      const decay = p.decay ? plr * this.weightDecay : 0;
       for (let i = 0; i < p.data.length; i++) {
         const g = p.grad[i]!;
         m[i] = this.beta1 * m[i]! + (1 - this.beta1) * g;
         v[i] = this.beta2 * v[i]! + (1 - this.beta2) * g * g;
         const update = (m[i]! / bc1) / (Math.sqrt(v[i]! / bc2) + this.eps);
-        p.data[i] = p.data[i]! - decay * p.data[i]! - lr * update;
+        p.data[i] = p.data[i]! - decay * p.data[i]! - plr * update;
       }
     });
   }

@@ -99,7 +99,7 @@ export class Mlp {
       const fanOut = sizes[l + 1]!;
       const last = l + 2 === sizes.length;
       const bound = 1 / Math.sqrt(fanIn);
-      const w = param(`${name}.${l}.weight`, last ? new Float64Array(fanIn * fanOut) : uniformInit(fanIn * fanOut, bound, rng), true);
+      const w = param(`${name}.${l}.weight`, last ? new Float64Array(fanIn * fanOut) : uniformInit(fanIn * fanOut, bound, rng), true, 1 / fanIn);
       const b = param(`${name}.${l}.bias`, last ? new Float64Array(fanOut) : uniformInit(fanOut, bound, rng), false);
       this.w.push(w);
       this.b.push(b);
@@ -167,8 +167,8 @@ export class BiLstm {
       const b = uniformInit(4 * hidden, bound, rng);
       for (let j = hidden; j < 2 * hidden; j++) b[j]! += 1; // forget-gate bias +1
       const dir = {
-        wx: param(`${name}.${d}.wx`, uniformInit(inSize * 4 * hidden, bound, rng), true),
-        wh: param(`${name}.${d}.wh`, uniformInit(hidden * 4 * hidden, bound, rng), true),
+        wx: param(`${name}.${d}.wx`, uniformInit(inSize * 4 * hidden, bound, rng), true, 1 / inSize),
+        wh: param(`${name}.${d}.wh`, uniformInit(hidden * 4 * hidden, bound, rng), true, 1 / hidden),
         b: param(`${name}.${d}.b`, b, false),
       };
       this.dirs.push(dir);

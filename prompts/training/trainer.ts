@@ -249,6 +249,9 @@ export async function trainPrompt(
   }
   if (train.length === 0) throw new SoftserveError('INVALID_INPUT', 'no training examples');
   const P = opts.numVirtualTokens;
+  // A linear probe without any virtual token (P = 0) is for evaluation only:
+  // the store needs a prompt to publish, so the API's linear_head uses P = 1.
+  const noPrompt = method === 'linear_head' && P === 0;
   const kind: PromptKind = isPrefix ? 'prefix' : method === 'p_tuning' ? 'ptuning' : 'soft';
   const labelIds = headTask ? [] : labelTokens(model, task);
   const poolMean = task.scoring.type === 'head' ? task.scoring.pooling === 'mean' : true;
@@ -287,7 +290,7 @@ export async function trainPrompt(
   const rowFor = (e: Encoded, m: Materialised): EngineRow => {
     const row: EngineRow = { inputIds: e.ids, scorePosition: e.scorePosition, poolMean };
     if (isPrefix) row.prefix = { key: 'p', length: P, data: m.prompt };
-    else row.softPrompt = { key: 's', length: P, data: m.prompt };
+    else if (!noPrompt) row.softPrompt = { key: 's', length: P, data: m.prompt };
     if (m.head) row.head = { key: 'h', numClasses: C, weight: m.head.weight, bias: m.head.bias };
     else row.labelIds = labelIds;
     return row;
@@ -536,7 +539,7 @@ export async function evaluatePrompt(
       const e = enc[i]!;
       const row: EngineRow = { inputIds: e.ids, scorePosition: e.scorePosition, poolMean };
       if (tensors && isPrefix) row.prefix = { key: 'p', length: tensors.numVirtualTokens, data: tensors.data };
-      else if (tensors) row.softPrompt = { key: 's', length: tensors.numVirtualTokens, data: tensors.data };
+      else if (tensors && tensors.numVirtualTokens > 0) row.softPrompt = { key: 's', length: tensors.numVirtualTokens, data: tensors.data };
       if (tensors?.head && task.scoring.type === 'head') row.head = { key: 'h', numClasses: C, weight: tensors.head.weight, bias: tensors.head.bias };
       else row.labelIds = labelIds;
       return row;
