@@ -220,6 +220,18 @@ export class TrainableModel {
     return res;
   }
 
+  /**
+   * Releases the training and kv sessions (and with them onnxruntime's arena,
+   * which keeps the peak activation memory of a training step); they are
+   * rebuilt on the next use. The forward session stays.
+   */
+  async releaseTraining(): Promise<void> {
+    const sessions = [...this.training.values(), ...(this.kvSession ? [this.kvSession] : [])];
+    this.training.clear();
+    this.kvSession = null;
+    for (const s of sessions) await (await s).release();
+  }
+
   async release(): Promise<void> {
     await this.forwardSession.release();
     for (const s of this.training.values()) await (await s).release();

@@ -143,3 +143,29 @@ export function jobsExtension(manager: TrainingManager): AppExtension {
     });
   };
 }
+
+/**
+ * The job routes for /openapi.json (server/openapi.ts merges these into its
+ * `paths`; docs/TRAINING.md is the prose version).
+ */
+export function jobsOpenApiPaths(): Record<string, Record<string, unknown>> {
+  const err = (...codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), { description: 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }]));
+  const job = { type: 'object', description: 'a training job (docs/TRAINING.md)', properties: { id: { type: 'string' }, state: { type: 'string', enum: ['queued', 'running', 'succeeded', 'failed', 'cancelled'] }, progress: { type: 'object', nullable: true }, history: { type: 'array', items: { type: 'object' } }, result: { type: 'object', nullable: true }, error: { type: 'object', nullable: true } } };
+  const one = (description: string, status = '200') => ({ [status]: { description, content: { 'application/json': { schema: job } } } });
+  const list = { 200: { description: 'jobs, newest first', content: { 'application/json': { schema: { type: 'object', properties: { jobs: { type: 'array', items: job } } } } } } };
+  const task = { name: 'task', in: 'path', required: true, schema: { type: 'string' } };
+  const id = { name: 'id', in: 'path', required: true, schema: { type: 'string' } };
+  return {
+    '/v1/tasks/{task}/jobs': {
+      post: {
+        summary: 'Submit a training job (JSON, multipart with a JSONL file, or a raw JSONL body)', parameters: [task],
+        requestBody: { content: { 'application/json': { schema: { type: 'object', required: ['prompt'], properties: { prompt: { type: 'string' }, ensemble: { type: 'string' }, options: { type: 'object' }, examples: { type: 'array', items: { type: 'object', properties: { text: { type: 'string' }, label: { type: 'string' } } } }, jsonl: { type: 'string' }, validation: { type: 'array' }, validation_jsonl: { type: 'string' } } } }, 'multipart/form-data': { schema: { type: 'object' } }, 'application/x-ndjson': { schema: { type: 'string' } } } },
+        responses: { ...one('queued', '202'), ...err(400, 401, 404, 409, 413, 415, 422, 429, 503) },
+      },
+      get: { summary: "The task's training jobs", parameters: [task], responses: { ...list, ...err(401, 404) } },
+    },
+    '/v1/jobs': { get: { summary: "All of the tenant's training jobs", responses: { ...list, ...err(401) } } },
+    '/v1/jobs/{id}': { get: { summary: 'A training job: state, progress, held-out history, result', parameters: [id], responses: { ...one('the job'), ...err(401, 404) } } },
+    '/v1/jobs/{id}/cancel': { post: { summary: 'Cancel a queued or running job', parameters: [id], responses: { ...one('the job'), ...err(401, 404, 409) } } },
+  };
+}

@@ -5,7 +5,7 @@ export interface TrainingConfig {
   enabled: boolean;
   /** SOFTSERVE_TRAINING_THREADS: onnxruntime intra-op threads of the training session (default 1). */
   intraOpThreads: number;
-  /** SOFTSERVE_TRAINING_NICE: niceness added to the training thread, 0-19 (default 10). */
+  /** SOFTSERVE_TRAINING_NICE: niceness of the training thread, 0-19 (default 10; a thread cannot be raised above the process's own priority). */
   niceness: number;
   /** SOFTSERVE_TRAINING_MAX_BYTES: largest JSONL upload or JSON job body (default 32 MiB). */
   maxUploadBytes: number;

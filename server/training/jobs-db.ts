@@ -72,9 +72,18 @@ export function newJobId(): string {
   return `job_${randomBytes(12).toString('base64url')}`;
 }
 
+/** Every column but the examples (views and lists never need them). */
+const COLUMNS = `id, tenant_id, task_name, task_created_at, prompt_name, ensemble_name, state, options, '' AS examples, NULL AS validation,
+  num_examples, progress, history, result, error, cancel_requested, attempts, events, created_at, started_at, finished_at, updated_at`;
+
 export class JobsTable {
   constructor(readonly db: Db) {
     db.exec(SCHEMA);
+  }
+
+  /** A job's examples and validation set (JSON), read only when it runs. */
+  examples(id: string): { examples: string; validation: string | null } | undefined {
+    return this.db.prepare('SELECT examples, validation FROM training_jobs WHERE id = ?').get(id) as { examples: string; validation: string | null } | undefined;
   }
 
   insert(row: Omit<JobRow, 'progress' | 'history' | 'result' | 'error' | 'cancel_requested' | 'attempts' | 'events' | 'started_at' | 'finished_at' | 'updated_at'>): void {
@@ -84,17 +93,17 @@ export class JobsTable {
   }
 
   get(id: string): JobRow | undefined {
-    return this.db.prepare('SELECT * FROM training_jobs WHERE id = ?').get(id) as JobRow | undefined;
+    return this.db.prepare(`SELECT ${COLUMNS} FROM training_jobs WHERE id = ?`).get(id) as JobRow | undefined;
   }
 
   getForTenant(tenantId: string, id: string): JobRow | undefined {
-    return this.db.prepare('SELECT * FROM training_jobs WHERE id = ? AND tenant_id = ?').get(id, tenantId) as JobRow | undefined;
+    return this.db.prepare(`SELECT ${COLUMNS} FROM training_jobs WHERE id = ? AND tenant_id = ?`).get(id, tenantId) as JobRow | undefined;
   }
 
   list(tenantId: string, task?: string, limit = 100): JobRow[] {
     return (task === undefined
-      ? this.db.prepare('SELECT * FROM training_jobs WHERE tenant_id = ? ORDER BY created_at DESC, id LIMIT ?').all(tenantId, limit)
-      : this.db.prepare('SELECT * FROM training_jobs WHERE tenant_id = ? AND task_name = ? ORDER BY created_at DESC, id LIMIT ?').all(tenantId, task, limit)) as JobRow[];
+      ? this.db.prepare(`SELECT ${COLUMNS} FROM training_jobs WHERE tenant_id = ? ORDER BY created_at DESC, id LIMIT ?`).all(tenantId, limit)
+      : this.db.prepare(`SELECT ${COLUMNS} FROM training_jobs WHERE tenant_id = ? AND task_name = ? ORDER BY created_at DESC, id LIMIT ?`).all(tenantId, task, limit)) as JobRow[];
   }
 
   countActive(tenantId?: string): number {
@@ -105,11 +114,11 @@ export class JobsTable {
   }
 
   nextQueued(): JobRow | undefined {
-    return this.db.prepare(`SELECT * FROM training_jobs WHERE state = 'queued' ORDER BY created_at, id LIMIT 1`).get() as JobRow | undefined;
+    return this.db.prepare(`SELECT ${COLUMNS} FROM training_jobs WHERE state = 'queued' ORDER BY created_at, id LIMIT 1`).get() as JobRow | undefined;
   }
 
   running(): JobRow[] {
-    return this.db.prepare(`SELECT * FROM training_jobs WHERE state = 'running'`).all() as JobRow[];
+    return this.db.prepare(`SELECT ${COLUMNS} FROM training_jobs WHERE state = 'running'`).all() as JobRow[];
   }
 
   /** Updates the given columns; returns false when the row is gone (tenant deleted). */

@@ -357,9 +357,11 @@ export class TrainingManager {
       return;
     }
     const decode = (s: string): Example[] => (JSON.parse(s) as Array<[string, number]>).map(([text, label]) => ({ text, label }));
-    const examples = decode(row.examples);
-    const split = row.validation
-      ? { train: examples, heldOut: decode(row.validation) }
+    const stored = this.table.examples(row.id);
+    if (!stored) return;
+    const examples = decode(stored.examples);
+    const split = stored.validation
+      ? { train: examples, heldOut: decode(stored.validation) }
       : splitHeldOut(examples, options.heldOutFraction, stream(options.seed, 'split'));
 
     let outcome: Extract<FromTrainer, { type: 'done' | 'failed' }>;
