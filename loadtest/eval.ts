@@ -50,15 +50,16 @@ const ENSEMBLE = 5;
 
 /** Options per trained method (the API's snake_case). */
 const METHOD_OPTIONS: Record<string, Record<string, unknown>> = {
-  prompt_tuning: { method: 'prompt_tuning', num_virtual_tokens: 16, init: 'vocab', learning_rate: 0.03, epochs: 3, batch_size: 32 },
-  p_tuning: { method: 'p_tuning', num_virtual_tokens: 16, encoder: 'mlp', init: 'vocab', learning_rate: 0.01, epochs: 3, batch_size: 32 },
-  prefix_tuning: { method: 'prefix_tuning', num_virtual_tokens: 8, init: 'vocab', learning_rate: 0.003, epochs: 3, batch_size: 32 },
-  linear_head: { method: 'linear_head', epochs: 30, batch_size: 64, learning_rate: 0.01 },
+  prompt_tuning: { method: 'prompt_tuning', num_virtual_tokens: 16, init: 'vocab', learning_rate: 0.1, epochs: 5, batch_size: 32 },
+  p_tuning: { method: 'p_tuning', num_virtual_tokens: 16, encoder: 'mlp', init: 'vocab', learning_rate: 0.1, epochs: 5, batch_size: 32 },
+  prefix_tuning: { method: 'prefix_tuning', num_virtual_tokens: 8, init: 'vocab', learning_rate: 0.01, epochs: 5, batch_size: 32 },
+  // Probes: 30 epochs in full (cheap), keeping the best held-out epoch.
+  linear_head: { method: 'linear_head', epochs: 30, batch_size: 64, learning_rate: 0.01, patience: 0 },
 };
 
 type Unit =
   | { kind: 'zero_shot'; dataset: string }
-  | { kind: 'train'; dataset: string; method: string; seed: number; scoring: 'verbalizer' | 'head'; pooling?: 'mean' | 'last'; options: Record<string, unknown>; label: string };
+  | { kind: 'train'; dataset: string; method: string; seed: number; scoring: 'verbalizer' | 'head'; pooling?: 'mean' | 'last'; options: Record<string, unknown>; label: string; bare?: boolean };
 
 interface UnitResult {
   unit: Unit;
@@ -72,9 +73,9 @@ interface UnitResult {
   examplesPerSec: number;
 }
 
-function taskFor(ds: Dataset, scoring: 'verbalizer' | 'head', pooling: 'mean' | 'last' = 'mean'): TaskSpec {
+function taskFor(ds: Dataset, scoring: 'verbalizer' | 'head', pooling: 'mean' | 'last' = 'mean', template = ds.template): TaskSpec {
   return {
-    labels: ds.labels, template: ds.template,
+    labels: ds.labels, template,
     scoring: scoring === 'verbalizer' ? { type: 'verbalizer', labelWords: ds.labelWords } : { type: 'head', pooling },
   };
 }
@@ -117,8 +118,11 @@ async function workerMain(): Promise<void> {
       const ev = await evaluatePrompt(model, taskFor(ds, 'verbalizer'), d.test, null, MAX_TEXT_TOKENS);
       out = { unit, accuracy: ev.accuracy, probabilities: ev.probabilities.map((p) => Array.from(p)), wallMs: performance.now() - started, heldOut: null, steps: 0, bestStep: 0, stoppedEarly: false, examplesPerSec: 0 };
     } else {
-      const task = taskFor(ds, unit.scoring, unit.pooling);
+      // Linear probes read the dataset's template or the bare input; the other methods the template.
+      const task = taskFor(ds, unit.scoring, unit.pooling, unit.bare ? '{text}' : ds.template);
       const opts = parseTrainingOptions({ ...unit.options, seed: unit.seed, max_text_tokens: MAX_TEXT_TOKENS, ...(quick ? { epochs: 1 } : {}) });
+      // A plain linear probe: no virtual token at all (the API's linear_head carries one fixed token).
+      if (unit.method === 'linear_head') opts.numVirtualTokens = 0;
       const r = await trainPrompt(model, task, d.train, d.heldOut, opts);
       const ev = await evaluatePrompt(model, task, d.test, r.tensors, MAX_TEXT_TOKENS);
       out = {
@@ -162,8 +166,11 @@ function units(datasets: Dataset[]): Unit[] {
     }
     list.push({ kind: 'train', dataset: ds.name, method: 'p_tuning', seed: 0, scoring: 'verbalizer', options: METHOD_OPTIONS.p_tuning!, label: 'P-tuning' });
     list.push({ kind: 'train', dataset: ds.name, method: 'prefix_tuning', seed: 0, scoring: 'head', pooling: 'mean', options: METHOD_OPTIONS.prefix_tuning!, label: 'prefix tuning' });
-    list.push({ kind: 'train', dataset: ds.name, method: 'linear_head', seed: 0, scoring: 'head', pooling: 'mean', options: METHOD_OPTIONS.linear_head!, label: 'linear probe (mean)' });
-    list.push({ kind: 'train', dataset: ds.name, method: 'linear_head', seed: 0, scoring: 'head', pooling: 'last', options: METHOD_OPTIONS.linear_head!, label: 'linear probe (last)' });
+    for (const bare of [false, true]) {
+      for (const pooling of ['last', 'mean'] as const) {
+        list.push({ kind: 'train', dataset: ds.name, method: 'linear_head', seed: 0, scoring: 'head', pooling, bare, options: METHOD_OPTIONS.linear_head!, label: `linear probe (${pooling}${bare ? ', bare' : ''})` });
+      }
+    }
     list.push({ kind: 'zero_shot', dataset: ds.name });
   }
   return list;
@@ -247,8 +254,10 @@ function report(datasets: Dataset[], results: UnitResult[], quick: boolean, work
     }),
   });
   rows.push({ name: 'zero-shot verbalizer (first token of label word)', cells: datasets.map((ds) => cellOf(find(ds.name, (u) => u.kind === 'zero_shot'))) });
-  rows.push({ name: 'linear probe, last-token feature', cells: datasets.map((ds) => cellOf(find(ds.name, train('linear probe (last)')))) });
-  rows.push({ name: 'linear probe, mean-pooled feature', cells: datasets.map((ds) => cellOf(find(ds.name, train('linear probe (mean)')))) });
+  rows.push({ name: 'linear probe, last-token feature (template)', cells: datasets.map((ds) => cellOf(find(ds.name, train('linear probe (last)')))) });
+  rows.push({ name: 'linear probe, mean-pooled feature (template)', cells: datasets.map((ds) => cellOf(find(ds.name, train('linear probe (mean)')))) });
+  rows.push({ name: 'linear probe, last-token feature (bare input)', cells: datasets.map((ds) => cellOf(find(ds.name, train('linear probe (last, bare)')))) });
+  rows.push({ name: 'linear probe, mean-pooled feature (bare input)', cells: datasets.map((ds) => cellOf(find(ds.name, train('linear probe (mean, bare)')))) });
   rows.push({ name: 'prompt tuning, P=16, one seed (seed 0)', cells: datasets.map((ds) => cellOf(find(ds.name, train('prompt tuning seed 0')))) });
   const members = (ds: string) => find(ds, (u) => u.kind === 'train' && u.method === 'prompt_tuning').sort((a, b) => (a.unit as { seed: number }).seed - (b.unit as { seed: number }).seed);
   rows.push({
