@@ -27,6 +27,38 @@ const ROOT = new URL('../', import.meta.url);
 const MODEL_DIR = process.env.SOFTSERVE_MODEL_DIR ?? fileURLToPath(new URL('../shared/models/stories260k', ROOT));
 const DATA_DIR = fileURLToPath(new URL('../shared/data', ROOT));
 const RESULTS = fileURLToPath(new URL('docs/RESULTS.md', ROOT));
+const REFERENCE = fileURLToPath(new URL('../shared/data/REFERENCE.md', ROOT));
+
+/** REFERENCE.md's table: row name -> dataset -> accuracy (%). */
+function referenceTable(): Map<string, Map<string, number>> {
+  const out = new Map<string, Map<string, number>>();
+  let text = '';
+  try { text = readFileSync(REFERENCE, 'utf8'); } catch { return out; }
+  const lines = text.split('\n').filter((l) => l.startsWith('|'));
+  const head = lines[0]?.split('|').map((c) => c.trim()).filter(Boolean) ?? [];
+  for (const line of lines.slice(2)) {
+    const cells = line.split('|').map((c) => c.trim()).filter(Boolean);
+    const row = new Map<string, number>();
+    head.slice(1).forEach((ds, i) => { const v = Number(cells[i + 1]); if (Number.isFinite(v)) row.set(ds, v); });
+    out.set(cells[0]!, row);
+  }
+  return out;
+}
+
+/** Our row -> the reference row it compares with. */
+const REFERENCE_ROW: Record<string, string> = {
+  'majority class (of train)': 'majority class',
+  'zero-shot verbalizer (first token of label word)': 'zero-shot verbalizer (first token of label word)',
+  'linear probe, last-token feature (template)': 'linear probe, last-token feature',
+  'linear probe, mean-pooled feature (template)': 'linear probe, mean-pooled feature',
+  'linear probe, last-token feature (bare input)': 'linear probe, last-token feature',
+  'linear probe, mean-pooled feature (bare input)': 'linear probe, mean-pooled feature',
+  'prompt tuning, P=16, one seed (seed 0)': 'prompt tuning, P=16, one seed',
+  'prompt tuning, average of 5 seeds': 'prompt tuning, average of 5 seeds',
+  'prompt tuning, best of 5 seeds (by test)': 'prompt tuning, best of 5 seeds',
+  'prompt tuning, 5-prompt majority vote': 'prompt tuning, 5-prompt majority vote',
+  'prefix tuning, P=8 per layer, linear head (mean)': 'prefix tuning, P=8 per layer, linear head (last token)',
+};
 
 // --- datasets and methods ----------------------------------------------------------------
 
@@ -298,7 +330,12 @@ function report(datasets: Dataset[], results: UnitResult[], quick: boolean, work
 
   const head = `| method | ${datasets.map((d) => d.name).join(' | ')} | ${datasets.map((d) => `${d.name} time`).join(' | ')} |`;
   const sep = `|---|${datasets.map(() => '---:').join('|')}|${datasets.map(() => '---:').join('|')}|`;
-  const lines = rows.map((r) => `| ${r.name} | ${r.cells.map((c) => (c ? pct(c.acc) : '–')).join(' | ')} | ${r.cells.map((c) => (c && c.ms > 0 ? secs(c.ms) : '–')).join(' | ')} |`);
+  const ref = referenceTable();
+  const refCell = (row: string, ds: string): string => {
+    const v = ref.get(REFERENCE_ROW[row] ?? '')?.get(ds);
+    return v === undefined ? '' : ` (${v.toFixed(1)})`;
+  };
+  const lines = rows.map((r) => `| ${r.name} | ${r.cells.map((c, i) => (c ? `${pct(c.acc)}${refCell(r.name, datasets[i]!.name)}` : '–')).join(' | ')} | ${r.cells.map((c) => (c && c.ms > 0 ? secs(c.ms) : '–')).join(' | ')} |`);
   const cpu = cpus()[0]?.model ?? 'unknown CPU';
   const meta = [
     '',
@@ -306,6 +343,7 @@ function report(datasets: Dataset[], results: UnitResult[], quick: boolean, work
     `${cpus().length} × ${cpu}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}, onnxruntime-node CPU,`,
     `${workers} worker thread(s) × 1 onnxruntime thread; total wall time ${secs(totalMs)}. Times are per run`,
     '(a 5-seed row counts all five runs, the average row one run on average), including the test-set evaluation.',
+    'In parentheses: the reference implementation\'s accuracy for the comparable row (../shared/data/REFERENCE.md).',
   ];
   return [...meta, '', head, sep, ...lines].join('\n');
 }

@@ -367,7 +367,8 @@ export async function trainPrompt(
       best = { step, accuracy: NaN, loss: NaN, snapshot: m };
       return false;
     }
-    if (!best || r.accuracy > best.accuracy || (r.accuracy === best.accuracy && r.loss < best.loss)) {
+    // Better: higher accuracy, or the same accuracy and a loss lower by more than noise.
+    if (!best || r.accuracy > best.accuracy || (r.accuracy === best.accuracy && r.loss < best.loss - 1e-4)) {
       best = { step, accuracy: r.accuracy, loss: r.loss, snapshot: m };
       sinceBest = 0;
     } else {

@@ -316,7 +316,9 @@ export class TrainingManager {
 
   private persist(cur: Running): void {
     cur.lastPersist = performance.now();
-    this.table.update(cur.id, { progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) });
+    const present = this.table.update(cur.id, { progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) });
+    // The row went with its tenant (ON DELETE CASCADE): stop training for nobody.
+    if (!present) this.post({ type: 'cancel', jobId: cur.id });
   }
 
   private pump(): void {
