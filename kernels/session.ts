@@ -14,6 +14,12 @@ export interface SessionOptions {
   executionProvider?: ExecutionProvider;
   /** Intra-op threads; omitted means onnxruntime's default (all cores). */
   intraOpThreads?: number;
+  /**
+   * Let onnxruntime's idle pool threads spin-wait for work (its default).
+   * Spinning buys a little latency per run but burns cores that a server's
+   * HTTP thread needs between batches; servers turn it off.
+   */
+  spinWait?: boolean;
 }
 
 export function parseExecutionProvider(value: string): ExecutionProvider {
@@ -41,6 +47,9 @@ export async function openSession(model: OnnxModel, opts: SessionOptions = {}): 
     graphOptimizationLevel: 'all',
   };
   if (opts.intraOpThreads !== undefined) options.intraOpNumThreads = opts.intraOpThreads;
+  if (opts.spinWait === false) {
+    options.extra = { session: { intra_op: { allow_spinning: '0' }, inter_op: { allow_spinning: '0' } } };
+  }
   if (model.externalData.length > 0) options.externalData = model.externalData;
   try {
     return await ort.InferenceSession.create(model.bytes, options);

@@ -61,6 +61,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
 
   const workerOptions: ConstructorParameters<typeof InferenceWorker>[0] = { modelDir: serving.modelDir, executionProvider: serving.executionProvider };
   if (serving.intraOpThreads !== undefined) workerOptions.intraOpThreads = serving.intraOpThreads;
+  workerOptions.spinWait = serving.spinWait;
   const worker = new InferenceWorker(workerOptions);
   const tokenizer = loadTokenizer(serving.modelDir);
   let ready = false;

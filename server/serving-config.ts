@@ -13,6 +13,8 @@ export interface ServingConfig {
   executionProvider: ExecutionProvider;
   /** SOFTSERVE_INTRA_OP_THREADS: onnxruntime threads (default: onnxruntime's choice, all cores). */
   intraOpThreads?: number;
+  /** SOFTSERVE_ORT_SPIN=1: let onnxruntime's threads spin-wait between runs (default off: on a small machine they take the cores the HTTP thread needs). */
+  spinWait: boolean;
   /** SOFTSERVE_BATCH_MAX_TOKENS, _MAX_ROWS, _MAX_WAIT_MS, SOFTSERVE_QUEUE_MAX_ROWS, _MAX_TOKENS, _MAX_TENANT_ROWS, SOFTSERVE_DRR_QUANTUM,
    *  SOFTSERVE_BATCH_POLICY (cross-tenant | per-tenant | single; the last two for benchmarks). */
   scheduler: SchedulerConfig;
@@ -64,6 +66,7 @@ export function loadServingConfig(env: NodeJS.ProcessEnv = process.env): Serving
       deadlineMs: int(env, 'SOFTSERVE_DEADLINE_MS', c.deadlineMs),
       maxPrompts: int(env, 'SOFTSERVE_MAX_PROMPTS', c.maxPrompts),
     },
+    spinWait: env.SOFTSERVE_ORT_SPIN === '1',
     drainTimeoutMs: int(env, 'SOFTSERVE_DRAIN_TIMEOUT_MS', 30000),
     logLevel: env.SOFTSERVE_LOG_LEVEL || 'info',
   };

@@ -15,6 +15,8 @@ export interface InferenceWorkerOptions {
   modelDir: string;
   executionProvider: ExecutionProvider;
   intraOpThreads?: number;
+  /** onnxruntime's pool threads spin-wait between runs (off by default: it starves the HTTP thread). */
+  spinWait?: boolean;
 }
 
 function toError(code: string, message: string): SoftserveError {

@@ -5,10 +5,10 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { Engine } from '../../models/engine.ts';
 import type { AssembledBatch } from '../../models/batch.ts';
-import type { ExecutionProvider } from '../../kernels/session.ts';
+import type { ExecutionProvider, SessionOptions } from '../../kernels/session.ts';
 import type { FromWorker, ToWorker } from './protocol.ts';
 
-interface WorkerConfig { modelDir: string; executionProvider: ExecutionProvider; intraOpThreads?: number }
+interface WorkerConfig { modelDir: string; executionProvider: ExecutionProvider; intraOpThreads?: number; spinWait?: boolean }
 
 const port = parentPort!;
 const config = workerData as WorkerConfig;
@@ -16,7 +16,7 @@ const config = workerData as WorkerConfig;
 async function main(): Promise<void> {
   let engine: Engine;
   try {
-    const options: { executionProvider: ExecutionProvider; intraOpThreads?: number } = { executionProvider: config.executionProvider };
+    const options: SessionOptions = { executionProvider: config.executionProvider, spinWait: config.spinWait === true };
     if (config.intraOpThreads !== undefined) options.intraOpThreads = config.intraOpThreads;
     engine = await Engine.load(config.modelDir, options);
     // Warm-up: the first run allocates; readiness waits for it.
