@@ -6,6 +6,7 @@
 // a run always ends by itself. A progress line goes to stderr while it runs.
 
 import { HttpClient, LatencyRecorder, type HttpResult, type LatencySummary } from './client.ts';
+import { mulberry32 } from '../prompts/training/rng.ts';
 
 /** One request to send. `body` is pre-serialised JSON; `rows` is what it asks the engine for (inputs × prompts). */
 export interface RequestSpec {
@@ -60,17 +61,8 @@ export interface RunResult {
   firstError: string | null;
 }
 
-/** A small deterministic generator (mulberry32). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small deterministic generator: the trainer's mulberry32. */
+export const rng = mulberry32;
 
 const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 

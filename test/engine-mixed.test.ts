@@ -7,19 +7,9 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { Engine } from '../models/engine.ts';
 import type { EngineRow } from '../models/batch.ts';
+import { mulberry32 as rng } from './fixtures/random-checkpoint.ts';
 
 const STORIES = fileURLToPath(new URL('../../shared/models/stories260k', import.meta.url));
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomArray(n: number, rand: () => number, scale: number): Float32Array {
   return Float32Array.from({ length: n }, () => (rand() * 2 - 1) * scale);
