@@ -88,7 +88,7 @@ async function runCondition(c: Condition, texts: string[], train: Array<{ text: 
     let jobId: string | null = null;
     if (c.training) {
       const job = await ok(client, 'POST', '/v1/tasks/sst2/jobs', key, {
-        prompt: 'trained', examples: train, options: { method: 'prompt_tuning', num_virtual_tokens: 16, epochs: 100, batch_size: 32 },
+        prompt: 'trained', examples: train, options: { method: 'prompt_tuning', num_virtual_tokens: 16, epochs: 100, batch_size: 32, patience: 0 },
       });
       jobId = job.id as string;
       for (;;) {
@@ -136,14 +136,21 @@ async function main(): Promise<void> {
     ...rows.map((r) => `| ${r.condition} | ${r.latency.count} | ${f1(r.latency.p50)} | ${f1(r.latency.p95)} | ${f1(r.latency.p99)} | ${f1(r.latency.max)} | ${r.errors} | ${r.trainExamplesPerSec === null ? '–' : Math.round(r.trainExamplesPerSec)} |`),
   ].join('\n');
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? 'CPU'}, ${Math.round(totalmem() / 2 ** 30)} GiB, Node ${process.version}`;
+  const idle = rows[0]!.latency;
+  const reading = rows.slice(1).map((r) => {
+    const d = r.latency.p99 - idle.p99;
+    return `${r.condition}: p99 ${f1(idle.p99)} → ${f1(r.latency.p99)} ms (${d >= 0 ? '+' : ''}${f1(d)} ms, ${d >= 0 ? '+' : ''}${Math.round((100 * d) / idle.p99)}%), p50 ${f1(idle.p50)} → ${f1(r.latency.p50)} ms`;
+  });
   const section = [
     '<!-- bench:training-latency:start -->',
     `Command: \`npm run bench:training-latency${quick ? ' -- --quick' : ''}\` (${new Date().toISOString().slice(0, 10)}, ${Math.round((performance.now() - started) / 1000)} s).`,
     `Machine: ${machine}. Model: stories260k; serving with its default onnxruntime threads.`,
     `Load: single classify calls (1 input from the sst2 test set, a 16-token soft prompt) at ${RATE}/s for ${SECONDS} s per condition, open loop, after a 2 s warm-up; one fresh server per condition.`,
-    'Training: a prompt-tuning job (P=16, batch 32, 3,000 sst2 examples) submitted through the job API and running for the whole measurement; its throughput is its step count over the phase.',
+    'Training: a prompt-tuning job (P=16, batch 32, 3,000 sst2 examples, no early stopping) submitted through the job API and running for the whole measurement; its throughput is its step count over the phase.',
     '',
     table,
+    '',
+    ...reading.map((l) => `- ${l}.`),
     '<!-- bench:training-latency:end -->',
   ].join('\n');
   console.log(`\n${section}`);
