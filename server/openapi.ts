@@ -173,14 +173,8 @@ const paths: Record<string, Json> = {
   },
 };
 
-/** Extra paths from optional parts of the server (the training job API adds its own). */
-const extraPaths: Record<string, Json> = {};
-export function addOpenApiPaths(more: Record<string, Json>, moreSchemas: Record<string, Json> = {}): void {
-  Object.assign(extraPaths, more);
-  Object.assign(schemas, moreSchemas);
-}
-
-export function openApiDocument(): Json {
+/** `extraPaths`: routes of optional parts of the server (the training job API). */
+export function openApiDocument(extraPaths: Record<string, Json> = {}): Json {
   return {
     openapi: '3.0.3',
     info: { title: 'softserve', version: '0.1.0', description: 'Multi-tenant inference server for prompt-tuned text classification. Prose reference: docs/API.md.' },

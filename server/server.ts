@@ -20,7 +20,7 @@ import { Metrics } from './metrics.ts';
 import { Scheduler } from './scheduler.ts';
 import type { ServingConfig } from './serving-config.ts';
 import { openApiDocument } from './openapi.ts';
-import { jobsExtension } from './routes/jobs.ts';
+import { jobsExtension, jobsOpenApiPaths } from './routes/jobs.ts';
 import { loadTrainingConfig } from './training/config.ts';
 import { TrainingManager } from './training/manager.ts';
 
@@ -128,7 +128,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     if (ready && !draining) res.json({ status: 'ready', model: spec.modelType, family: spec.family });
     else res.status(503).json({ error: { code: draining ? 'DRAINING' : 'NOT_READY', message: draining ? 'draining' : 'model not loaded' } });
   });
-  outer.get('/openapi.json', (_req, res) => { res.json(openApiDocument()); });
+  const openApi = openApiDocument(jobsOpenApiPaths());
+  outer.get('/openapi.json', (_req, res) => { res.json(openApi); });
   outer.use((_req: Request, res: Response, next: NextFunction) => {
     if (!draining || _req.path === '/healthz' || _req.path === '/metrics') return next();
     metrics.rejected.inc({ reason: 'draining' });

@@ -3,6 +3,7 @@
 // of server imports so that the crash test's child process starts fast.
 
 import type { ModelSpec } from '../models/spec.ts';
+import { toHalfBits } from './fixtures/random-checkpoint.ts';
 
 /** stories260k: llama, hidden 64, 5 layers, 8 heads, 4 KV heads, head_dim 8. */
 export const SPEC: ModelSpec = {
@@ -79,36 +80,10 @@ export function f32Bytes(a: Float32Array): Uint8Array {
   return out;
 }
 
-/** Rounds to the nearest F16 (round half to even), returned as its bits. */
-export function f32ToF16Bits(v: number): number {
-  const f = new Float32Array([v]);
-  const x = new Uint32Array(f.buffer)[0]!;
-  const sign = (x >>> 16) & 0x8000;
-  const exp = (x >>> 23) & 0xff;
-  let mant = x & 0x7fffff;
-  if (exp === 0xff) return sign | 0x7c00 | (mant ? 0x200 : 0);
-  let e = exp - 127 + 15;
-  if (e >= 0x1f) return sign | 0x7c00;
-  if (e <= 0) {
-    if (e < -10) return sign;
-    mant |= 0x800000;
-    const shift = 14 - e;
-    let h = mant >>> shift;
-    const rem = mant & ((1 << shift) - 1);
-    const half = 1 << (shift - 1);
-    if (rem > half || (rem === half && (h & 1))) h++;
-    return sign | h;
-  }
-  let h = (e << 10) | (mant >>> 13);
-  const rem = mant & 0x1fff;
-  if (rem > 0x1000 || (rem === 0x1000 && (h & 1))) h++;
-  return sign | h;
-}
-
 export function f16Bytes(a: Float32Array): Uint8Array {
   const out = new Uint8Array(a.length * 2);
   const dv = new DataView(out.buffer);
-  a.forEach((v, i) => dv.setUint16(i * 2, f32ToF16Bits(v), true));
+  a.forEach((v, i) => dv.setUint16(i * 2, toHalfBits(v), true));
   return out;
 }
 
