@@ -33,8 +33,13 @@ export const ERROR_STATUS = {
   INVALID_INPUT: 422,
   /** Training examples with bad rows (each listed in details.errors with its line or index). */
   INVALID_EXAMPLES: 422,
+  /** A training job whose estimated peak memory is over SOFTSERVE_TRAINING_MEMORY_MB (or its batch over the batch-token bound). */
+  TRAINING_MEMORY_BUDGET: 422,
   // 429/503/504: load and lifecycle
   OVERLOADED: 429,
+  /** A tenant at its training limits: jobs queued or running, or training time in the window. */
+  TRAINING_QUEUE_LIMIT: 429,
+  TRAINING_TIME_QUOTA: 429,
   NOT_READY: 503,
   DRAINING: 503,
   DEADLINE_EXCEEDED: 504,

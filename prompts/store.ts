@@ -128,6 +128,8 @@ export interface PromptWriteMeta {
   sourceDtype?: string | null;
   /** adapter_config.json as uploaded (kept for export). */
   peftConfig?: Record<string, unknown> | null;
+  /** Run inside the write's transaction; a throw aborts the write (a training job checks its task is still the one it trained for). */
+  precondition?: () => void;
 }
 
 export interface StoreLogger {
@@ -564,6 +566,7 @@ export class PromptStore {
       return this.db.transaction((): PromptVersionInfo => {
         // The task may have gone while the file was written.
         const t = this.taskRow(tenantId, taskName);
+        meta.precondition?.();
         const createdAt = now();
         let prompt = this.sql('SELECT id, next_version FROM prompts WHERE task_id = ? AND name = ?').get(t.id, name) as { id: number; next_version: number } | undefined;
         if (!prompt) {

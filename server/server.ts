@@ -21,7 +21,7 @@ import { Scheduler } from './scheduler.ts';
 import type { ServingConfig } from './serving-config.ts';
 import { openApiDocument } from './openapi.ts';
 import { jobsExtension, jobsOpenApiPaths } from './routes/jobs.ts';
-import { loadTrainingConfig } from './training/config.ts';
+import { loadTrainingConfig, type TrainingConfig } from './training/config.ts';
 import { TrainingManager } from './training/manager.ts';
 
 export interface RunningServer {
@@ -30,6 +30,8 @@ export interface RunningServer {
   metrics: Metrics;
   store: PromptStore;
   logger: Logger;
+  /** The training job manager (tests reach its worker through it). */
+  training: TrainingManager;
   /** Refuse new work (503), finish what is queued or running, then close everything. */
   shutdown(): Promise<void>;
 }
@@ -39,6 +41,8 @@ export interface StartOptions {
   serving: ServingConfig;
   /** A logger to use (tests pass one that writes to a stream they read). */
   logger?: Logger;
+  /** Training settings (default: from the environment). */
+  training?: TrainingConfig;
 }
 
 /** Collapses ids in a path so that metric labels stay bounded. */
@@ -80,7 +84,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     cacheBytes: config.promptCacheBytes, registry: metrics.registry, logger,
   });
 
-  const training = new TrainingManager({ store, modelDir: serving.modelDir, executionProvider: serving.executionProvider, config: loadTrainingConfig(), logger, registry: metrics.registry });
+  const training = new TrainingManager({ store, modelDir: serving.modelDir, executionProvider: serving.executionProvider, config: opts.training ?? loadTrainingConfig(), logger, registry: metrics.registry, spec });
   training.start();
 
   const scheduler = new Scheduler(
@@ -196,7 +200,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     })();
     return shuttingDown;
   };
-  return { url, port, metrics, store, logger, shutdown };
+  return { url, port, metrics, store, logger, training, shutdown };
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;

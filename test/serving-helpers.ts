@@ -10,6 +10,7 @@ import { DEFAULT_CONFIG, type ServerConfig } from '../server/config.ts';
 import { loadServingConfig, type ServingConfig } from '../server/serving-config.ts';
 import { DEFAULT_SCHEDULER_CONFIG, type SchedulerConfig } from '../server/scheduler.ts';
 import { startServer, type RunningServer } from '../server/server.ts';
+import { loadTrainingConfig, type TrainingConfig } from '../server/training/config.ts';
 import { ADMIN_KEY, api, tempDir } from './store-helpers.ts';
 
 export const STORIES_DIR = fileURLToPath(new URL('../../shared/models/stories260k', import.meta.url));
@@ -22,7 +23,7 @@ export interface ServingTestServer {
 }
 
 export async function startServingServer(
-  opts: { scheduler?: Partial<SchedulerConfig>; serving?: Partial<ServingConfig>; config?: Partial<ServerConfig> } = {},
+  opts: { scheduler?: Partial<SchedulerConfig>; serving?: Partial<ServingConfig>; config?: Partial<ServerConfig>; training?: Partial<TrainingConfig> } = {},
 ): Promise<ServingTestServer> {
   const dataDir = tempDir('serving');
   const logs: Array<Record<string, unknown>> = [];
@@ -38,7 +39,10 @@ export async function startServingServer(
     scheduler: { ...DEFAULT_SCHEDULER_CONFIG, ...opts.scheduler },
   };
   const config: ServerConfig = { ...DEFAULT_CONFIG, adminKey: ADMIN_KEY, dataDir, port: 0, ...opts.config };
-  const server = await startServer({ config, serving, logger: pino({ level: 'debug' }, sink) });
+  const server = await startServer({
+    config, serving, logger: pino({ level: 'debug' }, sink),
+    ...(opts.training ? { training: { ...loadTrainingConfig({}), ...opts.training } } : {}),
+  });
   return {
     url: server.url,
     server,

@@ -295,11 +295,15 @@ export async function trainPrompt(
     else row.labelIds = labelIds;
     return row;
   };
+  // Evaluation batches no larger than the training batch: a forward pass on 64
+  // long rows can need more memory than the step itself (the job's memory budget
+  // is estimated from batch_size; prompts/training/memory.ts).
+  const evalBatch = Math.min(EVAL_BATCH, opts.batchSize);
   const features = async (items: Encoded[], m: Materialised): Promise<Float32Array> => {
     const out = new Float32Array(items.length * H);
     const noHead: Materialised = { prompt: m.prompt, head: { weight: new Float32Array(C * H), bias: new Float32Array(C) } };
-    for (let s = 0; s < items.length; s += EVAL_BATCH) {
-      const part = items.slice(s, s + EVAL_BATCH);
+    for (let s = 0; s < items.length; s += evalBatch) {
+      const part = items.slice(s, s + evalBatch);
       const r = await model.forward(part.map((e) => rowFor(e, noHead)));
       out.set(r.pooled, s * H);
     }
@@ -317,8 +321,8 @@ export async function trainPrompt(
     const order = items.map((_, i) => i).sort((a, b) => items[a]!.ids.length - items[b]!.ids.length);
     let correct = 0;
     let loss = 0;
-    for (let s = 0; s < order.length; s += EVAL_BATCH) {
-      const part = order.slice(s, s + EVAL_BATCH).map((i) => items[i]!);
+    for (let s = 0; s < order.length; s += evalBatch) {
+      const part = order.slice(s, s + evalBatch).map((i) => items[i]!);
       const r = await model.forward(part.map((e) => rowFor(e, m)));
       part.forEach((e, b) => {
         const { logp, argmax } = logSoftmaxAt(r.scores, b * r.classes, C, e.label);

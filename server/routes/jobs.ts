@@ -10,7 +10,9 @@
 // bodies also by the app's SOFTSERVE_MAX_JSON_BYTES, so large example sets go
 // as JSONL: multipart or a raw application/x-ndjson body); bad
 // example rows are refused with 422 INVALID_EXAMPLES, each listed with its
-// line (JSONL) or index (array).
+// line (JSONL) or index (array). A job over the memory budget is refused with
+// 422 TRAINING_MEMORY_BUDGET; a tenant at its limits gets 429 with Retry-After
+// (TRAINING_QUEUE_LIMIT, TRAINING_TIME_QUOTA; OVERLOADED when the whole queue is full).
 
 import express, { type Request, type RequestHandler, type Response } from 'express';
 
@@ -122,7 +124,14 @@ export function jobsExtension(manager: TrainingManager): AppExtension {
         throw new SoftserveError('PAYLOAD_TOO_LARGE', `the job body is ${declared} bytes; the limit is ${opts.maxUploadBytes} (SOFTSERVE_TRAINING_MAX_BYTES)`, { limit: opts.maxUploadBytes });
       }
       const body = await readJobRequest(req, opts.maxUploadBytes, json, text, res);
-      const job = manager.submit(tenant.id, task, body);
+      let job;
+      try {
+        job = manager.submit(tenant.id, task, body);
+      } catch (err) {
+        // 429s (queue full, tenant limits, time quota) say when to come back.
+        if (err instanceof SoftserveError && err.status === 429) res.setHeader('Retry-After', String(Math.max(1, Math.ceil(Number(err.details?.retryAfter ?? 30)))));
+        throw err;
+      }
       res.status(202).location(`/v1/jobs/${job.id}`).json(job);
     });
 

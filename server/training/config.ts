@@ -21,6 +21,25 @@ export interface TrainingConfig {
   maxAttempts: number;
   /** How often a running job's progress is written to the database (ms). */
   progressIntervalMs: number;
+  /**
+   * SOFTSERVE_TRAINING_MEMORY_MB: a job's memory ceiling (default 2048): its
+   * estimated peak is checked against it at submit (422 TRAINING_MEMORY_BUDGET),
+   * and the process's RSS growth over the pre-job baseline is sampled while it
+   * runs; a job that goes over is stopped (failed, TRAINING_MEMORY_LIMIT).
+   */
+  memoryMb: number;
+  /** SOFTSERVE_TRAINING_MAX_BATCH_TOKENS: batch_size x tokens per row, at most (default 16384). */
+  maxBatchTokens: number;
+  /** SOFTSERVE_TRAINING_MEMORY_SAMPLE_MS: how often the running job's memory is sampled (default 100). */
+  memorySampleMs: number;
+  /**
+   * SOFTSERVE_TRAINING_TENANT_SECONDS: training time one tenant may use within
+   * the window (default 21600 = 6 h; 0 = no limit). Over it, submits get 429
+   * TRAINING_TIME_QUOTA and a running job is stopped.
+   */
+  tenantSeconds: number;
+  /** SOFTSERVE_TRAINING_TENANT_WINDOW_SECONDS: the window of that quota (default 86400 = 24 h). */
+  tenantWindowSeconds: number;
 }
 
 export const DEFAULT_TRAINING_CONFIG: TrainingConfig = {
@@ -34,6 +53,11 @@ export const DEFAULT_TRAINING_CONFIG: TrainingConfig = {
   maxActive: 64,
   maxAttempts: 3,
   progressIntervalMs: 1000,
+  memoryMb: 2048,
+  maxBatchTokens: 16384,
+  memorySampleMs: 100,
+  tenantSeconds: 6 * 3600,
+  tenantWindowSeconds: 24 * 3600,
 };
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
@@ -41,6 +65,15 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number
   if (raw === undefined || raw === '') return fallback;
   const v = Number(raw);
   if (!Number.isSafeInteger(v) || v < min || v > max) throw new Error(`${name} must be an integer in [${min}, ${max}], got ${JSON.stringify(raw)}`);
+  return v;
+}
+
+/** A duration in seconds; fractions allowed (0.5 = 500 ms). */
+function seconds(env: NodeJS.ProcessEnv, name: string, fallback: number, min = 0): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const v = Number(raw);
+  if (!Number.isFinite(v) || v < min || v > 10 * 365 * 86400) throw new Error(`${name} must be a number of seconds >= ${min}, got ${JSON.stringify(raw)}`);
   return v;
 }
 
@@ -58,5 +91,10 @@ export function loadTrainingConfig(env: NodeJS.ProcessEnv = process.env): Traini
     maxActive: int(env, 'SOFTSERVE_TRAINING_MAX_ACTIVE', d.maxActive, 1),
     maxAttempts: int(env, 'SOFTSERVE_TRAINING_MAX_ATTEMPTS', d.maxAttempts, 1),
     progressIntervalMs: d.progressIntervalMs,
+    memoryMb: int(env, 'SOFTSERVE_TRAINING_MEMORY_MB', d.memoryMb, 1),
+    maxBatchTokens: int(env, 'SOFTSERVE_TRAINING_MAX_BATCH_TOKENS', d.maxBatchTokens, 1),
+    memorySampleMs: int(env, 'SOFTSERVE_TRAINING_MEMORY_SAMPLE_MS', d.memorySampleMs, 10, 60000),
+    tenantSeconds: seconds(env, 'SOFTSERVE_TRAINING_TENANT_SECONDS', d.tenantSeconds),
+    tenantWindowSeconds: seconds(env, 'SOFTSERVE_TRAINING_TENANT_WINDOW_SECONDS', d.tenantWindowSeconds, 1),
   };
 }

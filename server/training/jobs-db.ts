@@ -33,6 +33,12 @@ export interface JobRow {
   started_at: string | null;
   finished_at: string | null;
   updated_at: string;
+  /** Set (by a trigger) when the job's task is deleted: the job must never publish into a task of the same name created later. */
+  task_deleted_at: string | null;
+  /** Training time of this job's attempts so far (for the tenant's time quota). */
+  train_ms: number;
+  /** JSON {estimate_mb, limit_mb, peak_growth_mb}: the memory budget and what the job used. */
+  memory: string | null;
 }
 
 const SCHEMA = `
@@ -64,6 +70,25 @@ const SCHEMA = `
   CREATE INDEX IF NOT EXISTS training_jobs_state ON training_jobs(state, created_at);
 `;
 
+/** Columns added after the table first shipped (added to existing databases at open). */
+const ADDED_COLUMNS: Array<[string, string]> = [
+  ['task_deleted_at', 'TEXT'],
+  ['train_ms', 'INTEGER NOT NULL DEFAULT 0'],
+  ['memory', 'TEXT'],
+];
+
+// A job is bound to its task row, not to the name: deleting the task marks
+// its unfinished jobs in the same transaction, so a task re-created under the
+// same name (even one that reuses the row id) is never mistaken for it.
+const TRIGGERS = `
+  CREATE TRIGGER IF NOT EXISTS training_jobs_task_deleted AFTER DELETE ON tasks
+  BEGIN
+    UPDATE training_jobs SET task_deleted_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+    WHERE tenant_id = OLD.tenant_id AND task_name = OLD.name AND task_deleted_at IS NULL
+      AND state IN ('queued', 'running');
+  END;
+`;
+
 export function now(): string {
   return new Date().toISOString();
 }
@@ -74,11 +99,15 @@ export function newJobId(): string {
 
 /** Every column but the examples (views and lists never need them). */
 const COLUMNS = `id, tenant_id, task_name, task_created_at, prompt_name, ensemble_name, state, options, '' AS examples, NULL AS validation,
-  num_examples, progress, history, result, error, cancel_requested, attempts, events, created_at, started_at, finished_at, updated_at`;
+  num_examples, progress, history, result, error, cancel_requested, attempts, events, created_at, started_at, finished_at, updated_at,
+  task_deleted_at, train_ms, memory`;
 
 export class JobsTable {
   constructor(readonly db: Db) {
     db.exec(SCHEMA);
+    const have = new Set((db.prepare('PRAGMA table_info(training_jobs)').all() as Array<{ name: string }>).map((c) => c.name));
+    for (const [name, type] of ADDED_COLUMNS) if (!have.has(name)) db.exec(`ALTER TABLE training_jobs ADD COLUMN ${name} ${type}`);
+    db.exec(TRIGGERS);
   }
 
   /** A job's examples and validation set (JSON), read only when it runs. */
@@ -86,10 +115,16 @@ export class JobsTable {
     return this.db.prepare('SELECT examples, validation FROM training_jobs WHERE id = ?').get(id) as { examples: string; validation: string | null } | undefined;
   }
 
-  insert(row: Omit<JobRow, 'progress' | 'history' | 'result' | 'error' | 'cancel_requested' | 'attempts' | 'events' | 'started_at' | 'finished_at' | 'updated_at'>): void {
+  insert(row: Omit<JobRow, 'progress' | 'history' | 'result' | 'error' | 'cancel_requested' | 'attempts' | 'events' | 'started_at' | 'finished_at' | 'updated_at' | 'task_deleted_at' | 'train_ms' | 'memory'> & { memory?: string | null }): void {
     this.db.prepare(`INSERT INTO training_jobs
-      (id, tenant_id, task_name, task_created_at, prompt_name, ensemble_name, state, options, examples, validation, num_examples, created_at, updated_at)
-      VALUES (@id, @tenant_id, @task_name, @task_created_at, @prompt_name, @ensemble_name, @state, @options, @examples, @validation, @num_examples, @created_at, @created_at)`).run(row);
+      (id, tenant_id, task_name, task_created_at, prompt_name, ensemble_name, state, options, examples, validation, num_examples, created_at, updated_at, memory)
+      VALUES (@id, @tenant_id, @task_name, @task_created_at, @prompt_name, @ensemble_name, @state, @options, @examples, @validation, @num_examples, @created_at, @created_at, @memory)`).run({ memory: null, ...row });
+  }
+
+  /** Whether the job's task was deleted after it was submitted. */
+  taskDeleted(id: string): boolean {
+    const r = this.db.prepare('SELECT task_deleted_at FROM training_jobs WHERE id = ?').get(id) as { task_deleted_at: string | null } | undefined;
+    return !r || r.task_deleted_at !== null;
   }
 
   get(id: string): JobRow | undefined {
@@ -113,8 +148,35 @@ export class JobsTable {
     return r.n;
   }
 
-  nextQueued(): JobRow | undefined {
-    return this.db.prepare(`SELECT ${COLUMNS} FROM training_jobs WHERE state = 'queued' ORDER BY created_at, id LIMIT 1`).get() as JobRow | undefined;
+  /**
+   * The next job to run, fair across tenants (round-robin): the oldest queued
+   * job of the tenant whose last job started longest ago (a tenant that never
+   * ran first), skipping `exclude` (tenants over their time quota).
+   */
+  nextQueued(exclude: readonly string[] = []): JobRow | undefined {
+    const skip = exclude.length > 0 ? `AND j.tenant_id NOT IN (${exclude.map(() => '?').join(', ')})` : '';
+    return this.db.prepare(`
+      SELECT ${COLUMNS} FROM training_jobs j
+      WHERE j.state = 'queued' ${skip}
+      ORDER BY (SELECT MAX(s.started_at) FROM training_jobs s WHERE s.tenant_id = j.tenant_id) IS NOT NULL,
+               (SELECT MAX(s.started_at) FROM training_jobs s WHERE s.tenant_id = j.tenant_id),
+               j.created_at, j.id
+      LIMIT 1`).get(...exclude) as JobRow | undefined;
+  }
+
+  /** Tenants with queued jobs. */
+  queuedTenants(): string[] {
+    return (this.db.prepare(`SELECT DISTINCT tenant_id FROM training_jobs WHERE state = 'queued'`).all() as Array<{ tenant_id: string }>).map((r) => r.tenant_id);
+  }
+
+  /**
+   * Training time (ms) the tenant's finished attempts used within the window
+   * (attempts counted by when they ended), and when the oldest of them leaves it.
+   */
+  trainingTime(tenantId: string, sinceIso: string): { ms: number; oldest: string | null } {
+    const r = this.db.prepare(`SELECT COALESCE(SUM(train_ms), 0) AS ms, MIN(updated_at) AS oldest FROM training_jobs
+      WHERE tenant_id = ? AND train_ms > 0 AND updated_at > ?`).get(tenantId, sinceIso) as { ms: number; oldest: string | null };
+    return r;
   }
 
   running(): JobRow[] {

@@ -10,7 +10,18 @@
 // prompt) until it has been started `maxAttempts` times; then it fails with
 // that reason. A graceful shutdown stops the running job at its next step and
 // puts it back in the queue without counting the attempt. Either way the job
-// keeps a note in its events; no job is ever dropped silently.
+// keeps a note in its events; no job is ever dropped silently. The same holds
+// when the worker thread itself dies mid-job (crash, exit): the job is
+// requeued (attempt counted) and the next job starts a fresh worker.
+//
+// Isolation between tenants (docs/TRAINING.md, "Limits and isolation"):
+// - memory: a job's peak is estimated at submit and refused over the budget
+//   (budget.ts); while it runs, the process's RSS growth is sampled and the
+//   worker terminated if it passes the ceiling (memory-watch.ts);
+// - the queue is round-robin across tenants (jobs-db.ts, nextQueued), with
+//   per-tenant limits on active jobs and on training time in a window;
+// - a job is bound to its task row: deleting the task stops the job
+//   (TASK_DELETED) and nothing is ever published into a re-created task.
 
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
@@ -23,7 +34,13 @@ import { labelCounts, parseArray, parseJsonl, splitHeldOut, type Example, type P
 import { optionsView, parseTrainingOptions, type TrainingOptions } from '../../prompts/training/options.ts';
 import { stream } from '../../prompts/training/rng.ts';
 import type { EvalPoint, Progress } from '../../prompts/training/trainer.ts';
+import type { ModelSpec } from '../../models/spec.ts';
+import { loadCheckpoint } from '../../models/checkpoint.ts';
+import { familyOf } from '../../models/families.ts';
+import { modelDimsOf, type ModelDims } from '../../prompts/training/memory.ts';
+import { checkTrainingBudget } from './budget.ts';
 import type { TrainingConfig } from './config.ts';
+import { MemoryWatch } from './memory-watch.ts';
 import { FINAL_STATES, JobsTable, newJobId, now, type JobRow } from './jobs-db.ts';
 import type { FromTrainer, MemberSummary, ToTrainer } from './protocol.ts';
 import { jobView, type JobResult, type JobView, type PublishedMember } from './views.ts';
@@ -36,6 +53,8 @@ export interface TrainingManagerOptions {
   config: TrainingConfig;
   logger?: Logger;
   registry?: Registry;
+  /** The model's spec (read from modelDir when not given). */
+  spec?: ModelSpec;
 }
 
 /** Examples as a request gives them: JSONL text or an array of {text, label}. */
@@ -49,14 +68,24 @@ export interface JobRequest {
   validation?: ExamplesInput;
 }
 
+/** How an attempt ended: the worker's answer, or the worker thread gone. */
+type Outcome = Extract<FromTrainer, { type: 'done' | 'failed' }> | { type: 'exited'; code: number };
+
+/** Why the manager stopped a running job itself (the job fails with this). */
+interface StopReason { code: 'TASK_DELETED' | 'TRAINING_MEMORY_LIMIT' | 'TRAINING_TIME_QUOTA'; message: string }
+
 interface Running {
   id: string;
   row: JobRow;
   progress: Progress | null;
   history: EvalPoint[];
   lastPersist: number;
-  settle: (msg: Extract<FromTrainer, { type: 'done' | 'failed' }>) => void;
+  startedAt: number;
+  stopReason: StopReason | null;
+  settle: (msg: Outcome) => void;
 }
+
+const MB = 2 ** 20;
 
 function asError(code: string, message: string): SoftserveError {
   return new SoftserveError((code in ERROR_STATUS ? code : 'INTERNAL') as ErrorCode, message);
@@ -75,9 +104,12 @@ export class TrainingManager {
   private stopping = false;
   private started = false;
   private pumping = false;
+  private repumpTimer: NodeJS.Timeout | null = null;
+  private dims: ModelDims | null = null;
   private readonly metrics: {
     finished: Counter<'outcome'>;
     examplesPerSec: Gauge;
+    workerExits: Counter;
   } | null = null;
 
   constructor(private readonly opts: TrainingManagerOptions) {
@@ -88,6 +120,7 @@ export class TrainingManager {
       this.metrics = {
         finished: new Counter({ name: 'softserve_training_jobs_finished_total', help: 'Training jobs that ended, by outcome', labelNames: ['outcome'], registers: [r] }),
         examplesPerSec: new Gauge({ name: 'softserve_training_examples_per_second', help: 'Training throughput of the running job (0 when idle)', registers: [r] }),
+        workerExits: new Counter({ name: 'softserve_training_worker_exits_total', help: 'Training worker threads that died while a job ran (the job was requeued or failed, the worker restarted)', registers: [r] }),
       };
       new Gauge({
         name: 'softserve_training_jobs', help: 'Training jobs queued or running', labelNames: ['state'], registers: [r],
@@ -177,11 +210,21 @@ export class TrainingManager {
       validation = v.examples;
     }
 
-    if (this.table.countActive(tenantId) >= this.opts.config.maxActivePerTenant) {
-      throw new SoftserveError('OVERLOADED', `this tenant already has ${this.opts.config.maxActivePerTenant} training jobs queued or running`, { retryAfter: 30 });
+    const { config } = this.opts;
+    const budget = checkTrainingBudget(this.modelDims(), options, task.template, validation ? [...parsed.examples, ...validation] : parsed.examples,
+      { memoryMb: config.memoryMb, maxBatchTokens: config.maxBatchTokens });
+    if (this.table.countActive(tenantId) >= config.maxActivePerTenant) {
+      throw new SoftserveError('TRAINING_QUEUE_LIMIT', `this tenant already has ${config.maxActivePerTenant} training jobs queued or running (SOFTSERVE_TRAINING_MAX_ACTIVE_PER_TENANT); wait for one to finish or cancel one`,
+        { limit: config.maxActivePerTenant, retryAfter: 30 });
     }
-    if (this.table.countActive() >= this.opts.config.maxActive) {
-      throw new SoftserveError('OVERLOADED', 'the training queue is full', { retryAfter: 60 });
+    if (this.table.countActive() >= config.maxActive) {
+      throw new SoftserveError('OVERLOADED', `the training queue is full (${config.maxActive} jobs, SOFTSERVE_TRAINING_MAX_ACTIVE)`, { retryAfter: 60 });
+    }
+    const quota = this.quota(tenantId);
+    if (quota && quota.remainingMs <= 0) {
+      throw new SoftserveError('TRAINING_TIME_QUOTA',
+        `this tenant used ${Math.round(quota.usedMs / 1000)} s of training in the last ${config.tenantWindowSeconds} s; the limit is ${config.tenantSeconds} s (SOFTSERVE_TRAINING_TENANT_SECONDS)`,
+        { limit_seconds: config.tenantSeconds, used_seconds: Math.round(quota.usedMs / 1000), retryAfter: quota.retryAfterS });
     }
     const id = newJobId();
     const encode = (xs: Example[]) => JSON.stringify(xs.map((e) => [e.text, e.label]));
@@ -189,11 +232,51 @@ export class TrainingManager {
       id, tenant_id: tenantId, task_name: taskName, task_created_at: task.createdAt, prompt_name: prompt, ensemble_name: ensembleName,
       state: 'queued', options: JSON.stringify(optionsView(options)), examples: encode(parsed.examples),
       validation: validation ? encode(validation) : null, num_examples: parsed.examples.length, created_at: now(),
+      memory: JSON.stringify({ estimate_mb: Math.ceil(budget.estimate.bytes / MB), limit_mb: config.memoryMb }),
     });
     const counts = labelCounts(parsed.examples, task.labels.length);
     this.opts.logger?.info({ job: id, tenant: tenantId, task: taskName, method: options.method, examples: parsed.examples.length, counts }, 'training job queued');
     this.pump();
     return this.get(tenantId, id);
+  }
+
+  private modelDims(): ModelDims {
+    if (!this.dims) {
+      let spec = this.opts.spec;
+      if (!spec) {
+        const ckpt = loadCheckpoint(this.opts.modelDir);
+        spec = familyOf(ckpt).spec(ckpt);
+      }
+      this.dims = modelDimsOf(spec, this.opts.modelDir);
+    }
+    return this.dims;
+  }
+
+  /**
+   * A tenant's training time in the quota window: finished attempts plus the
+   * running one; null when there is no quota (SOFTSERVE_TRAINING_TENANT_SECONDS=0).
+   */
+  private quota(tenantId: string): { usedMs: number; remainingMs: number; retryAfterS: number } | null {
+    const { tenantSeconds, tenantWindowSeconds } = this.opts.config;
+    if (tenantSeconds <= 0) return null;
+    const windowMs = tenantWindowSeconds * 1000;
+    const t = this.table.trainingTime(tenantId, new Date(Date.now() - windowMs).toISOString());
+    let usedMs = t.ms;
+    if (this.current && this.current.row.tenant_id === tenantId) usedMs += performance.now() - this.current.startedAt;
+    const remainingMs = tenantSeconds * 1000 - usedMs;
+    // When the oldest counted attempt leaves the window (a running job's time frees no earlier than its end).
+    const retryAfterS = t.oldest ? Math.max(1, Math.ceil((Date.parse(t.oldest) + windowMs - Date.now()) / 1000)) : Math.max(1, Math.ceil(-remainingMs / 1000));
+    return { usedMs, remainingMs, retryAfterS };
+  }
+
+  /**
+   * Test-only: makes the training worker thread exit as a crash would, from
+   * inside (process.exit in a worker ends the thread). Not reachable from HTTP.
+   */
+  crashWorkerForTest(code = 70): boolean {
+    if (!this.worker) return false;
+    this.post({ type: 'test_exit', code });
+    return true;
   }
 
   get(tenantId: string, id: string): JobView {
@@ -292,7 +375,7 @@ export class TrainingManager {
         this.workerReady = null;
         if (!this.stopping) this.opts.logger?.error({ code }, 'training worker exited');
         reject(new SoftserveError('INTERNAL', `training worker exited with code ${code}`));
-        this.current?.settle({ type: 'failed', jobId: this.current.id, code: 'INTERNAL', message: `the training worker exited (code ${code})` });
+        this.current?.settle({ type: 'exited', code });
       });
     });
     this.workerReady.catch(() => {});
@@ -304,6 +387,10 @@ export class TrainingManager {
     if (!cur || cur.id !== jobId) return;
     cur.progress = p;
     this.metrics?.examplesPerSec.set(p.examplesPerSec);
+    // One indexed read per step: the job stops at its next step once its task is gone.
+    if (!cur.stopReason && this.table.taskDeleted(cur.id)) {
+      this.stopRunning(cur, { code: 'TASK_DELETED', message: `the task ${JSON.stringify(cur.row.task_name)} was deleted while the job ran; nothing was published` });
+    }
     if (performance.now() - cur.lastPersist >= this.opts.config.progressIntervalMs) this.persist(cur);
   }
 
@@ -321,10 +408,38 @@ export class TrainingManager {
     if (!present) this.post({ type: 'cancel', jobId: cur.id });
   }
 
+  /** Stops the running job at its next step; it then fails with `reason`. */
+  private stopRunning(cur: Running, reason: StopReason): void {
+    if (cur.stopReason) return;
+    cur.stopReason = reason;
+    this.opts.logger?.warn({ job: cur.id, code: reason.code }, reason.message);
+    this.post({ type: 'cancel', jobId: cur.id });
+  }
+
+  /** Terminates the worker (a step cannot be interrupted from outside); the job fails with `reason`. */
+  private killRunning(cur: Running, reason: StopReason): void {
+    cur.stopReason = reason;
+    this.opts.logger?.error({ job: cur.id, code: reason.code }, reason.message);
+    void this.worker?.terminate();
+  }
+
   private pump(): void {
     if (this.pumping || this.current || this.stopping || !this.enabled) return;
-    const next = this.table.nextQueued();
-    if (!next) return;
+    // Tenants over their training-time quota wait; look again when the first of them has time.
+    const waiting: Array<{ tenant: string; retryAfterS: number }> = [];
+    for (const t of this.table.queuedTenants()) {
+      const q = this.quota(t);
+      if (q && q.remainingMs <= 0) waiting.push({ tenant: t, retryAfterS: q.retryAfterS });
+    }
+    const next = this.table.nextQueued(waiting.map((w) => w.tenant));
+    if (!next) {
+      if (waiting.length > 0 && !this.repumpTimer) {
+        const s = Math.min(...waiting.map((w) => w.retryAfterS));
+        this.repumpTimer = setTimeout(() => { this.repumpTimer = null; this.pump(); }, s * 1000);
+        this.repumpTimer.unref();
+      }
+      return;
+    }
     this.pumping = true;
     void this.run(next).finally(() => {
       this.pumping = false;
@@ -344,9 +459,19 @@ export class TrainingManager {
   private async run(row: JobRow): Promise<void> {
     const attempts = row.attempts + 1;
     if (!this.table.transition(row.id, ['queued'], { state: 'running', started_at: now(), attempts })) return;
-    const cur: Running = { id: row.id, row, progress: null, history: [], lastPersist: 0, settle: () => {} };
+    const cur: Running = { id: row.id, row, progress: null, history: [], lastPersist: 0, startedAt: performance.now(), stopReason: null, settle: () => {} };
     this.current = cur;
-    const fail = (code: string, message: string) => this.finish(row.id, 'failed', { error: JSON.stringify({ code, message }), progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) }, { reason: message });
+    let watch: MemoryWatch | null = null;
+    // What this attempt cost: training time (for the tenant's quota) and peak memory growth (shown in the job).
+    const accounted = (): Partial<JobRow> => {
+      const memory = { ...(JSON.parse(row.memory ?? '{}') as Record<string, unknown>), ...(watch ? { peak_growth_mb: Math.ceil(watch.peakGrowth / MB) } : {}) };
+      return { train_ms: row.train_ms + Math.round(performance.now() - cur.startedAt), memory: JSON.stringify(memory) };
+    };
+    const fail = (code: string, message: string) => this.finish(row.id, 'failed', { ...accounted(), error: JSON.stringify({ code, message }), progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) }, { reason: message, ...(code === 'TASK_DELETED' || code.startsWith('TRAINING_') ? { code } : {}) });
+    if (this.table.taskDeleted(row.id)) {
+      fail('TASK_DELETED', `the task ${JSON.stringify(row.task_name)} was deleted after the job was submitted; nothing was published`);
+      return;
+    }
     let task: Task;
     let options: TrainingOptions;
     try {
@@ -366,9 +491,27 @@ export class TrainingManager {
       ? { train: examples, heldOut: decode(stored.validation) }
       : splitHeldOut(examples, options.heldOutFraction, stream(options.seed, 'split'));
 
-    let outcome: Extract<FromTrainer, { type: 'done' | 'failed' }>;
+    let outcome: Outcome;
+    let quotaTimer: NodeJS.Timeout | null = null;
     try {
       await this.ensureWorker();
+      // The baseline is taken with the worker's model loaded: the ceiling is the job's own growth.
+      const limitBytes = this.opts.config.memoryMb * MB;
+      watch = new MemoryWatch({
+        limitBytes, sampleMs: this.opts.config.memorySampleMs,
+        onExceeded: (growth) => this.killRunning(cur, {
+          code: 'TRAINING_MEMORY_LIMIT',
+          message: `the job's memory grew by ${Math.ceil(growth / MB)} MB over the limit of ${this.opts.config.memoryMb} MB (SOFTSERVE_TRAINING_MEMORY_MB); the training worker was stopped`,
+        }),
+      });
+      const quota = this.quota(row.tenant_id);
+      if (quota) {
+        quotaTimer = setTimeout(() => this.stopRunning(cur, {
+          code: 'TRAINING_TIME_QUOTA',
+          message: `the tenant reached its training time limit of ${this.opts.config.tenantSeconds} s per ${this.opts.config.tenantWindowSeconds} s (SOFTSERVE_TRAINING_TENANT_SECONDS) while the job ran; nothing was published`,
+        }), Math.max(0, quota.remainingMs));
+        quotaTimer.unref();
+      }
       outcome = await new Promise((resolve) => {
         cur.settle = resolve;
         this.post({ type: 'start', jobId: row.id, task: { labels: task.labels, template: task.template, scoring: task.scoring }, train: split.train, heldOut: split.heldOut, options });
@@ -378,29 +521,57 @@ export class TrainingManager {
       const e = err as SoftserveError;
       fail(e.code ?? 'INTERNAL', `the training worker could not start: ${e.message}`);
       return;
+    } finally {
+      if (quotaTimer) clearTimeout(quotaTimer);
+      watch?.stop();
     }
     cur.settle = () => {};
+    if (outcome.type === 'exited') {
+      if (cur.stopReason) {
+        fail(cur.stopReason.code, cur.stopReason.message);
+      } else if (this.stopping) {
+        this.table.transition(row.id, ['running'], { ...accounted(), state: 'queued', attempts: attempts - 1, progress: null, history: '[]' });
+        this.table.appendEvent(row.id, { type: 'requeued', reason: 'the server shut down while the job was running; it starts again from the beginning' });
+      } else {
+        this.metrics?.workerExits.inc();
+        const what = `the training worker exited (code ${outcome.code}) while the job was running`;
+        if (attempts >= this.opts.config.maxAttempts) {
+          fail('WORKER_EXITED', `${what}, on attempt ${attempts} of ${this.opts.config.maxAttempts}; not retried again`);
+        } else {
+          this.table.transition(row.id, ['running'], { ...accounted(), state: 'queued', progress: null, history: '[]' });
+          this.table.appendEvent(row.id, { type: 'requeued', code: 'WORKER_EXITED', reason: `${what}; the worker was restarted and the job starts again from the beginning (attempt ${attempts} of ${this.opts.config.maxAttempts} used)` });
+          this.opts.logger?.warn({ job: row.id, attempts }, 'training job requeued after the worker exited');
+        }
+      }
+      return;
+    }
     if (outcome.type === 'failed') {
       fail(outcome.code, outcome.message);
+      return;
+    }
+    if (cur.stopReason) {
+      // Stopped by the manager (task deleted, time quota): whatever the worker finished is not published.
+      fail(cur.stopReason.code, cur.stopReason.message);
       return;
     }
     if (outcome.cancelled) {
       if (this.stopping && this.table.get(row.id)?.cancel_requested !== 1) {
         // Graceful shutdown: back to the queue, this attempt not counted.
-        this.table.transition(row.id, ['running'], { state: 'queued', attempts: attempts - 1, progress: null, history: '[]' });
+        this.table.transition(row.id, ['running'], { ...accounted(), state: 'queued', attempts: attempts - 1, progress: null, history: '[]' });
         this.table.appendEvent(row.id, { type: 'requeued', reason: 'the server shut down while the job was running; it starts again from the beginning' });
         return;
       }
-      this.finish(row.id, 'cancelled', { progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) }, { reason: 'cancelled while running; nothing was published' });
+      this.finish(row.id, 'cancelled', { ...accounted(), progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) }, { reason: 'cancelled while running; nothing was published' });
       return;
     }
     try {
       const result = await this.publish(row, outcome.members);
-      this.finish(row.id, 'succeeded', { result: JSON.stringify(result), progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) },
+      this.finish(row.id, 'succeeded', { ...accounted(), result: JSON.stringify(result), progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) },
         { published: result.prompts.map((p) => `${p.name}@${p.version}`), ensemble: result.ensemble });
     } catch (err) {
       const e = err as SoftserveError;
-      fail(e.code ?? 'INTERNAL', `publishing failed: ${e.message}`);
+      if (this.table.taskDeleted(row.id)) fail('TASK_DELETED', `the task ${JSON.stringify(row.task_name)} was deleted while the job ran; nothing was published into a task created later under that name`);
+      else fail(e.code ?? 'INTERNAL', `publishing failed: ${e.message}`);
     }
   }
 
@@ -411,7 +582,13 @@ export class TrainingManager {
     const prompts: PublishedMember[] = [];
     for (let i = 0; i < members.length; i++) {
       const { tensors, summary } = members[i]!;
-      const v = await store.putPrompt(row.tenant_id, row.task_name, names[i]!, tensors, { source: 'training' });
+      const v = await store.putPrompt(row.tenant_id, row.task_name, names[i]!, tensors, {
+        source: 'training',
+        // Checked in the write's transaction: a task deleted (and perhaps re-created) while the job ran gets nothing.
+        precondition: () => {
+          if (this.table.taskDeleted(row.id)) throw new SoftserveError('NOT_FOUND', `the task ${JSON.stringify(row.task_name)} the job was submitted to was deleted`);
+        },
+      });
       prompts.push({
         name: v.name, version: v.version, seed: summary.seed, init: summary.init,
         held_out_accuracy: summary.heldOut?.accuracy ?? null, held_out_loss: summary.heldOut?.loss ?? null,
@@ -429,6 +606,7 @@ export class TrainingManager {
   async stop(timeoutMs = 10000): Promise<void> {
     if (this.stopping) return;
     this.stopping = true;
+    if (this.repumpTimer) clearTimeout(this.repumpTimer);
     const cur = this.current;
     if (cur) {
       this.post({ type: 'cancel', jobId: cur.id });

@@ -21,7 +21,9 @@ export interface MemberSummary {
 export type ToTrainer =
   | { type: 'start'; jobId: string; task: TaskSpec; train: Example[]; heldOut: Example[]; options: TrainingOptions }
   | { type: 'cancel'; jobId: string }
-  | { type: 'close' };
+  | { type: 'close' }
+  /** Test-only (TrainingManager.crashWorkerForTest, never reachable from HTTP): the worker exits as if it crashed. */
+  | { type: 'test_exit'; code: number };
 
 export type FromTrainer =
   | { type: 'ready'; spec: ModelSpec; loadMs: number }

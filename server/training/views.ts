@@ -72,6 +72,7 @@ export function jobView(row: JobRow, live?: { progress: Progress | null; history
     result: counts,
     error: row.error ? JSON.parse(row.error) as { code: string; message: string } : null,
     attempts: row.attempts,
+    memory: row.memory ? JSON.parse(row.memory) as { estimate_mb: number; limit_mb: number; peak_growth_mb?: number } : null,
     events: JSON.parse(row.events) as unknown[],
     created_at: row.created_at,
     started_at: row.started_at,

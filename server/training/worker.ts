@@ -53,6 +53,9 @@ async function main(): Promise<void> {
       cancelled.add(msg.jobId);
       return;
     }
+    if (msg.type === 'test_exit') {
+      process.exit(msg.code); // in a worker thread this ends the thread, not the process
+    }
     if (msg.type === 'close') {
       void queue.then(async () => {
         await model.release();
