@@ -120,19 +120,22 @@ describe('training memory budget', () => {
       assert.ok(err.details.largest_batch_size >= 1 && err.details.largest_batch_size < 512);
       assert.match(err.message, new RegExp(`batch_size ${err.details.largest_batch_size} would fit`));
 
-      // The suggested batch size is accepted, with its estimate under the limit.
+      // The suggested batch size is accepted, with its estimate under the limit (queued behind a small job, never run).
+      const blocker = (await submit(env.url, key, { prompt: 'blocker', examples: examples(40), options: LONG })).json as Job;
       const fits = await submit(env.url, key, { prompt: 'fits', examples: longExamples(16, 1200), options: { num_virtual_tokens: 256, max_text_tokens: 250, batch_size: err.details.largest_batch_size, epochs: 1 } });
       assert.equal(fits.status, 202, JSON.stringify(fits.json));
       const view = fits.json as Job;
       assert.ok(view.memory.estimate_mb <= 1024 && view.memory.limit_mb === 1024, JSON.stringify(view.memory));
+      assert.equal(view.state, 'queued');
       await api(env.url, 'POST', `/v1/jobs/${view.id}/cancel`, { key });
       const listed = await api(env.url, 'GET', '/v1/jobs', { key });
-      assert.deepEqual((listed.json as Job).jobs.map((j: Job) => j.prompt), ['fits'], 'the refused job was never queued');
+      assert.deepEqual((listed.json as Job).jobs.map((j: Job) => j.prompt).sort(), ['blocker', 'fits'], 'the refused job was never queued');
 
       // Short texts bound the sequence: the same options fit when the texts are short.
       const short = await submit(env.url, key, { prompt: 'short', examples: examples(16), options: { num_virtual_tokens: 16, max_text_tokens: 250, batch_size: 64, epochs: 1 } });
       assert.equal(short.status, 202, JSON.stringify(short.json));
       await api(env.url, 'POST', `/v1/jobs/${(short.json as Job).id}/cancel`, { key });
+      await api(env.url, 'POST', `/v1/jobs/${blocker.id}/cancel`, { key });
     } finally {
       await env.close();
     }
@@ -171,7 +174,7 @@ describe('training memory budget', () => {
       const done = await waitFor(env.url, key, id, isFinal, 'finished');
       assert.equal(done.state, 'failed');
       assert.equal(done.error.code, 'TRAINING_MEMORY_LIMIT');
-      assert.match(done.error.message, /over the limit of 300 MB \(SOFTSERVE_TRAINING_MEMORY_MB\)/);
+      assert.match(done.error.message, /over the limit of 300 MB \(SOFTSERVE_TRAINING_MEMORY_MB\); it was stopped at its next step/);
       assert.ok(done.memory.peak_growth_mb > 300, JSON.stringify(done.memory));
       assert.equal(done.events.at(-1).code, 'TRAINING_MEMORY_LIMIT');
       ballast = null;

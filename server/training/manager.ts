@@ -371,10 +371,12 @@ export class TrainingManager {
         reject(err);
       });
       worker.on('exit', (code) => {
+        reject(new SoftserveError('INTERNAL', `training worker exited with code ${code}`));
+        // A retired worker (closed after a job went over its memory ceiling) may exit while its successor runs.
+        if (this.worker !== worker) return;
         this.worker = null;
         this.workerReady = null;
         if (!this.stopping) this.opts.logger?.error({ code }, 'training worker exited');
-        reject(new SoftserveError('INTERNAL', `training worker exited with code ${code}`));
         this.current?.settle({ type: 'exited', code });
       });
     });
@@ -416,11 +418,18 @@ export class TrainingManager {
     this.post({ type: 'cancel', jobId: cur.id });
   }
 
-  /** Terminates the worker (a step cannot be interrupted from outside); the job fails with `reason`. */
-  private killRunning(cur: Running, reason: StopReason): void {
-    cur.stopReason = reason;
-    this.opts.logger?.error({ job: cur.id, code: reason.code }, reason.message);
-    void this.worker?.terminate();
+  /**
+   * Lets the idle worker go (it releases its sessions and exits) so that the
+   * next job starts on a fresh one with all of the old one's memory returned.
+   * Never Worker.terminate() during a step: onnxruntime's native run cannot be
+   * interrupted, and a terminated thread returning from it aborts the process.
+   */
+  private retireWorker(): void {
+    const worker = this.worker;
+    if (!worker) return;
+    this.worker = null;
+    this.workerReady = null;
+    worker.postMessage({ type: 'close' } satisfies ToTrainer);
   }
 
   private pump(): void {
@@ -499,9 +508,9 @@ export class TrainingManager {
       const limitBytes = this.opts.config.memoryMb * MB;
       watch = new MemoryWatch({
         limitBytes, sampleMs: this.opts.config.memorySampleMs,
-        onExceeded: (growth) => this.killRunning(cur, {
+        onExceeded: (growth) => this.stopRunning(cur, {
           code: 'TRAINING_MEMORY_LIMIT',
-          message: `the job's memory grew by ${Math.ceil(growth / MB)} MB over the limit of ${this.opts.config.memoryMb} MB (SOFTSERVE_TRAINING_MEMORY_MB); the training worker was stopped`,
+          message: `the job's memory grew by ${Math.ceil(growth / MB)} MB, over the limit of ${this.opts.config.memoryMb} MB (SOFTSERVE_TRAINING_MEMORY_MB); it was stopped at its next step and the training worker restarted`,
         }),
       });
       const quota = this.quota(row.tenant_id);
@@ -526,6 +535,7 @@ export class TrainingManager {
       watch?.stop();
     }
     cur.settle = () => {};
+    if (cur.stopReason?.code === 'TRAINING_MEMORY_LIMIT' && outcome.type !== 'exited') this.retireWorker();
     if (outcome.type === 'exited') {
       if (cur.stopReason) {
         fail(cur.stopReason.code, cur.stopReason.message);
