@@ -10,6 +10,13 @@
 //
 // --model random writes a bigger random llama checkpoint (hidden 256, 4 layers,
 // 8 heads, intermediate 688, vocabulary 4000) with test/fixtures/random-checkpoint.ts.
+//
+// --server [--memory-mb N]: the real server (npm start's entry point, a child
+// process, stories260k) over HTTP: asks for the issue's job (256 virtual
+// tokens, 250 text tokens, batch_size 512) and prints the refusal, then
+// submits the largest batch_size the refusal says fits, and reports the
+// server's peak RSS (VmHWM of its /proc status) over its RSS before the job,
+// beside the job's own sampled `memory` figures.
 
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -19,6 +26,7 @@ import { TrainableModel } from '../models/training-graph.ts';
 import { estimateTrainingMemory, modelDimsOf } from '../prompts/training/memory.ts';
 import { parseTrainingOptions } from '../prompts/training/options.ts';
 import { trainEnsemble, type TaskSpec } from '../prompts/training/trainer.ts';
+import { startServerProcess } from './server-process.ts';
 import { writeRandomCheckpoint, FIXTURE_WORDS } from '../test/fixtures/random-checkpoint.ts';
 
 const STORIES = fileURLToPath(new URL('../../shared/models/stories260k', import.meta.url));
@@ -70,7 +78,54 @@ const DEFAULT_CONFIGS: Array<Record<string, unknown>> = [
   { method: 'linear_head', max_text_tokens: 250, batch_size: 64 },
 ];
 
+function procStatusMb(pid: number, field: 'VmRSS' | 'VmHWM'): number {
+  const m = new RegExp(`${field}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return Number(m![1]) / 1024;
+}
+
+async function serverRun(): Promise<void> {
+  const env: Record<string, string> = {};
+  if (val('--memory-mb')) env.SOFTSERVE_TRAINING_MEMORY_MB = val('--memory-mb')!;
+  const srv = await startServerProcess({ env });
+  const call = async (method: string, path: string, key: string, body?: unknown) => {
+    const r = await fetch(srv.url + path, { method, headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, ...(body ? { body: JSON.stringify(body) } : {}) });
+    return { status: r.status, json: await r.json() as Record<string, any> }; // eslint-disable-line @typescript-eslint/no-explicit-any
+  };
+  try {
+    const key = (await call('POST', '/v1/tenants', srv.adminKey, { name: 'mem' })).json.api_key as string;
+    await call('POST', '/v1/tasks', key, { name: 't', labels: ['negative', 'positive'], template: '{text} It was', scoring: { type: 'verbalizer', label_words: [' sad', ' happy'] } });
+    const long = (i: number) => Array.from({ length: 300 }, (_, j) => STORIES_WORDS[(i + j * 7) % STORIES_WORDS.length]).join(' ');
+    const examples = Array.from({ length: 160 }, (_, i) => ({ text: long(i), label: i % 2 ? 'positive' : 'negative' }));
+    const big = { num_virtual_tokens: 256, max_text_tokens: 250, batch_size: 512 };
+    const refused = await call('POST', '/v1/tasks/t/jobs', key, { prompt: 'big', examples, options: big });
+    console.log(`refused: ${refused.status} ${refused.json.error.code}: ${refused.json.error.message}`);
+    const batch = refused.json.error.details.largest_batch_size as number;
+    const rssBefore = procStatusMb(srv.pid, 'VmRSS');
+    const hwmBefore = procStatusMb(srv.pid, 'VmHWM');
+    const t0 = Date.now();
+    const sub = await call('POST', '/v1/tasks/t/jobs', key, { prompt: 'largest', examples, options: { ...big, batch_size: batch, epochs: 1, max_steps: 6, held_out_fraction: 0.5 } });
+    if (sub.status !== 202) throw new Error(`submit: ${sub.status} ${JSON.stringify(sub.json)}`);
+    let job = sub.json;
+    while (!['succeeded', 'failed', 'cancelled'].includes(job.state)) {
+      await new Promise((r) => setTimeout(r, 200));
+      job = (await call('GET', `/v1/jobs/${job.id}`, key)).json;
+    }
+    const hwm = procStatusMb(srv.pid, 'VmHWM');
+    console.log(JSON.stringify({
+      options: job.options, state: job.state, error: job.error, memory: job.memory, wall_s: (Date.now() - t0) / 1000,
+      server_rss_before_mb: Math.round(rssBefore), server_peak_mb: Math.round(hwm), server_peak_before_mb: Math.round(hwmBefore),
+      peak_growth_over_rss_before_mb: Math.round(hwm - rssBefore),
+    }, null, 1));
+  } finally {
+    await srv.stop();
+  }
+}
+
 async function main(): Promise<void> {
+  if (args.includes('--server')) {
+    await serverRun();
+    return;
+  }
   if (args[0] === '--child') {
     const { modelDir, options, words } = JSON.parse(args[1]!) as { modelDir: string; options: Record<string, unknown>; words: string[] };
     process.stdout.write(`${JSON.stringify(await child(modelDir, options, words))}\n`);

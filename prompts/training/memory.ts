@@ -67,12 +67,12 @@ export interface MemoryEstimate {
 }
 
 // Fitted coefficients (float32 values kept per element; see the header).
-const ATTENTION_SAVED = 4; // per layer: B x heads x Tq x Tk, forward + backward
+const ATTENTION_SAVED = 3.5; // per layer: B x heads x Tq x Tk, forward + backward
 const HIDDEN_SAVED = 28; // per layer: B x Tq x H
 const MLP_SAVED = 6; // per layer: B x Tq x I
-const EVAL_ATTENTION = 3;
-const EVAL_HIDDEN = 12;
-const EVAL_MLP = 3;
+const EVAL_ATTENTION = 5;
+const EVAL_HIDDEN = 16;
+const EVAL_MLP = 4;
 const FIXED_WEIGHT_COPIES = 3; // the training session's weights, graph bytes, arena slack
 const FIXED_BYTES = 48 * 2 ** 20; // training graph construction, session, buffers
 
