@@ -159,7 +159,7 @@ export function jobsExtension(manager: TrainingManager): AppExtension {
  */
 export function jobsOpenApiPaths(): Record<string, Record<string, unknown>> {
   const err = (...codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), { description: 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }]));
-  const job = { type: 'object', description: 'a training job (docs/TRAINING.md)', properties: { id: { type: 'string' }, state: { type: 'string', enum: ['queued', 'running', 'succeeded', 'failed', 'cancelled'] }, progress: { type: 'object', nullable: true }, history: { type: 'array', items: { type: 'object' } }, result: { type: 'object', nullable: true }, error: { type: 'object', nullable: true } } };
+  const job = { type: 'object', description: 'a training job (docs/TRAINING.md)', properties: { id: { type: 'string' }, state: { type: 'string', enum: ['queued', 'running', 'succeeded', 'failed', 'cancelled'] }, progress: { type: 'object', nullable: true }, history: { type: 'array', items: { type: 'object' } }, result: { type: 'object', nullable: true }, error: { type: 'object', nullable: true }, events: { type: 'array', items: { type: 'object' } }, memory: { type: 'object', nullable: true, description: 'estimate_mb, limit_mb, peak_growth_mb' } } };
   const one = (description: string, status = '200') => ({ [status]: { description, content: { 'application/json': { schema: job } } } });
   const list = { 200: { description: 'jobs, newest first', content: { 'application/json': { schema: { type: 'object', properties: { jobs: { type: 'array', items: job } } } } } } };
   const task = { name: 'task', in: 'path', required: true, schema: { type: 'string' } };

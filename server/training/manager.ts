@@ -444,7 +444,8 @@ export class TrainingManager {
     if (!next) {
       if (waiting.length > 0 && !this.repumpTimer) {
         const s = Math.min(...waiting.map((w) => w.retryAfterS));
-        this.repumpTimer = setTimeout(() => { this.repumpTimer = null; this.pump(); }, s * 1000);
+        // At most an hour at a time (timers past about 24.8 days would fire at once).
+        this.repumpTimer = setTimeout(() => { this.repumpTimer = null; this.pump(); }, Math.min(s, 3600) * 1000);
         this.repumpTimer.unref();
       }
       return;
