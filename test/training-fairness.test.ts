@@ -121,6 +121,7 @@ describe('training worker failure', () => {
       assert.equal(failed.state, 'failed');
       assert.equal(failed.error.code, 'WORKER_EXITED');
       assert.match(failed.error.message, /exited \(code 71\).*attempt 2 of 2; not retried again/);
+      assert.equal(failed.events.at(-1).code, 'WORKER_EXITED');
       await classify();
       const exits = await srv.server.metrics.registry.getSingleMetricAsString('softserve_training_worker_exits_total');
       assert.match(exits, /softserve_training_worker_exits_total 2/);

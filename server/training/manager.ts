@@ -17,7 +17,7 @@
 // Isolation between tenants (docs/TRAINING.md, "Limits and isolation"):
 // - memory: a job's peak is estimated at submit and refused over the budget
 //   (budget.ts); while it runs, the process's RSS growth is sampled and the
-//   worker terminated if it passes the ceiling (memory-watch.ts);
+//   job stopped at its next step if it passes the ceiling (memory-watch.ts);
 // - the queue is round-robin across tenants (jobs-db.ts, nextQueued), with
 //   per-tenant limits on active jobs and on training time in a window;
 // - a job is bound to its task row: deleting the task stops the job
@@ -86,6 +86,9 @@ interface Running {
 }
 
 const MB = 2 ** 20;
+
+/** Failures that isolation decided (not the trainer's own): their code also goes on the job's last event. */
+const ISOLATION_CODES = new Set(['TASK_DELETED', 'TRAINING_MEMORY_LIMIT', 'TRAINING_TIME_QUOTA', 'WORKER_EXITED']);
 
 function asError(code: string, message: string): SoftserveError {
   return new SoftserveError((code in ERROR_STATUS ? code : 'INTERNAL') as ErrorCode, message);
@@ -477,7 +480,7 @@ export class TrainingManager {
       const memory = { ...(JSON.parse(row.memory ?? '{}') as Record<string, unknown>), ...(watch ? { peak_growth_mb: Math.ceil(watch.peakGrowth / MB) } : {}) };
       return { train_ms: row.train_ms + Math.round(performance.now() - cur.startedAt), memory: JSON.stringify(memory) };
     };
-    const fail = (code: string, message: string) => this.finish(row.id, 'failed', { ...accounted(), error: JSON.stringify({ code, message }), progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) }, { reason: message, ...(code === 'TASK_DELETED' || code.startsWith('TRAINING_') ? { code } : {}) });
+    const fail = (code: string, message: string) => this.finish(row.id, 'failed', { ...accounted(), error: JSON.stringify({ code, message }), progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) }, { reason: message, ...(ISOLATION_CODES.has(code) ? { code } : {}) });
     if (this.table.taskDeleted(row.id)) {
       fail('TASK_DELETED', `the task ${JSON.stringify(row.task_name)} was deleted after the job was submitted; nothing was published`);
       return;
