@@ -15,6 +15,38 @@ import { api } from './store-helpers.ts';
 import { createTask, createTenant, nested, startServingServer, uploadPrompt } from './serving-helpers.ts';
 
 describe('fair training queue and per-tenant limits', () => {
+  it('picks the next job round-robin over tenants (the jobs table alone)', async () => {
+    const env = await startEnv({ enabled: false });
+    try {
+      const tenants = ['a', 'b', 'c'].map((n) => env.store.createTenant(n).tenant);
+      const table = env.manager.table;
+      let clock = Date.parse('2026-01-01T00:00:00Z');
+      const tick = () => new Date(clock += 1000).toISOString();
+      // a submits three jobs, then b two, then c one: FIFO would run a, a, a, b, b, c.
+      for (const [t, n] of [[0, 3], [1, 2], [2, 1]] as const) {
+        for (let i = 1; i <= n; i++) {
+          table.insert({
+            id: `job_${'abc'[t]}${i}`, tenant_id: tenants[t]!.id, task_name: 'x', task_created_at: tick(), prompt_name: 'p', ensemble_name: null,
+            state: 'queued', options: '{}', examples: '[]', validation: null, num_examples: 2, created_at: tick(),
+          });
+        }
+      }
+      const order: string[] = [];
+      for (let next = table.nextQueued(); next; next = table.nextQueued()) {
+        order.push(next.id.slice(4));
+        table.transition(next.id, ['queued'], { state: 'succeeded', started_at: tick(), finished_at: tick() });
+      }
+      assert.deepEqual(order, ['a1', 'b1', 'c1', 'a2', 'b2', 'a3']);
+      // A tenant excluded (over its time quota) waits; the others go on.
+      table.insert({ id: 'job_a4', tenant_id: tenants[0]!.id, task_name: 'x', task_created_at: tick(), prompt_name: 'p', ensemble_name: null, state: 'queued', options: '{}', examples: '[]', validation: null, num_examples: 2, created_at: tick() });
+      table.insert({ id: 'job_b3', tenant_id: tenants[1]!.id, task_name: 'x', task_created_at: tick(), prompt_name: 'p', ensemble_name: null, state: 'queued', options: '{}', examples: '[]', validation: null, num_examples: 2, created_at: tick() });
+      assert.equal(table.nextQueued([tenants[1]!.id])?.id, 'job_a4');
+      assert.equal(table.nextQueued()?.id, 'job_b3', 'b ran longer ago than a');
+    } finally {
+      await env.close();
+    }
+  });
+
   it('serves tenants round-robin, not first-in-first-out', async () => {
     const env = await startEnv({ maxActivePerTenant: 8 });
     try {
