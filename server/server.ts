@@ -20,6 +20,8 @@ import { Metrics } from './metrics.ts';
 import { Scheduler } from './scheduler.ts';
 import type { ServingConfig } from './serving-config.ts';
 import { openApiDocument } from './openapi.ts';
+import { infoDocument } from './info.ts';
+import { PromptInspector } from './routes/inspect.ts';
 import { jobsExtension, jobsOpenApiPaths } from './routes/jobs.ts';
 import { loadTrainingConfig } from './training/config.ts';
 import { TrainingManager } from './training/manager.ts';
@@ -53,7 +55,7 @@ export function routeLabel(path: string): string {
     out.push(isId ? ':id' : parts[i]!);
   }
   const label = out.join('/');
-  return /^\/(v1\/[a-z:/]*|healthz|readyz|metrics|openapi\.json)?$/.test(label) ? label : 'other';
+  return /^\/(v1\/[a-z:/]*|healthz|readyz|info|metrics|openapi\.json)?$/.test(label) ? label : 'other';
 }
 
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
@@ -132,6 +134,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     if (ready && !draining) res.json({ status: 'ready', model: spec.modelType, family: spec.family });
     else res.status(503).json({ error: { code: draining ? 'DRAINING' : 'NOT_READY', message: draining ? 'draining' : 'model not loaded' } });
   });
+  const info = infoDocument(spec, serving, config);
+  outer.get('/info', (_req, res) => { res.json(info); });
   const openApi = openApiDocument({ ...jobsOpenApiPaths(), ...usageOpenApiPaths() });
   outer.get('/openapi.json', (_req, res) => { res.json(openApi); });
   outer.use('/console', consoleRouter());
@@ -168,7 +172,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       }
     });
   };
-  outer.use(createApp({ store, spec, config, logger, registry: metrics.registry, extensions: [classifyRoute, jobsExtension(training), usageExtension(usage)] }));
+  outer.use(createApp({ store, spec, config, logger, registry: metrics.registry, extensions: [classifyRoute, jobsExtension(training), usageExtension(usage)], inspector: new PromptInspector(serving.modelDir, spec, tokenizer) }));
 
   const http: Server = outer.listen(config.port, config.host);
   await once(http, 'listening');
