@@ -80,6 +80,11 @@ function examples(n: number): string {
   return out.join('\n') + '\n';
 }
 
+async function jobPageOpened(page: Page): Promise<void> {
+  await page.waitForFunction(() => /^#\/jobs\/job_/.test(location.hash));
+  await page.locator('#job-summary').waitFor();
+}
+
 async function startJob(page: Page, prompt: string, opts: { ensembleSize?: number; ensemble?: string; options: Record<string, unknown>; epochs: number }): Promise<void> {
   await page.goto(`${srv.url}/console/#/jobs`);
   await page.locator('#job-form').waitFor();
@@ -96,6 +101,16 @@ async function startJob(page: Page, prompt: string, opts: { ensembleSize?: numbe
 }
 
 test('the console, end to end in headless Chromium', async () => {
+  try {
+    await walkThrough();
+  } catch (err) {
+    // What the pages showed when it failed, beside the step screenshots.
+    for (const [i, page] of browser.pages().entries()) await page.screenshot({ path: join(SHOTS, `failure-tab${i}.png`), fullPage: true }).catch(() => {});
+    throw err;
+  }
+});
+
+async function walkThrough(): Promise<void> {
   // --- admin: sign in, make a tenant --------------------------------------------------
   const admin = await newTab();
   await admin.goto(`${srv.url}/console`);
@@ -148,15 +163,15 @@ test('the console, end to end in headless Chromium', async () => {
 
   // --- a small ensemble job from a JSONL upload, to completion ------------------------
   await startJob(user, 'mood', { ensembleSize: 2, ensemble: 'moods', epochs: 3, options: { batch_size: 8, seed: 1 } });
-  await user.waitForURL(/#\/jobs\/job_/);
+  await jobPageOpened(user);
   await user.locator('#job-state[data-state="succeeded"]').waitFor({ timeout: 60_000 });
   assert.ok(await points(user) > 0, 'the finished job has a curve');
   await user.locator('#job-result tr', { hasText: 'mood-2' }).waitFor();
   await shot(user, '04-job-succeeded');
 
   // --- a long job: watch the curve grow, then 429 on a second job, then cancel -------
-  await startJob(user, 'marathon', { epochs: 500, options: { batch_size: 4, patience: 0, eval_every: 5 } });
-  await user.waitForURL(/#\/jobs\/job_/);
+  await startJob(user, 'marathon', { epochs: 100, options: { batch_size: 1, patience: 0, eval_every: 20 } });
+  await jobPageOpened(user);
   const longJob = user.url();
   await user.locator('#job-state[data-state="running"]').waitFor();
   await user.waitForFunction(() => Number(document.querySelector('#chart')?.getAttribute('data-points')) >= 2);
@@ -247,4 +262,4 @@ test('the console, end to end in headless Chromium', async () => {
   const logText = JSON.stringify(srv.logs);
   for (const k of [tenantKey, secondKey, ADMIN_KEY]) assert.ok(!logText.includes(k), 'a key reached the log');
   assert.deepEqual(problems, [], 'no script errors or CSP violations in the console');
-});
+}

@@ -72,7 +72,7 @@ export async function jobsPage(root, _params, ctx) {
           h('td', { class: 'num' }, fmt.pct(j.progress?.best_held_out_accuracy)),
           h('td', { class: 'small muted' }, fmt.date(j.created_at)))), { id: 'jobs-table' }),
     h('h2', {}, 'Start a job'),
-    tasks.length === 0 ? h('p', { class: 'muted' }, 'Make a task first.') : null,
+    ...(tasks.length === 0 ? [h('p', { class: 'muted' }, 'Make a task first.')] : []),
     h('div', { class: 'card' }, form));
 }
 
@@ -139,10 +139,10 @@ export async function jobPage(root, [id], ctx) {
             h('td', { class: 'num' }, fmt.pct(m.held_out_accuracy)),
             h('td', { class: 'num' }, String(m.steps)),
             h('td', {}, m.stopped_early ? 'yes' : 'no'))), { id: 'job-result' }),
-        job.result.ensemble ? h('p', {}, `Ensemble ${job.result.ensemble} holds them.`) : null);
+        ...(job.result.ensemble ? [h('p', {}, `Ensemble ${job.result.ensemble} holds them.`)] : []));
     }
     if (job.error) extra.append(h('div', { class: 'card status error', id: 'job-error' }, `${job.error.code}: ${job.error.message}`));
-    if (job.events?.length) extra.append(h('h2', {}, 'Events'), h('ul', { class: 'small' }, job.events.map((e) => h('li', {}, JSON.stringify(e)))));
+    if (job.events?.length) extra.append(h('h2', {}, 'Events'), h('ul', { class: 'small' }, job.events.map((e) => h('li', {}, `${fmt.date(e.at)} — ${e.type}`, e.reason ? `: ${e.reason}` : '', Array.isArray(e.published) ? `: published ${e.published.join(', ')}` : '', e.ensemble ? ` (ensemble ${e.ensemble})` : ''))));
   }
   paint();
 
