@@ -19,6 +19,7 @@ import { after, before, test } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 
 import { buildPeft, SPEC } from './peft-builders.ts';
+import { peftForm } from './store-helpers.ts';
 import { ADMIN_KEY, startServingServer, type ServingTestServer } from './serving-helpers.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
@@ -85,7 +86,7 @@ async function jobPageOpened(page: Page): Promise<void> {
   await page.locator('#job-summary').waitFor();
 }
 
-async function startJob(page: Page, prompt: string, opts: { ensembleSize?: number; ensemble?: string; options: Record<string, unknown>; epochs: number }): Promise<void> {
+async function startJob(page: Page, prompt: string, opts: { ensembleSize?: number; ensemble?: string; options: Record<string, unknown>; epochs: number; examples?: number }): Promise<void> {
   await page.goto(`${srv.url}/console/#/jobs`);
   await page.locator('#job-form').waitFor();
   await page.selectOption('#job-task', 'sentiment');
@@ -96,7 +97,7 @@ async function startJob(page: Page, prompt: string, opts: { ensembleSize?: numbe
   await page.fill('#job-ensemble-size', String(opts.ensembleSize ?? 1));
   if (opts.ensemble) await page.fill('#job-ensemble', opts.ensemble);
   await page.fill('#job-options', JSON.stringify(opts.options));
-  await page.setInputFiles('#job-examples', { name: 'train.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from(examples(40)) });
+  await page.setInputFiles('#job-examples', { name: 'train.jsonl', mimeType: 'application/x-ndjson', buffer: Buffer.from(examples(opts.examples ?? 40)) });
   await page.click('#job-form button[type=submit]');
 }
 
@@ -161,6 +162,15 @@ async function walkThrough(): Promise<void> {
   await user.waitForFunction(() => document.querySelectorAll('#inspect-tokens tbody tr:first-child .tok').length === 3);
   await shot(user, '03-prompt-inspect');
 
+  // A prefix (uploaded through the API) shows key and value norms per layer.
+  const prefix = buildPeft(SPEC, 'PREFIX_TUNING', 3, 9);
+  const up = await fetch(`${srv.url}/v1/tasks/sentiment/prompts`, { method: 'POST', headers: { authorization: `Bearer ${tenantKey}` }, body: peftForm('prefixed', prefix) });
+  assert.equal(up.status, 201);
+  await user.goto(`${srv.url}/console/#/tasks/sentiment/prompts/prefixed`);
+  await user.locator('#inspect-layers tbody tr').first().waitFor();
+  assert.equal(await user.locator('#inspect-layers tbody tr').count(), SPEC.numLayers);
+  await shot(user, '03b-prefix-inspect');
+
   // --- a small ensemble job from a JSONL upload, to completion ------------------------
   await startJob(user, 'mood', { ensembleSize: 2, ensemble: 'moods', epochs: 3, options: { batch_size: 8, seed: 1 } });
   await jobPageOpened(user);
@@ -170,7 +180,7 @@ async function walkThrough(): Promise<void> {
   await shot(user, '04-job-succeeded');
 
   // --- a long job: watch the curve grow, then 429 on a second job, then cancel -------
-  await startJob(user, 'marathon', { epochs: 100, options: { batch_size: 1, patience: 0, eval_every: 20 } });
+  await startJob(user, 'marathon', { epochs: 100, examples: 200, options: { batch_size: 1, patience: 0, eval_every: 20 } });
   await jobPageOpened(user);
   const longJob = user.url();
   await user.locator('#job-state[data-state="running"]').waitFor();
@@ -227,7 +237,8 @@ async function walkThrough(): Promise<void> {
   await shot(user, '11-not-found');
 
   await user.goto(`${srv.url}/console/#/server`);
-  await user.locator('#server-info, main p.muted').first().waitFor();
+  await user.locator('#server-info', { hasText: 'stories260k' }).waitFor();
+  assert.ok(await user.locator('#limits-table tbody tr').count() >= 10);
   await shot(user, '12-server');
 
   // --- admin: usage, a new key, revoke the first ---------------------------------------

@@ -34,6 +34,10 @@ export async function promptPage(root, [task, name], ctx) {
     }
   }
   form.addEventListener('submit', (ev) => { ev.preventDefault(); inspect(); });
+  // k (nearest tokens) means nothing for a prefix.
+  const syncK = () => { kInput.disabled = versions.find((v) => String(v.version) === versionSel.value)?.kind === 'prefix'; };
+  versionSel.addEventListener('change', syncK);
+  syncK();
 
   root.append(
     h('p', {}, h('a', { href: `#/tasks/${enc(task)}` }, `← task ${task}`)),
