@@ -58,22 +58,36 @@ export async function jobsPage(root, _params, ctx) {
       ctx.go(`#/jobs/${enc(job.id)}`);
     } catch (err) { status.error(err); }
   });
+  const jobRow = (j) => h('tr', { dataset: { job: j.id } },
+    h('td', {}, h('a', { href: `#/jobs/${enc(j.id)}` }, h('code', {}, j.id))),
+    h('td', {}, j.task), h('td', {}, j.ensemble ? `${j.prompt} (ensemble ${j.ensemble})` : j.prompt),
+    h('td', {}, String(j.options?.method ?? '')),
+    h('td', {}, h('span', { class: `badge ${j.state}` }, j.state)),
+    h('td', { class: 'num' }, j.progress ? `${globalStep(j)} / ${j.progress.total_steps * j.progress.members}` : '–'),
+    h('td', { class: 'num' }, fmt.pct(j.progress?.best_held_out_accuracy)),
+    h('td', { class: 'small muted' }, fmt.date(j.created_at)));
+  const list = jobs.length === 0
+    ? h('p', { class: 'muted', id: 'no-jobs' }, 'No jobs yet.')
+    : table(['job', 'task', 'prompt', 'method', 'state', { text: 'step', class: 'num' }, { text: 'best held-out', class: 'num' }, 'created'], jobs.map(jobRow), { id: 'jobs-table' });
   root.append(
     h('h1', {}, 'Training jobs'),
-    jobs.length === 0
-      ? h('p', { class: 'muted', id: 'no-jobs' }, 'No jobs yet.')
-      : table(['job', 'task', 'prompt', 'method', 'state', { text: 'step', class: 'num' }, { text: 'best held-out', class: 'num' }, 'created'],
-        jobs.map((j) => h('tr', { dataset: { job: j.id } },
-          h('td', {}, h('a', { href: `#/jobs/${enc(j.id)}` }, h('code', {}, j.id))),
-          h('td', {}, j.task), h('td', {}, j.ensemble ? `${j.prompt} (ensemble ${j.ensemble})` : j.prompt),
-          h('td', {}, String(j.options?.method ?? '')),
-          h('td', {}, h('span', { class: `badge ${j.state}` }, j.state)),
-          h('td', { class: 'num' }, j.progress ? `${globalStep(j)} / ${j.progress.total_steps * j.progress.members}` : '–'),
-          h('td', { class: 'num' }, fmt.pct(j.progress?.best_held_out_accuracy)),
-          h('td', { class: 'small muted' }, fmt.date(j.created_at)))), { id: 'jobs-table' }),
+    list,
     h('h2', {}, 'Start a job'),
     ...(tasks.length === 0 ? [h('p', { class: 'muted' }, 'Make a task first.')] : []),
     h('div', { class: 'card' }, form));
+
+  // While a job is queued or running, refresh the table's rows (not the form).
+  let timer = null;
+  const refresh = async () => {
+    try {
+      const fresh = await api('GET', '/v1/jobs');
+      if (!ctx.isCurrent()) return;
+      list.querySelector('tbody')?.replaceChildren(...fresh.jobs.map(jobRow));
+      if (fresh.jobs.some((j) => !FINAL.includes(j.state))) timer = setTimeout(refresh, 2 * POLL_MS);
+    } catch { /* the banner or sign-in already says what went wrong */ }
+  };
+  if (jobs.some((j) => !FINAL.includes(j.state))) timer = setTimeout(refresh, 2 * POLL_MS);
+  ctx.onLeave(() => clearTimeout(timer));
 }
 
 export async function jobPage(root, [id], ctx) {
