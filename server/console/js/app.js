@@ -63,7 +63,7 @@ function hideBanner() { clearInterval(bannerTimer); banner.hidden = true; banner
 onApiFailure((err) => {
   if (err.status === 401 && session()) {
     clearSession();
-    signInMessage = `Signed out: the server refused the key (${err.code}: ${err.message}). Sign in again.`;
+    signInMessage = { error: true, text: `Signed out: the server refused the key (${err.code}: ${err.message}). Sign in again.` };
     go('#/signin');
   } else if (err.status === 429) {
     showBanner(`Too many requests (${err.code}): ${err.message}.`, 'error', err.retryAfter);
@@ -87,7 +87,7 @@ function renderChrome(s, path) {
 
 function signOut() {
   clearSession();
-  signInMessage = 'Signed out.';
+  signInMessage = { error: false, text: 'Signed out.' };
   go('#/signin');
 }
 
@@ -130,7 +130,11 @@ async function route() {
 
 async function signinPage(root) {
   const status = statusLine();
-  if (signInMessage) { status.error(signInMessage); signInMessage = null; }
+  if (signInMessage) {
+    if (signInMessage.error) status.error(signInMessage.text);
+    else status.ok(signInMessage.text);
+    signInMessage = null;
+  }
   const keyInput = h('input', { type: 'password', name: 'key', id: 'key', autocomplete: 'off', spellcheck: 'false', required: true, placeholder: 'ss_… or the admin key' });
   const form = h('form', { class: 'stack', id: 'signin-form', novalidate: true },
     h('label', { for: 'key' }, 'API key'), keyInput,
