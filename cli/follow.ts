@@ -60,13 +60,11 @@ export async function followJob(client: Client, id: string): Promise<FollowResul
   let barMember = 0;
   let lastState = '';
   let seenHistory = 0;
-  let interrupted = false;
   let asking: Promise<void> | null = null;
   let detached = false;
 
   const onSigint = () => {
     if (asking) return;
-    interrupted = true;
     if (bar && barStarted) bar.stop();
     barStarted = false;
     asking = (async () => {
@@ -90,10 +88,18 @@ export async function followJob(client: Client, id: string): Promise<FollowResul
         if (detached) return { job, detached: true };
         continue;
       }
-      if (job.state !== lastState) {
+      if (job.state !== lastState && !FINAL.has(job.state)) {
         if (!bar || !barStarted) note(`job ${job.id} ${job.state}${job.state === 'running' && job.cancel_requested ? ' (cancel requested)' : ''}`);
         lastState = job.state;
       }
+      const total = job.progress?.total_steps;
+      if (!bar) {
+        for (const h of job.history.slice(seenHistory)) {
+          const member = (job.progress?.members ?? 1) > 1 && h.member !== undefined ? `member ${h.member} ` : '';
+          note(`${member}step ${h.step}${total ? `/${total}` : ''} epoch ${h.epoch} train loss ${f(h.train_loss)} held-out loss ${f(h.held_out_loss)} held-out accuracy ${f(h.held_out_accuracy, 3)}`);
+        }
+      }
+      seenHistory = job.history.length;
       const p = job.progress;
       if (bar && job.state === 'running' && p && p.total_steps) {
         const label = (p.members ?? 1) > 1 ? `member ${p.member}/${p.members}` : job.prompt;
@@ -108,19 +114,12 @@ export async function followJob(client: Client, id: string): Promise<FollowResul
           bar.update(p.step ?? 0, payload);
         }
       }
-      if (!bar) {
-        for (const h of job.history.slice(seenHistory)) {
-          const member = (p?.members ?? 1) > 1 && h.member !== undefined ? `member ${h.member} ` : '';
-          note(`${member}step ${h.step}${p?.total_steps ? `/${p.total_steps}` : ''} epoch ${h.epoch} train loss ${f(h.train_loss)} held-out loss ${f(h.held_out_loss)} held-out accuracy ${f(h.held_out_accuracy, 3)}`);
-        }
-      }
-      seenHistory = job.history.length;
       if (FINAL.has(job.state)) {
         if (bar && barStarted) {
           if (job.state === 'succeeded') bar.update(bar.getTotal());
           bar.stop();
         }
-        if (bar || interrupted) note(`job ${job.id} ${job.state}`);
+        note(`job ${job.id} ${job.state}`);
         return { job, detached: false };
       }
       await new Promise((r) => setTimeout(r, POLL_MS));
