@@ -20,6 +20,8 @@ import { Metrics } from './metrics.ts';
 import { Scheduler } from './scheduler.ts';
 import type { ServingConfig } from './serving-config.ts';
 import { openApiDocument } from './openapi.ts';
+import { infoDocument } from './info.ts';
+import { PromptInspector } from './routes/inspect.ts';
 import { jobsExtension, jobsOpenApiPaths } from './routes/jobs.ts';
 import { loadTrainingConfig } from './training/config.ts';
 import { TrainingManager } from './training/manager.ts';
@@ -51,7 +53,7 @@ export function routeLabel(path: string): string {
     out.push(isId ? ':id' : parts[i]!);
   }
   const label = out.join('/');
-  return /^\/(v1\/[a-z:/]*|healthz|readyz|metrics|openapi\.json)?$/.test(label) ? label : 'other';
+  return /^\/(v1\/[a-z:/]*|healthz|readyz|info|metrics|openapi\.json)?$/.test(label) ? label : 'other';
 }
 
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
@@ -128,6 +130,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     if (ready && !draining) res.json({ status: 'ready', model: spec.modelType, family: spec.family });
     else res.status(503).json({ error: { code: draining ? 'DRAINING' : 'NOT_READY', message: draining ? 'draining' : 'model not loaded' } });
   });
+  const info = infoDocument(spec, serving, config);
+  outer.get('/info', (_req, res) => { res.json(info); });
   const openApi = openApiDocument(jobsOpenApiPaths());
   outer.get('/openapi.json', (_req, res) => { res.json(openApi); });
   outer.use((_req: Request, res: Response, next: NextFunction) => {
@@ -163,7 +167,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       }
     });
   };
-  outer.use(createApp({ store, spec, config, logger, registry: metrics.registry, extensions: [classifyRoute, jobsExtension(training)] }));
+  outer.use(createApp({ store, spec, config, logger, registry: metrics.registry, extensions: [classifyRoute, jobsExtension(training)], inspector: new PromptInspector(serving.modelDir, spec, tokenizer) }));
 
   const http: Server = outer.listen(config.port, config.host);
   await once(http, 'listening');
