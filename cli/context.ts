@@ -91,3 +91,10 @@ export function taskOf(opts: { task?: string }): string {
   if (!t) throw new UsageError('which task? pass --task NAME (or set SOFTSERVE_TASK)');
   return t;
 }
+
+/** NAME or NAME@VERSION (a prompt and optionally one of its versions). */
+export function promptRef(raw: string): { name: string; version?: number } {
+  const m = /^([^@]+)(?:@([1-9][0-9]{0,9}))?$/.exec(raw);
+  if (!m) throw new UsageError(`a prompt is NAME or NAME@VERSION (e.g. mood@2), got ${JSON.stringify(raw)}`);
+  return m[2] === undefined ? { name: m[1]! } : { name: m[1]!, version: Number(m[2]) };
+}

@@ -80,6 +80,8 @@ export interface CliServer {
   logs: Array<Record<string, unknown>>;
   stdout(): string;
   stderr(): string;
+  /** Resolves once the log lines satisfy `pred` (checked on every new line). */
+  waitLogs(pred: (logs: Array<Record<string, unknown>>) => boolean): Promise<void>;
   /** SIGTERM, then wait for the exit (a drain). */
   stop(): Promise<void>;
 }
@@ -91,6 +93,7 @@ export async function startCliServer(dataDir: string, env: Record<string, string
   let err = '';
   const logs: Array<Record<string, unknown>> = [];
   let pending = '';
+  const logWaiters: Array<{ pred: (l: Array<Record<string, unknown>>) => boolean; resolve: () => void }> = [];
   const listening = new Promise<string>((resolve, reject) => {
     child.stdout.on('data', (d: Buffer) => {
       out += d.toString('utf8');
@@ -103,6 +106,7 @@ export async function startCliServer(dataDir: string, env: Record<string, string
         logs.push(rec);
         if (rec.msg === 'listening') resolve(rec.url as string);
       }
+      for (const w of [...logWaiters]) if (w.pred(logs)) { logWaiters.splice(logWaiters.indexOf(w), 1); w.resolve(); }
     });
     child.once('close', (code) => reject(new Error(`server exited (${code}) before listening:\n${err}`)));
   });
@@ -116,6 +120,10 @@ export async function startCliServer(dataDir: string, env: Record<string, string
     url, logs,
     stdout: () => out,
     stderr: () => err,
+    waitLogs(pred) {
+      if (pred(logs)) return Promise.resolve();
+      return new Promise<void>((resolve) => { logWaiters.push({ pred, resolve }); });
+    },
     async stop() {
       child.kill('SIGTERM');
       await closed;

@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 
 import { ApiError, RuntimeError, seg, UsageError, type Client } from '../client.ts';
-import { note, openClient, out, positiveInt, tenantClient } from '../context.ts';
+import { note, openClient, out, positiveInt, promptRef, tenantClient } from '../context.ts';
 
 /** Used when the server has no /info (an older server). */
 const FALLBACK_MAX_INPUTS = 64;
@@ -55,13 +55,15 @@ async function maxInputs(cmd: Command): Promise<number> {
   }
 }
 
-interface ClassifyOptions { file?: string; prompt?: string; version?: number; ensemble?: string; prompts?: string; batchSize?: number; concurrency: number; maxRetries: number }
+interface ClassifyOptions { file?: string; prompt?: string; ensemble?: string; prompts?: string; batchSize?: number; concurrency: number; maxRetries: number }
 
 function selector(o: ClassifyOptions): Record<string, unknown> {
   const chosen = [o.prompt, o.ensemble, o.prompts].filter((x) => x !== undefined).length;
   if (chosen > 1) throw new UsageError('choose at most one of --prompt, --ensemble, --prompts');
-  if (o.version !== undefined && o.prompt === undefined) throw new UsageError('--version goes with --prompt');
-  if (o.prompt !== undefined) return o.version !== undefined ? { prompt: o.prompt, version: o.version } : { prompt: o.prompt };
+  if (o.prompt !== undefined) {
+    const { name, version } = promptRef(o.prompt);
+    return version !== undefined ? { prompt: name, version } : { prompt: name };
+  }
   if (o.ensemble !== undefined) return { ensemble: o.ensemble };
   if (o.prompts !== undefined) return { prompts: o.prompts.split(',').map((s) => s.trim()).filter(Boolean) };
   return {};
@@ -83,8 +85,7 @@ export function registerClassify(program: Command): void {
     .argument('<task>', 'task name')
     .argument('[texts...]', 'texts to classify')
     .option('-f, --file <in.jsonl>', 'inputs: one JSON string or {"text": ...} per line ("-": stdin); a "label" field is kept as "expected"')
-    .option('-p, --prompt <name>', 'classify with this prompt (default: zero-shot with the verbalizer)')
-    .option('-v, --version <n>', 'the prompt\'s version (default: latest)', positiveInt('--version'))
+    .option('-p, --prompt <name[@version]>', 'classify with this prompt, optionally a version (default: zero-shot with the verbalizer)')
     .option('-e, --ensemble <name>', 'classify with an ensemble (majority vote)')
     .option('--prompts <a,b,...>', 'an unnamed ensemble of these prompts')
     .option('--batch-size <n>', 'inputs per request (default: the server\'s max inputs, from /info)', positiveInt('--batch-size'))

@@ -7,7 +7,7 @@ import { basename, join, resolve } from 'node:path';
 import type { Command } from 'commander';
 
 import { RuntimeError, seg } from '../client.ts';
-import { out, positiveInt, printJson, printTable, taskOf, tenantClient, wantsJson } from '../context.ts';
+import { out, positiveInt, printJson, printTable, promptRef, taskOf, tenantClient, wantsJson } from '../context.ts';
 
 const CONFIG = 'adapter_config.json';
 const MODEL = 'adapter_model.safetensors';
@@ -49,15 +49,15 @@ export function registerPrompts(program: Command): void {
     });
 
   prompts.command('pull').description('download a version as the two files PEFT loads')
-    .argument('<name>', 'prompt name')
+    .argument('<name[@version]>', 'prompt name, optionally @version (default: the latest)')
     .argument('<dir>', 'directory to write (made if missing)')
     .option(...taskOpt)
-    .option('-v, --version <n>', 'version (default: latest)', positiveInt('--version'))
-    .action(async (name: string, dir: string, opts: { task?: string; version?: number }, cmd: Command) => {
+    .action(async (ref: string, dir: string, opts: { task?: string }, cmd: Command) => {
       const task = taskOf(opts);
+      const { name, version } = promptRef(ref);
       const client = tenantClient(cmd);
       // Both files from one version: pin "latest" to a number first.
-      const info = await client.json<VersionView>('GET', versionPath(task, name, opts.version));
+      const info = await client.json<VersionView>('GET', versionPath(task, name, version));
       const pinned = `${versionPath(task, name, info.version)}/export`;
       const config = await client.bytes('GET', pinned, { query: { file: CONFIG } });
       const model = await client.bytes('GET', pinned, { query: { file: MODEL } });
@@ -91,26 +91,26 @@ export function registerPrompts(program: Command): void {
       ]));
     });
 
-  prompts.command('rm').description('delete a prompt (all versions) or one version')
-    .argument('<name>', 'prompt name')
+  prompts.command('rm').description('delete a prompt (all versions), or one version with NAME@VERSION')
+    .argument('<name[@version]>', 'prompt name, optionally @version')
     .option(...taskOpt)
-    .option('-v, --version <n>', 'delete only this version', positiveInt('--version'))
-    .action(async (name: string, opts: { task?: string; version?: number }, cmd: Command) => {
+    .action(async (ref: string, opts: { task?: string }, cmd: Command) => {
       const task = taskOf(opts);
-      const path = opts.version === undefined ? `/v1/tasks/${seg(task)}/prompts/${seg(name)}` : versionPath(task, name, opts.version);
+      const { name, version } = promptRef(ref);
+      const path = version === undefined ? `/v1/tasks/${seg(task)}/prompts/${seg(name)}` : versionPath(task, name, version);
       await tenantClient(cmd).json('DELETE', path);
-      const what = opts.version === undefined ? name : `${name} v${opts.version}`;
+      const what = version === undefined ? name : `${name} v${version}`;
       if (wantsJson(cmd)) return printJson({ deleted: what });
       out(`deleted ${what}`);
     });
 
   prompts.command('inspect').description('what a prompt looks like to the model: nearest vocabulary tokens (soft, P-tuning) or per-layer norms (prefix)')
-    .argument('<name>', 'prompt name')
+    .argument('<name[@version]>', 'prompt name, optionally @version (default: the latest)')
     .option(...taskOpt)
-    .option('-v, --version <n>', 'version (default: latest)', positiveInt('--version'))
-    .option('-k, --k <n>', 'nearest tokens per virtual token', positiveInt('-k'))
-    .action(async (name: string, opts: { task?: string; version?: number; k?: number }, cmd: Command) => {
-      const r = await tenantClient(cmd).json<InspectView>('GET', `/v1/tasks/${seg(taskOf(opts))}/prompts/${seg(name)}/inspect`, { query: { version: opts.version, k: opts.k } });
+    .option('-k, --k <n>', 'nearest tokens per virtual token (server default 5)', positiveInt('-k'))
+    .action(async (ref: string, opts: { task?: string; k?: number }, cmd: Command) => {
+      const { name, version } = promptRef(ref);
+      const r = await tenantClient(cmd).json<InspectView>('GET', `/v1/tasks/${seg(taskOf(opts))}/prompts/${seg(name)}/inspect`, { query: { version, k: opts.k } });
       if (wantsJson(cmd)) return printJson(r);
       out(`${r.task}/${r.prompt} v${r.version}: ${r.kind}, ${r.num_virtual_tokens} virtual tokens`);
       if (r.tokens) {
