@@ -8,8 +8,11 @@ import { FINAL, followJob, jobSummary, type JobView } from '../follow.ts';
 
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? '-' : x.toFixed(3));
 
-/** Prints a job (JSON or a summary) and sets the exit code from its state. */
-export function reportJob(cmd: Command, job: JobView, detached = false): void {
+/**
+ * Prints a job (JSON or a summary). After following it (`outcome`), a job that
+ * failed or was cancelled makes the exit code 1; `jobs show` alone reports.
+ */
+export function reportJob(cmd: Command, job: JobView, outcome = false): void {
   if (wantsJson(cmd)) printJson(job);
   else if (FINAL.has(job.state)) for (const l of jobSummary(job)) out(l);
   else {
@@ -17,7 +20,7 @@ export function reportJob(cmd: Command, job: JobView, detached = false): void {
     out(`job ${job.id}: ${job.state} (${job.task}/${job.prompt}, ${job.examples} examples)`);
     if (p) out(`  step ${p.step ?? 0}/${p.total_steps ?? '?'}${(p.members ?? 1) > 1 ? ` member ${p.member}/${p.members}` : ''} loss ${p.loss?.toFixed(4) ?? '-'} held-out accuracy ${pct(p.held_out_accuracy ?? p.best_held_out_accuracy)}`);
   }
-  if (!detached && (job.state === 'failed' || job.state === 'cancelled')) process.exitCode = 1;
+  if (outcome && (job.state === 'failed' || job.state === 'cancelled')) process.exitCode = 1;
 }
 
 export function registerJobs(program: Command): void {
@@ -43,7 +46,7 @@ export function registerJobs(program: Command): void {
       const client = tenantClient(cmd);
       if (opts.follow) {
         const { job, detached } = await followJob(client, id);
-        return reportJob(cmd, job, detached);
+        return reportJob(cmd, job, !detached);
       }
       reportJob(cmd, await client.json<JobView>('GET', `/v1/jobs/${seg(id)}`));
     });

@@ -90,6 +90,6 @@ export function registerTrain(program: Command): void {
       }
       if (!wantsJson(cmd)) note(`job ${job.id} submitted: ${job.examples} examples, training ${job.task}/${job.prompt}`);
       const { job: last, detached } = await followJob(client, job.id);
-      reportJob(cmd, last, detached);
+      reportJob(cmd, last, !detached);
     });
 }
