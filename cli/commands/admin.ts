@@ -7,8 +7,6 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 
-import { rotateAdminKey } from '../../prompts/admin-keys.ts';
-import { openDb } from '../../prompts/db.ts';
 import { RuntimeError } from '../client.ts';
 import { out, printJson, wantsJson } from '../context.ts';
 
@@ -18,10 +16,13 @@ export function registerAdmin(program: Command): void {
   admin.command('rotate-key').description('replace the stored admin key (the old one stops working at once); prints the new one once')
     .option('--data-dir <dir>', 'the server\'s data directory (SOFTSERVE_DATA_DIR, default ./data)')
     .option('-q, --quiet', 'print only the key')
-    .action((opts: { dataDir?: string; quiet?: boolean }, cmd: Command) => {
+    .action(async (opts: { dataDir?: string; quiet?: boolean }, cmd: Command) => {
       const dir = opts.dataDir ?? process.env.SOFTSERVE_DATA_DIR ?? './data';
       const file = join(dir, 'softserve.db');
       if (!existsSync(file)) throw new RuntimeError(`no softserve database in ${dir} (has the server run with this data directory?)`);
+      // Loaded here, not at start: the native SQLite binding costs every other command time.
+      const { openDb } = await import('../../prompts/db.ts');
+      const { rotateAdminKey } = await import('../../prompts/admin-keys.ts');
       const db = openDb(file);
       try {
         const { apiKey, key } = rotateAdminKey(db);
