@@ -59,6 +59,7 @@ export function markdown(s: Summary): string {
   out.push('### Execution provider', '');
   for (const p of s.probe) out.push(`- ${p.ep}: ${p.ok ? `ok (session ${p.loadMs} ms, first run ${p.firstRunMs} ms)` : `**failed**: \`${p.error}\``}; onnxruntime ${p.onnxruntime}, backends ${p.backends.map((b) => b.name).join(', ')}`);
   out.push('', '### Parity against the CPU provider (mixed batch)', '', '| model | provider | rows | max abs Δp | max abs Δscore | max abs Δpooled | ≤ 1e-3 |', '|---|---|---:|---:|---:|---:|---|');
+  if (s.parity.length === 0) out.push('| – | – | – | – | – | – | not run (see the steps below) |');
   for (const p of s.parity) {
     out.push(p.error
       ? `| ${p.model} | ${p.ep} | – | – | – | – | failed: \`${p.error.slice(0, 300)}\` |`
