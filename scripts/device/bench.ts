@@ -1,8 +1,9 @@
 // The raw engine on one checkpoint and one execution provider: rows/s and
 // tokens/s for each batch size, every row `tokens` long. Each size gets a
 // warm-up run (the first run of a shape allocates, and on WebGPU compiles
-// its shaders), then repeated runs for `budgetMs`; a size that would start
-// after `deadlineMs` is skipped, so a slow provider still leaves results.
+// its shaders), then repeated runs for `budgetMs`; a size that would not end
+// by `deadlineMs` (judged from the previous size) is skipped, so a slow
+// provider still leaves results.
 
 import { appendFileSync } from 'node:fs';
 import { Engine } from '../../models/engine.ts';
@@ -34,8 +35,11 @@ export async function bench(o: BenchOptions): Promise<BenchResult> {
   try {
     engine = await Engine.load(o.dir, o.threads === undefined ? { executionProvider: o.ep } : { executionProvider: o.ep, intraOpThreads: o.threads });
     result.loadMs = Math.round(performance.now() - started);
+    let last: { batch: number; ms: number } | null = null;
     for (const batch of o.batches) {
-      if (performance.now() - started > o.deadlineMs) { result.skipped.push(batch); continue; }
+      // Skip a size whose warm-up and two runs would end past the deadline (cost taken as linear in rows).
+      const estimate = last ? 3 * last.ms * (batch / last.batch) : 0;
+      if (performance.now() - started + estimate > o.deadlineMs) { result.skipped.push(batch); continue; }
       const assembled = engine.assemble(benchRows(engine.spec, batch, o.tokens));
       const w0 = performance.now();
       await engine.runAssembled(assembled);
@@ -52,6 +56,7 @@ export async function bench(o: BenchOptions): Promise<BenchResult> {
         msPerBatch: ms, rowsPerSec: (batch * 1000) / ms, tokensPerSec: (assembled.realTokens * 1000) / ms,
       };
       result.points.push(point);
+      last = { batch, ms };
       if (o.linesFile) appendFileSync(o.linesFile, `${JSON.stringify({ step: 'bench-point', ...point })}\n`);
       process.stderr.write(`bench ${o.model} ${o.ep} B=${batch}: ${ms.toFixed(2)} ms/batch, ${point.rowsPerSec.toFixed(1)} rows/s, ${Math.round(point.tokensPerSec)} tokens/s (warm-up ${point.warmupMs} ms, ${runs} runs)\n`);
     }

@@ -81,7 +81,10 @@ export function markdown(s: Summary): string {
       out.push(`| ${b} | ${cells.join(' | ')} |`);
     }
   }
-  for (const b of s.bench) if (b.error) out.push('', `- bench ${b.model} on ${b.ep} failed: \`${b.error}\``);
+  for (const b of s.bench) {
+    if (b.error) out.push('', `- bench ${b.model} on ${b.ep} failed: \`${b.error}\``);
+    if (b.skipped.length > 0) out.push('', `- bench ${b.model} on ${b.ep}: batches ${b.skipped.join(', ')} skipped (they would not have ended within the step's deadline)`);
+  }
   out.push('', '### HTTP load through the bundled server', '', '| provider | K | classify | requests/s | rows/s | p50 ms | p99 ms | errors |', '|---|---:|---|---:|---:|---:|---:|---|');
   for (const r of s.serve) {
     const run = (r.load as { run?: { requestsPerSec: number; rowsPerSec: number; latency: { p50: number; p99: number }; errors: Record<string, number> } } | undefined)?.run;
