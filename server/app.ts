@@ -120,6 +120,8 @@ export function createApp(deps: AppDeps): Express {
     if (e.code === 'PAYLOAD_TOO_LARGE' && !req.complete) res.setHeader('Connection', 'close');
     const body: { error: { code: string; message: string; details?: Record<string, unknown> } } = { error: { code: e.code, message: e.message } };
     if (e.details) body.error.details = e.details;
+    // A refusal that knows when to come back says so the standard way too (training's 429).
+    if (typeof e.details?.retryAfter === 'number' && !res.hasHeader('Retry-After')) res.setHeader('Retry-After', String(e.details.retryAfter));
     res.status(e.status).json(body);
   };
   app.use(onError);
