@@ -81,6 +81,7 @@ test('the packed bundle answers a classify on the CPU provider', async (t) => {
     const sum = Object.values(r.scores).reduce((a, b) => a + b, 0);
     assert.ok(Math.abs(sum - 1) < 1e-6, `probabilities sum to ${sum}`);
   }
+  assert.deepEqual(serve.pages, { '/info': 200, '/console/': 200, '/console/vendor/uPlot.esm.js': 200 });
   const load = serve.load as { run: { successes: number } } | undefined;
   assert.ok(load && load.run.successes > 0, serve.loadError ?? JSON.stringify(serve.load));
 });

@@ -11,11 +11,13 @@
 #                                 run.sh then uses the node on its PATH)
 #   softserve/app/*.mjs           the application, bundled by scripts/device/bundle.ts:
 #                                 main.mjs (server), *-worker-entry.mjs (worker threads),
-#                                 device.mjs (the device scripts), loadtest.mjs
+#                                 device.mjs (the device scripts), loadtest.mjs,
+#                                 console/ (the web console's static files)
 #   softserve/node_modules/       the native packages only: onnxruntime-node (linux-x64
 #                                 binaries: libonnxruntime.so.1 + the N-API binding),
 #                                 onnxruntime-common, better-sqlite3 (+ bindings,
-#                                 file-uri-to-path). --no-ort: onnxruntime-node is a
+#                                 file-uri-to-path), uplot's two files the console serves.
+#                                 --no-ort: onnxruntime-node is a
 #                                 link to this checkout's copy (rehearsals here only)
 #   softserve/package.json        name and version (GET /info reads it)
 #   shared/models/stories260k     the small model and its tokenizer
@@ -79,6 +81,11 @@ else
   ln -s "$NM/onnxruntime-node" "$R/softserve/node_modules/onnxruntime-node"
 fi
 copy_pkg better-sqlite3 lib build/Release/better_sqlite3.node
+# Files the server reads at run time beside its code: the console's static
+# files (server/console/, found from the bundle's own URL) and the two files
+# of the chart library it serves (found through require.resolve).
+cp -a "$REPO/server/console" "$R/softserve/app/console"
+copy_pkg uplot dist/uPlot.esm.js dist/uPlot.min.css
 copy_pkg bindings bindings.js
 copy_pkg file-uri-to-path index.js
 

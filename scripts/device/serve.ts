@@ -1,6 +1,7 @@
 // The bundled server, end to end: start it as a child process (127.0.0.1, a
 // free port, a temporary data directory), create a tenant with a task and a
-// soft prompt through the API, classify two inputs, then optionally drive a
+// soft prompt through the API, classify two inputs, fetch the pages that read
+// files beside the code (/info, the console), then optionally drive a
 // bounded load with the bundled load generator (loadtest.mjs --url ...), and
 // stop it with SIGTERM. Front workers: the count K is passed to the server in
 // the environment variable named by --k-var, for the server that reads it.
@@ -31,6 +32,8 @@ export interface ServeOptions {
 
 export interface ServeResult {
   ep: string; k: number; kVar: string; startMs?: number; ok: boolean;
+  /** HTTP status of pages that read files beside the bundled code (the console, its chart library, /info). */
+  pages?: Record<string, number>;
   classify?: unknown; load?: unknown; loadError?: string; error?: string; serverTail?: string[];
 }
 
@@ -122,6 +125,8 @@ export async function serveCheck(o: ServeOptions): Promise<ServeResult> {
       result.classify = await client.json('POST', `/v1/tasks/${t.task}/classify`, {
         key: t.key, body: { inputs: ['a gripping story told with warmth', 'a dull and lifeless film'], prompt: t.prompts[0]!.name },
       });
+      result.pages = {};
+      for (const path of ['/info', '/console/', '/console/vendor/uPlot.esm.js']) result.pages[path] = (await client.request('GET', path)).status;
       result.ok = true;
     } finally {
       client.close();
