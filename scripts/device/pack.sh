@@ -22,8 +22,9 @@
 #   softserve/package.json        name and version (GET /info reads it)
 #   shared/models/stories260k     the small model and its tokenizer
 #   shared/data/sst2/test.jsonl   texts for the load generator
-#   debs/                         Debian's Vulkan loader (libvulkan1) and vulkaninfo
-#                                 (vulkan-tools + its X/Wayland client libraries), as
+#   debs/                         Debian's Vulkan loader (libvulkan1, libglvnd0), vulkaninfo
+#                                 (vulkan-tools + its X/Wayland client libraries) and
+#                                 glvnd's GLX/EGL/GL front libraries, as
 #                                 downloaded by apt-get (network needed here, at pack
 #                                 time only; --no-apt leaves them out)
 #   MANIFEST.txt                  what went in, with sizes and versions
@@ -103,7 +104,11 @@ rm -f "$R/shared/models/stories260k/MODEL_CARD.md"
 [ -f "$SHARED/data/sst2/test.jsonl" ] && cp "$SHARED/data/sst2/test.jsonl" "$R/shared/data/sst2/"
 
 # --- Vulkan loader and vulkaninfo from Debian -----------------------------------
-VK_PACKAGES="libvulkan1 vulkan-tools libwayland-client0 libx11-6 libxcb1 libxau6 libxdmcp6 libffi8 libbsd0 libmd0"
+# The loader (libvulkan1) and GL dispatch (libglvnd0), which NVIDIA's Vulkan
+# driver library may need; vulkaninfo and its X/Wayland client libraries; and
+# the other glvnd front libraries the device README's recipe brings (run.sh
+# puts these last on the path only if the driver library lacks one of them).
+VK_PACKAGES="libvulkan1 libglvnd0 vulkan-tools libwayland-client0 libx11-6 libxcb1 libxau6 libxdmcp6 libffi8 libbsd0 libmd0 libxext6 libglx0 libegl1 libgl1 libopengl0 libgles2"
 if [ $WITH_APT = 1 ]; then
   say "apt-get download $VK_PACKAGES"
   (cd "$R/debs" && apt-get download $VK_PACKAGES 2>&1 | grep -v '^W: Download is performed unsandboxed' >&2)

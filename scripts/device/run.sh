@@ -129,7 +129,7 @@ VK_LOADER=$WORK/vulkan-loader
 VK_TOOLS=$WORK/vulkan-tools
 if ls "$ROOT"/debs/libvulkan1_*.deb >/dev/null 2>&1; then
   for d in "$ROOT"/debs/*.deb; do
-    case $(basename "$d") in libvulkan1_*) deb_x "$d" "$VK_LOADER" ;; *) deb_x "$d" "$VK_TOOLS" ;; esac
+    case $(basename "$d") in libvulkan1_*|libglvnd0_*) deb_x "$d" "$VK_LOADER" ;; *) deb_x "$d" "$VK_TOOLS" ;; esac
   done
   LOADER_LIB=$VK_LOADER/usr/lib/x86_64-linux-gnu
 else
@@ -145,8 +145,28 @@ if [ -z "${VK_DRIVER_FILES:-}" ]; then
     if [ -f "$f" ]; then export VK_DRIVER_FILES=$f VK_ICD_FILENAMES=$f; break; fi
   done
 fi
-log "LD_LIBRARY_PATH=$LD_LIBRARY_PATH VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset}"
-export NODE LOADER_LIB VK_TOOLS
+# The driver library the ICD file names must load with what node sees: if
+# ldd finds a library missing, the bundle's other libraries go last on the path.
+icd_library() {
+  local f lib
+  for f in ${VK_DRIVER_FILES:-}; do
+    lib=$(sed -n 's/.*"library_path"[[:space:]]*:[[:space:]]*"\([^"]*\)".*/\1/p' "$f" | head -1)
+    case $lib in
+      /*) echo "$lib" ;;
+      ?*) for d in ${LD_LIBRARY_PATH//:/ } /usr/lib/x86_64-linux-gnu /usr/lib64; do [ -e "$d/$lib" ] && { echo "$d/$lib"; return; }; done
+          ldconfig -p 2>/dev/null | awk -v l="$lib" '$1 == l {print $NF; exit}' ;;
+    esac
+  done
+}
+ICD_LIB=$(icd_library)
+if [ -n "$ICD_LIB" ] && ldd "$ICD_LIB" 2>&1 | grep -q 'not found'; then
+  log "the Vulkan driver $ICD_LIB lacks: $(ldd "$ICD_LIB" 2>&1 | grep 'not found' | awk '{print $1}' | tr '\n' ' ')- adding the bundle's libraries last"
+  [ -d "$VK_TOOLS/usr/lib/x86_64-linux-gnu" ] && export LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$VK_TOOLS/usr/lib/x86_64-linux-gnu
+fi
+log "LD_LIBRARY_PATH=$LD_LIBRARY_PATH VK_DRIVER_FILES=${VK_DRIVER_FILES:-unset} driver library ${ICD_LIB:-not found}"
+export NODE LOADER_LIB VK_TOOLS ICD_LIB
+# The loader's own errors (a driver that does not load, and why) go to run.log with each step's output.
+export VK_LOADER_DEBUG=${VK_LOADER_DEBUG:-error,warn}
 
 # --- info -------------------------------------------------------------------------
 device_info() {
@@ -159,11 +179,18 @@ device_info() {
   echo "== Vulkan: loader ${LOADER_LIB:-none}, driver files ${VK_DRIVER_FILES:-none found}"
   ls -l "${LOADER_LIB:-/nonexistent}"/libvulkan* 2>&1
   echo "-- ldconfig -p | grep -E 'vulkan|nvidia'"; ldconfig -p 2>/dev/null | grep -E 'vulkan|GLX_nvidia|libnvidia' | head -20
-  for f in ${VK_DRIVER_FILES:-}; do echo "-- $f"; cat "$f"; done
+  for f in ${VK_DRIVER_FILES:-}; do echo "-- $f"; cat "$f"; echo; done
+  if [ -n "${ICD_LIB:-}" ]; then echo "-- ldd $ICD_LIB"; ldd "$ICD_LIB" 2>&1; fi
   echo "== vulkaninfo --summary"
   if [ -x "$VK_TOOLS/usr/bin/vulkaninfo" ]; then
     LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$VK_TOOLS/usr/lib/x86_64-linux-gnu timeout 30 "$VK_TOOLS/usr/bin/vulkaninfo" --summary 2>&1
-    echo "(vulkaninfo rc $?)"
+    local rc=$?
+    echo "(vulkaninfo rc $rc)"
+    if [ $rc != 0 ]; then
+      echo "== the Vulkan loader's account of its drivers (VK_LOADER_DEBUG=error,warn,driver)"
+      VK_LOADER_DEBUG=error,warn,driver LD_LIBRARY_PATH=$LD_LIBRARY_PATH:$VK_TOOLS/usr/lib/x86_64-linux-gnu \
+        timeout 30 "$VK_TOOLS/usr/bin/vulkaninfo" --summary 2>&1 | head -80
+    fi
   else
     echo "vulkaninfo: not in the bundle (packed with --no-apt)"
   fi
