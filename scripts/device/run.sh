@@ -103,6 +103,12 @@ unpack() {
 export BUNDLE WORK INFO
 step unpack 90 unpack || exit 1
 ROOT=$WORK/softserve-device
+if [ -x "$ROOT/bin/node" ] && ! "$ROOT/bin/node" -e 0 2>>"$LOG"; then
+  # A /tmp mounted noexec, say: try beside the repository instead.
+  log "the bundled node does not run from $WORK; moving the bundle to $REPO/var/device-run"
+  rm -rf "$REPO/var/device-run" && mkdir -p "$REPO/var/device-run" && cp -a "$ROOT" "$REPO/var/device-run/" && rm -rf "$ROOT"
+  ROOT=$REPO/var/device-run/softserve-device
+fi
 APP=$ROOT/softserve/app
 MODEL=$ROOT/shared/models/stories260k
 if [ -x "$ROOT/bin/node" ]; then NODE=$ROOT/bin/node; else NODE=$(command -v node || true); fi
