@@ -53,16 +53,18 @@ export function summarise(lines: Line[]): Summary {
 }
 
 const f = (x: number | undefined, d = 1) => (x === undefined ? '–' : x.toFixed(d));
+/** An error text on one line, for a table cell or a list item. */
+const oneLine = (t: string | undefined, max = 600) => (t ?? '').replace(/\s+/g, ' ').trim().slice(0, max);
 
 export function markdown(s: Summary): string {
   const out: string[] = [];
   out.push('### Execution provider', '');
-  for (const p of s.probe) out.push(`- ${p.ep}: ${p.ok ? `ok (session ${p.loadMs} ms, first run ${p.firstRunMs} ms)` : `**failed**: \`${p.error}\``}; onnxruntime ${p.onnxruntime}, backends ${p.backends.map((b) => b.name).join(', ')}`);
+  for (const p of s.probe) out.push(`- ${p.ep}: ${p.ok ? `ok (session ${p.loadMs} ms, first run ${p.firstRunMs} ms)` : `**failed**: \`${oneLine(p.error)}\``}; onnxruntime ${p.onnxruntime}, backends ${p.backends.map((b) => b.name).join(', ')}`);
   out.push('', '### Parity against the CPU provider (mixed batch)', '', '| model | provider | rows | max abs Δp | max abs Δscore | max abs Δpooled | ≤ 1e-3 |', '|---|---|---:|---:|---:|---:|---|');
   if (s.parity.length === 0) out.push('| – | – | – | – | – | – | not run (see the steps below) |');
   for (const p of s.parity) {
     out.push(p.error
-      ? `| ${p.model} | ${p.ep} | – | – | – | – | failed: \`${p.error.slice(0, 300)}\` |`
+      ? `| ${p.model} | ${p.ep} | – | – | – | – | failed: \`${oneLine(p.error, 300)}\` |`
       : `| ${p.model} | ${p.ep} | ${p.rows} | ${p.maxAbsDeltaP!.toExponential(2)} | ${p.maxAbsDeltaScore!.toExponential(2)} | ${p.maxAbsDeltaPooled!.toExponential(2)} | ${p.ok ? 'yes' : '**no**'} |`);
   }
   const points = [...s.bench.flatMap((b) => b.points), ...s.benchPoints];
@@ -82,13 +84,13 @@ export function markdown(s: Summary): string {
     }
   }
   for (const b of s.bench) {
-    if (b.error) out.push('', `- bench ${b.model} on ${b.ep} failed: \`${b.error}\``);
+    if (b.error) out.push('', `- bench ${b.model} on ${b.ep} failed: \`${oneLine(b.error)}\``);
     if (b.skipped.length > 0) out.push('', `- bench ${b.model} on ${b.ep}: batches ${b.skipped.join(', ')} skipped (they would not have ended within the step's deadline)`);
   }
   out.push('', '### HTTP load through the bundled server', '', '| provider | K | classify | requests/s | rows/s | p50 ms | p99 ms | errors |', '|---|---:|---|---:|---:|---:|---:|---|');
   for (const r of s.serve) {
     const run = (r.load as { run?: { requestsPerSec: number; rowsPerSec: number; latency: { p50: number; p99: number }; errors: Record<string, number> } } | undefined)?.run;
-    out.push(`| ${r.ep} | ${r.k} | ${r.ok ? 'ok' : `failed: \`${(r.error ?? '').slice(0, 200)}\``} | ${f(run?.requestsPerSec)} | ${f(run?.rowsPerSec)} | ${f(run?.latency.p50)} | ${f(run?.latency.p99)} | ${run ? JSON.stringify(run.errors) : (r.loadError ?? '–')} |`);
+    out.push(`| ${r.ep} | ${r.k} | ${r.ok ? 'ok' : `failed: \`${oneLine(r.error, 200)}\``} | ${f(run?.requestsPerSec)} | ${f(run?.rowsPerSec)} | ${f(run?.latency.p50)} | ${f(run?.latency.p99)} | ${run ? JSON.stringify(run.errors) : (r.loadError ? oneLine(r.loadError, 200) : '–')} |`);
   }
   out.push('', `Steps: ${s.status.map((x) => `${x.name} ${x.rc === 0 ? 'ok' : `rc ${x.rc}`} ${x.seconds}s`).join(', ')}`);
   return `${out.join('\n')}\n`;
