@@ -15,6 +15,7 @@ import type { ModelSpec } from '../models/spec.ts';
 import type { PromptStore } from '../prompts/store.ts';
 import { requireAdmin, requireTenant, tenantOf } from './auth.ts';
 import type { ServerConfig } from './config.ts';
+import { requireJson } from './json-only.ts';
 import { ensemblesRouter } from './routes/ensembles.ts';
 import { promptsRouter } from './routes/prompts.ts';
 import { tasksRouter } from './routes/tasks.ts';
@@ -86,12 +87,12 @@ export function createApp(deps: AppDeps): Express {
     });
   }
 
-  app.use('/v1/tenants', adminAuth, jsonBody, tenantsRouter(store));
+  app.use('/v1/tenants', adminAuth, requireJson, jsonBody, tenantsRouter(store));
   app.get('/v1/whoami', tenantAuth, (_req, res) => {
     res.json(tenantView(tenantOf(res)));
   });
   app.use('/v1/tasks/:task/prompts', tenantAuth, jsonBody, promptsRouter(store, config));
-  app.use('/v1/tasks/:task/ensembles', tenantAuth, jsonBody, ensemblesRouter(store));
+  app.use('/v1/tasks/:task/ensembles', tenantAuth, requireJson, jsonBody, ensemblesRouter(store));
   app.use('/v1/tasks', tenantAuth, jsonBody, tasksRouter(store));
 
   const ctx: AppContext = { app, store, spec: deps.spec, config, tenantAuth, adminAuth, jsonBody, ...(logger ? { logger } : {}) };

@@ -16,6 +16,7 @@ import { tenantOf } from './auth.ts';
 import { ClassifyService } from './classify.ts';
 import { promptLimits, type ServerConfig } from './config.ts';
 import { InferenceWorker } from './inference/client.ts';
+import { requireJson } from './json-only.ts';
 import { Metrics } from './metrics.ts';
 import { Scheduler } from './scheduler.ts';
 import type { ServingConfig } from './serving-config.ts';
@@ -77,7 +78,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
 
   const store = PromptStore.open({
     dataDir: config.dataDir, spec, limits: promptLimits(config), maxEnsembleSize: config.maxEnsembleSize,
-    cacheBytes: config.promptCacheBytes, registry: metrics.registry, logger,
+    cacheBytes: config.promptCacheBytes, registry: metrics.registry, logger, tokenizer,
   });
 
   const training = new TrainingManager({ store, modelDir: serving.modelDir, executionProvider: serving.executionProvider, config: loadTrainingConfig(), logger, registry: metrics.registry });
@@ -138,7 +139,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   });
 
   const classifyRoute = (ctx: AppContext) => {
-    ctx.app.post('/v1/tasks/:task/classify', ctx.tenantAuth, ctx.jsonBody, async (req: Request, res: Response, next: NextFunction) => {
+    ctx.app.post('/v1/tasks/:task/classify', ctx.tenantAuth, requireJson, ctx.jsonBody, async (req: Request, res: Response, next: NextFunction) => {
       const tenant = tenantOf(res);
       try {
         const result = await classify.classify(tenant.id, String(req.params.task), req.body);
