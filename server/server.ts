@@ -17,6 +17,7 @@ import { ClassifyService } from './classify.ts';
 import { promptLimits, type ServerConfig } from './config.ts';
 import { InferenceWorker } from './inference/client.ts';
 import { requireJson } from './json-only.ts';
+import { requestIds, requestLog } from './request-id.ts';
 import { Metrics } from './metrics.ts';
 import { Scheduler } from './scheduler.ts';
 import type { ServingConfig } from './serving-config.ts';
@@ -58,7 +59,7 @@ export function routeLabel(path: string): string {
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const { config, serving } = opts;
   const logger = opts.logger ?? pino({ level: serving.logLevel, base: { service: 'softserve' } });
-  const metrics = new Metrics();
+  const metrics = new Metrics(100, config.metricsTenantLabel);
 
   const workerOptions: ConstructorParameters<typeof InferenceWorker>[0] = { modelDir: serving.modelDir, executionProvider: serving.executionProvider };
   if (serving.intraOpThreads !== undefined) workerOptions.intraOpThreads = serving.intraOpThreads;
@@ -108,6 +109,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
 
   const outer = express();
   outer.disable('x-powered-by');
+  outer.use(requestIds(logger));
   // One log line and one metric sample per request, whatever route answers it.
   outer.use((req: Request, res: Response, next: NextFunction) => {
     const started = performance.now();
@@ -121,13 +123,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       if (res.locals.tenant) line.tenant = (res.locals.tenant as { id: string }).id;
       if (res.locals.classify) Object.assign(line, res.locals.classify);
       if (res.locals.errorCode) line.code = res.locals.errorCode;
-      logger.info(line, 'request');
+      requestLog(res, logger)!.info(line, 'request');
     });
     next();
   });
   outer.get('/readyz', (_req, res) => {
     if (ready && !draining) res.json({ status: 'ready', model: spec.modelType, family: spec.family });
-    else res.status(503).json({ error: { code: draining ? 'DRAINING' : 'NOT_READY', message: draining ? 'draining' : 'model not loaded' } });
+    else res.status(503).json({ error: { code: draining ? 'DRAINING' : 'NOT_READY', message: draining ? 'draining' : 'model not loaded', request_id: res.locals.requestId } });
   });
   const openApi = openApiDocument(jobsOpenApiPaths());
   outer.get('/openapi.json', (_req, res) => { res.json(openApi); });
@@ -135,7 +137,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     if (!draining || _req.path === '/healthz' || _req.path === '/metrics') return next();
     metrics.rejected.inc({ reason: 'draining' });
     res.setHeader('Connection', 'close');
-    res.status(503).json({ error: { code: 'DRAINING', message: 'the server is shutting down' } });
+    res.status(503).json({ error: { code: 'DRAINING', message: 'the server is shutting down', request_id: res.locals.requestId } });
   });
 
   const classifyRoute = (ctx: AppContext) => {
