@@ -41,7 +41,8 @@ function pick(files: MultipartFile[], names: Set<string>): MultipartFile | undef
  */
 function checkPartFilename(f: MultipartFile): void {
   if (f.filename === null) return;
-  const isConfig = CONFIG_PARTS.has(f.field) || CONFIG_PARTS.has(f.filename);
+  // The field name decides the part's role; the file name only when the field is not one of ours.
+  const isConfig = CONFIG_PARTS.has(f.field) || (!MODEL_PARTS.has(f.field) && CONFIG_PARTS.has(f.filename));
   const want = isConfig ? '.json' : '.safetensors';
   if (!f.filename.toLowerCase().endsWith(want)) {
     throw new SoftserveError('INVALID_MULTIPART', `file part "${f.field}" is named ${JSON.stringify(f.filename)}; it must be a ${want} file${want === '.safetensors' ? ' (export a pickled .bin adapter as safetensors)' : ''}`, { field: f.field });
