@@ -111,6 +111,12 @@ describe('strict validation: one stable code for each loose input', () => {
     form2.append('adapter_config', new Blob([new Uint8Array(good.config)]), 'adapter_config.yaml');
     form2.append('adapter_model', new Blob([new Uint8Array(good.model)]), 'adapter_model.safetensors');
     expectError(await api(s.url, 'POST', '/v1/tasks/sentiment/prompts', { key, body: form2 }), 400, 'INVALID_MULTIPART', /\.json file/);
+    // The field decides the role: the tensors part cannot pass as a config by its file name.
+    const form3 = new FormData();
+    form3.append('name', 'swapped');
+    form3.append('adapter_config', new Blob([new Uint8Array(good.config)]), 'adapter_config.json');
+    form3.append('adapter_model', new Blob([new Uint8Array(good.model)]), 'adapter_config.json');
+    expectError(await api(s.url, 'POST', '/v1/tasks/sentiment/prompts', { key, body: form3 }), 400, 'INVALID_MULTIPART', /must be a \.safetensors file/);
   });
 
   it('non-JSON bodies on JSON routes are 415 UNSUPPORTED_MEDIA_TYPE', async () => {
