@@ -19,6 +19,7 @@ import { requireJson } from './json-only.ts';
 import { redactPaths } from './redact.ts';
 import { requestIds, requestLog } from './request-id.ts';
 import { ensemblesRouter } from './routes/ensembles.ts';
+import { inspectRouter, type PromptInspector } from './routes/inspect.ts';
 import { promptsRouter } from './routes/prompts.ts';
 import { tasksRouter } from './routes/tasks.ts';
 import { tenantsRouter } from './routes/tenants.ts';
@@ -48,6 +49,8 @@ export interface AppDeps {
   /** Served at GET /metrics when given. */
   registry?: Registry;
   extensions?: AppExtension[];
+  /** Serves GET /v1/tasks/:task/prompts/:name/inspect when given. */
+  inspector?: PromptInspector;
 }
 
 /** Maps body-parser's errors (they carry `type` and `status`) to our codes. */
@@ -100,6 +103,7 @@ export function createApp(deps: AppDeps): Express {
   app.get('/v1/whoami', tenantAuth, (_req, res) => {
     res.json(tenantView(tenantOf(res)));
   });
+  if (deps.inspector) app.use('/v1/tasks/:task/prompts/:name/inspect', tenantAuth, inspectRouter(store, deps.inspector));
   app.use('/v1/tasks/:task/prompts', tenantAuth, jsonBody, promptsRouter(store, config));
   app.use('/v1/tasks/:task/ensembles', tenantAuth, requireJson, jsonBody, ensemblesRouter(store));
   app.use('/v1/tasks', tenantAuth, jsonBody, tasksRouter(store));
@@ -132,6 +136,8 @@ export function createApp(deps: AppDeps): Express {
     const body: { error: { code: string; message: string; request_id?: string; details?: Record<string, unknown> } } = { error: { code: e.code, message } };
     if (requestId) body.error.request_id = requestId;
     if (e.details && !internal) body.error.details = e.details;
+    // A refusal that knows when to come back says so the standard way too (training's 429).
+    if (typeof e.details?.retryAfter === 'number' && !res.hasHeader('Retry-After')) res.setHeader('Retry-After', String(e.details.retryAfter));
     res.status(e.status).json(body);
   };
   app.use(onError);
