@@ -132,7 +132,9 @@ export function createApp(deps: AppDeps): Express {
     // The server's own failures (500) say only that they happened: their text
     // (fs errors, file names) stays in the log line that carries the same id.
     const internal = e.status === 500;
-    const message = internal ? `internal error; the server log has the detail under request id ${requestId ?? 'unknown'}` : redactPaths(e.message);
+    // An unknown route's message is the client's own URL path: nothing to redact.
+    const message = internal ? `internal error; the server log has the detail under request id ${requestId ?? 'unknown'}`
+      : e.code === 'NOT_FOUND' ? e.message : redactPaths(e.message);
     const body: { error: { code: string; message: string; request_id?: string; details?: Record<string, unknown> } } = { error: { code: e.code, message } };
     if (requestId) body.error.request_id = requestId;
     if (e.details && !internal) body.error.details = e.details;

@@ -176,6 +176,15 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     });
   };
   outer.use(createApp({ store, spec, config, logger, registry: metrics.registry, extensions: [classifyRoute, jobsExtension(training), usageExtension(usage)], inspector: new PromptInspector(serving.modelDir, spec, tokenizer) }));
+  // Last resort for errors raised outside the app (console files, /info): express's own
+  // handler would answer HTML with a stack trace, paths included.
+  outer.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(err);
+    const status = typeof (err as { status?: unknown })?.status === 'number' && (err as { status: number }).status >= 400 && (err as { status: number }).status < 500 ? (err as { status: number }).status : 500;
+    requestLog(res, logger)?.error({ err, status }, 'request failed outside the API');
+    const code = status === 404 ? 'NOT_FOUND' : status < 500 ? 'BAD_REQUEST' : 'INTERNAL';
+    res.status(status).json({ error: { code, message: status < 500 ? 'bad request' : `internal error; the server log has the detail under request id ${String(res.locals.requestId)}`, request_id: res.locals.requestId } });
+  });
 
   const http: Server = outer.listen(config.port, config.host);
   await once(http, 'listening');

@@ -182,6 +182,8 @@ describe('no leaks', () => {
     const b = await api(s.url, 'GET', '/healthz');
     assert.ok(a.headers.get('x-request-id') && a.headers.get('x-request-id') !== b.headers.get('x-request-id'));
     expectError(await api(s.url, 'GET', '/v1/tasks'), 401, 'UNAUTHORIZED');
+    // An unknown route echoes the client's own URL path: it is not a file path to hide.
+    expectError(await api(s.url, 'GET', '/info/x/y'), 404, 'NOT_FOUND', /no route GET \/info\/x\/y/);
   });
 
   it('redaction keeps API paths and removes file paths', () => {
