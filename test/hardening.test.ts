@@ -11,6 +11,8 @@ import { after, before, describe, it } from 'node:test';
 import { findDuplicateKey } from '../models/json-keys.ts';
 import { loadTokenizer } from '../models/tokenizer.ts';
 import { labelTokenId } from '../prompts/template.ts';
+import { loadConfig } from '../server/config.ts';
+import { Metrics } from '../server/metrics.ts';
 import { redactPaths } from '../server/redact.ts';
 import { ADMIN_KEY, api, adapterConfig, buildPeft, f32Bytes, peftForm, randomFloats, rawSafetensors, SPEC, startServer, type ApiResponse, type TestServer } from './store-helpers.ts';
 import { createTask, createTenant, nested, startServingServer, STORIES_DIR, uploadPrompt, type ServingTestServer } from './serving-helpers.ts';
@@ -191,6 +193,23 @@ describe('no leaks', () => {
     assert.equal(redactPaths('no route GET /v1/tasks/x/y'), 'no route GET /v1/tasks/x/y');
     assert.equal(redactPaths('at file:///srv/app/x.ts:3'), 'at <path>');
     assert.equal(redactPaths('model /opt/models/m/config.json missing'), 'model <path> missing');
+  });
+
+  it('tenant metric labels: hash (default), id or none; the metrics token and label mode are checked at start', () => {
+    const id = 'ten_0123456789abcdef';
+    const hashed = new Metrics().tenantLabel(id);
+    assert.match(hashed, /^[0-9a-f]{12}$/);
+    assert.equal(new Metrics(100, 'hash').tenantLabel(id), hashed, 'stable');
+    assert.notEqual(new Metrics().tenantLabel('ten_other'), hashed);
+    assert.equal(new Metrics(100, 'id').tenantLabel(id), id);
+    assert.equal(new Metrics(100, 'none').tenantLabel(id), 'all');
+    const capped = new Metrics(2, 'hash');
+    assert.deepEqual(['a', 'b', 'c'].map((t) => capped.tenantLabel(t) === 'other'), [false, false, true]);
+    assert.equal(loadConfig({}).metricsTenantLabel, 'hash');
+    assert.equal(loadConfig({}).metricsToken, null);
+    assert.equal(loadConfig({ SOFTSERVE_METRICS_TENANT_LABEL: 'none', SOFTSERVE_METRICS_TOKEN: 'x'.repeat(16) }).metricsTenantLabel, 'none');
+    assert.throws(() => loadConfig({ SOFTSERVE_METRICS_TENANT_LABEL: 'name' }), /hash, id or none/);
+    assert.throws(() => loadConfig({ SOFTSERVE_METRICS_TOKEN: 'short' }), /at least 16/);
   });
 
   it('the duplicate-key scan finds repeats at any depth and nothing in clean JSON', () => {
