@@ -193,7 +193,7 @@ async function walkThrough(): Promise<void> {
   await shot(user, '05-job-running');
 
   await startJob(user, 'another', { epochs: 1, options: {} });
-  await user.locator('#job-form .status.error', { hasText: '429 OVERLOADED' }).waitFor();
+  await user.locator('#job-form .status.error', { hasText: '429 TRAINING_QUEUE_LIMIT' }).waitFor();
   assert.match((await user.locator('#job-form .status.error').textContent())!, /retry after 30 s/);
   assert.match((await user.locator('#banner').textContent())!, /Retry after \d+ s/);
   await shot(user, '06-job-429');
