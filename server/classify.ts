@@ -9,6 +9,7 @@ import type { EngineRow } from '../models/batch.ts';
 import type { ModelSpec } from '../models/spec.ts';
 import type { PromptStore, ResolvedPrompt, ResolvedTask, Task } from '../prompts/store.ts';
 import { buildRow, labelTokenId, parseTemplate, specialTokens, type Tokenizes } from '../prompts/template.ts';
+import { estimateCost, type Admission } from './admission.ts';
 import type { Metrics } from './metrics.ts';
 import type { Scheduler } from './scheduler.ts';
 
@@ -156,6 +157,8 @@ export class ClassifyService {
     private readonly limits: ClassifyLimits,
     private readonly metrics: Metrics,
     private readonly addBos: boolean,
+    /** Decides, before any tokenisation, whether the request may run (absent: everything is admitted). */
+    private readonly admission: Admission | null = null,
   ) {}
 
   private labelIds(task: Task): number[] {
@@ -206,6 +209,18 @@ export class ClassifyService {
   async classify(tenantId: string, taskName: string, rawBody: unknown): Promise<ClassifyResponse> {
     const body = parseClassifyBody(rawBody, this.limits);
     const resolved = await this.resolve(tenantId, taskName, body);
+    // Admission from an upper bound on the cost, before tokenising or queueing: a refusal costs nothing more.
+    const ticket = this.admission?.admit(tenantId, estimateCost(
+      body.inputs, Buffer.byteLength(resolved.task.template, 'utf8'),
+      resolved.members.map((m) => (m.kind === 'prefix' ? 0 : m.numVirtualTokens)), this.limits.maxTextTokens));
+    try {
+      return await this.run(tenantId, body, resolved);
+    } finally {
+      ticket?.release();
+    }
+  }
+
+  private async run(tenantId: string, body: ClassifyBody, resolved: ResolvedTask): Promise<ClassifyResponse> {
     const { task } = resolved;
     const members: Array<ResolvedPrompt | null> = resolved.members.length > 0 ? resolved.members : [null];
 

@@ -13,6 +13,11 @@ import { loadTokenizer } from '../models/tokenizer.ts';
 import { PromptStore } from '../prompts/store.ts';
 import { createApp, type AppContext } from './app.ts';
 import { tenantOf } from './auth.ts';
+import { Admission } from './admission.ts';
+import { classifyBodyBytes, jsonDepthGuard, uploadPartBytes } from './body-limits.ts';
+import { createHttpServer } from './http-limits.ts';
+import { tenantQuotaRoutes } from './routes/tenant-quotas.ts';
+import { TenantQuotas } from './tenant-quotas.ts';
 import { ClassifyService } from './classify.ts';
 import { promptLimits, type ServerConfig } from './config.ts';
 import { InferenceWorker } from './inference/client.ts';
@@ -30,6 +35,8 @@ export interface RunningServer {
   metrics: Metrics;
   store: PromptStore;
   logger: Logger;
+  /** The inference worker's handle (tests use it to make the thread die). */
+  inference: InferenceWorker;
   /** Refuse new work (503), finish what is queued or running, then close everything. */
   shutdown(): Promise<void>;
 }
@@ -55,14 +62,25 @@ export function routeLabel(path: string): string {
 }
 
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
-  const { config, serving } = opts;
+  const { serving } = opts;
+  let { config } = opts;
   const logger = opts.logger ?? pino({ level: serving.logLevel, base: { service: 'softserve' } });
   const metrics = new Metrics();
 
   const workerOptions: ConstructorParameters<typeof InferenceWorker>[0] = { modelDir: serving.modelDir, executionProvider: serving.executionProvider };
   if (serving.intraOpThreads !== undefined) workerOptions.intraOpThreads = serving.intraOpThreads;
   workerOptions.spinWait = serving.spinWait;
-  const worker = new InferenceWorker(workerOptions);
+  const worker = new InferenceWorker(workerOptions, {
+    onExit: ({ exitCode, error, restartInMs }) => {
+      metrics.workerUp.set(0);
+      logger.error({ exitCode, err: error ?? undefined, restartInMs }, 'inference worker died; in-flight batches failed with 503, restarting');
+    },
+    onRestarted: ({ restarts, downMs }) => {
+      metrics.workerRestarts.inc();
+      metrics.workerUp.set(1);
+      logger.warn({ restarts, downMs: round(downMs) }, 'inference worker restarted');
+    },
+  });
   const tokenizer = loadTokenizer(serving.modelDir);
   let ready = false;
   let draining = false;
@@ -73,6 +91,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     throw err;
   }
   const spec = worker.spec!;
+  metrics.workerUp.set(1);
+  // An upload part never needs more than the largest prompt this model can legally take.
+  config = { ...config, maxUploadBytes: Math.min(config.maxUploadBytes, uploadPartBytes(spec, config)) };
   logger.info({ model: serving.modelDir, family: spec.family, hidden: spec.hiddenSize, layers: spec.numLayers, ep: serving.executionProvider, warmupMs: Math.round(worker.warmupMs) }, 'model loaded');
 
   const store = PromptStore.open({
@@ -80,7 +101,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     cacheBytes: config.promptCacheBytes, registry: metrics.registry, logger,
   });
 
-  const training = new TrainingManager({ store, modelDir: serving.modelDir, executionProvider: serving.executionProvider, config: loadTrainingConfig(), logger, registry: metrics.registry });
+  const trainingConfig = loadTrainingConfig();
+  const training = new TrainingManager({ store, modelDir: serving.modelDir, executionProvider: serving.executionProvider, config: trainingConfig, logger, registry: metrics.registry });
   training.start();
 
   const scheduler = new Scheduler(
@@ -103,7 +125,12 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       },
     },
   );
-  const classify = new ClassifyService(store, scheduler, tokenizer, spec, serving.classify, metrics, tokenizer.addBos);
+  const quotas = new TenantQuotas(store.db);
+  const admissionConfig = serving.admission;
+  const admission = new Admission(admissionConfig, (id) => quotas.get(id), () => scheduler.retryAfterSeconds(), metrics.registry);
+  const classify = new ClassifyService(store, scheduler, tokenizer, spec, serving.classify, metrics, tokenizer.addBos, admission);
+  const classifyBodyLimit = classifyBodyBytes(serving.classify);
+  const classifyJson = express.json({ limit: classifyBodyLimit, strict: true, verify: jsonDepthGuard(config.maxJsonDepth) });
 
   const outer = express();
   outer.disable('x-powered-by');
@@ -125,7 +152,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     next();
   });
   outer.get('/readyz', (_req, res) => {
-    if (ready && !draining) res.json({ status: 'ready', model: spec.modelType, family: spec.family });
+    if (ready && !draining && worker.isReady) res.json({ status: 'ready', model: spec.modelType, family: spec.family });
+    else if (ready && !draining) res.status(503).json({ error: { code: 'INFERENCE_WORKER_RESTARTING', message: 'the inference worker is restarting' } });
     else res.status(503).json({ error: { code: draining ? 'DRAINING' : 'NOT_READY', message: draining ? 'draining' : 'model not loaded' } });
   });
   const openApi = openApiDocument(jobsOpenApiPaths());
@@ -138,7 +166,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   });
 
   const classifyRoute = (ctx: AppContext) => {
-    ctx.app.post('/v1/tasks/:task/classify', ctx.tenantAuth, ctx.jsonBody, async (req: Request, res: Response, next: NextFunction) => {
+    ctx.app.post('/v1/tasks/:task/classify', ctx.tenantAuth, admission.concurrencyGate(tenantOf), classifyJson, async (req: Request, res: Response, next: NextFunction) => {
       const tenant = tenantOf(res);
       try {
         const result = await classify.classify(tenant.id, String(req.params.task), req.body);
@@ -150,8 +178,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       } catch (err) {
         if (isSoftserveError(err)) {
           res.locals.errorCode = err.code;
-          if (err.code === 'OVERLOADED') {
-            metrics.rejected.inc({ reason: 'overloaded' });
+          if (err.status === 429 || err.code === 'INFERENCE_WORKER_RESTARTING') {
+            metrics.rejected.inc({ reason: err.status === 429 ? 'overloaded' : 'worker_restart' });
             res.setHeader('Retry-After', String((err.details?.retryAfter as number | undefined) ?? scheduler.retryAfterSeconds()));
           } else if (err.code === 'DEADLINE_EXCEEDED') {
             metrics.rejected.inc({ reason: 'deadline' });
@@ -163,13 +191,17 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       }
     });
   };
-  outer.use(createApp({ store, spec, config, logger, registry: metrics.registry, extensions: [classifyRoute, jobsExtension(training)] }));
+  outer.use(createApp({ store, spec, config, logger, registry: metrics.registry, extensions: [classifyRoute, jobsExtension(training), tenantQuotaRoutes(quotas, admission, admissionConfig.tenant)] }));
 
-  const http: Server = outer.listen(config.port, config.host);
+  // Bounded connections, header/body/keep-alive timeouts (slow or idle clients must not hold a drain
+  // open forever), and Expect: 100-continue answered by the route's body limit.
+  const largestBody = Math.max(config.maxJsonBytes, trainingConfig.maxUploadBytes, 2 * config.maxUploadBytes + config.maxAdapterConfigBytes + 64 * 1024, classifyBodyLimit);
+  const http: Server = createHttpServer(outer, serving.http, {
+    onDrop: () => metrics.connectionsDropped.inc(),
+    bodyLimit: (req) => (/^\/v1\/tasks\/[^/]+\/classify(\?|$)/.test(req.url ?? '') ? classifyBodyLimit : largestBody),
+  });
+  http.listen(config.port, config.host);
   await once(http, 'listening');
-  // Slow or idle clients must not hold a drain open forever.
-  http.requestTimeout = 60_000;
-  http.headersTimeout = 15_000;
   const port = (http.address() as AddressInfo).port;
   ready = true;
   const url = `http://${config.host}:${port}`;
@@ -196,7 +228,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     })();
     return shuttingDown;
   };
-  return { url, port, metrics, store, logger, shutdown };
+  return { url, port, metrics, store, logger, inference: worker, shutdown };
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;
