@@ -21,14 +21,15 @@
 //      is read), rows and tokens in flight (limits configurable per tenant
 //      through the admin API).
 //   3. Global: U + s ≤ C.
-//   4. Weighted fair share of the main budget: u + s ≤ B × w / W, where W is
-//      the weight of the active tenants (those holding admitted work, counting
-//      the one asking). Alone, a tenant may use all of B; with five others
-//      active, a sixth of it. Shares bind once the main budget is more than
-//      half in use (below that, capacity is idle: anyone may take it). Holding more than a few batches' worth buys a
-//      tenant no throughput (the scheduler serves tenants round-robin), so
+//   4. Within the main budget (U + s ≤ B), a weighted fair share of it:
+//      u + s ≤ B × w / W, where W is the weight of the active tenants (those
+//      holding admitted work, counting the one asking). Alone, a tenant may
+//      use all of B; with five others active, a sixth of it. Shares bind once
+//      the main budget is more than half in use (below that, capacity is
+//      idle: anyone may take it). Holding more than a few batches' worth buys
+//      a tenant no throughput (the scheduler serves tenants round-robin), so
 //      the cap costs nothing useful.
-//   5. The reserve: once U + s > B, only light tenants are admitted: those
+//   5. The reserve: when U + s > B, only light tenants are admitted: those
 //      that will hold at most R × w / 8 after admission. Tenants that hold
 //      more (flooders, however many keys they use: keys belong to one
 //      tenant) can never enter the reserve. So heavy tenants together hold
@@ -210,16 +211,18 @@ export class Admission {
     const activeWeight = this.activeWeight + (a.rows > 0 ? 0 : weight);
     const share = { rows: (main.rows * weight) / activeWeight, tokens: (main.tokens * weight) / activeWeight };
     const after = { rows: a.rows + cost.rows, tokens: a.tokens + cost.tokens };
-    // Shares bind once the main budget is contended (over half in use): below that, capacity is idle and anyone may use it.
-    const contended = this.totalRows + cost.rows > main.rows / 2 || this.totalTokens + cost.tokens > main.tokens / 2;
-    if (contended && (after.rows > share.rows || after.tokens > share.tokens)) {
-      const [what, held, fair] = after.rows > share.rows ? ['rows', a.rows, share.rows] : ['tokens', a.tokens, share.tokens];
-      this.refuse('fair_share', `this tenant holds ${held} ${what} in flight; ${what === 'rows' ? cost.rows : cost.tokens} more would pass its fair share of ${Math.floor(fair)} while ${this.activeTenants(a)} tenants are active`, 'FAIR_SHARE_EXCEEDED');
-    }
-    if (this.totalRows + cost.rows > main.rows || this.totalTokens + cost.tokens > main.tokens) {
+    const inReserve = this.totalRows + cost.rows > main.rows || this.totalTokens + cost.tokens > main.tokens;
+    if (inReserve) {
       const reserve = { rows: (this.config.maxRows - main.rows) * weight / RESERVE_SLOTS, tokens: (this.config.maxTokens - main.tokens) * weight / RESERVE_SLOTS };
       if (after.rows > reserve.rows || after.tokens > reserve.tokens) {
         this.refuse('reserve', `the server's main budget is in use and the rest is reserved for tenants holding at most ${Math.floor(reserve.rows)} rows and ${Math.floor(reserve.tokens)} tokens; this tenant would hold ${after.rows} rows and up to ${after.tokens} tokens`, 'FAIR_SHARE_EXCEEDED');
+      }
+    } else {
+      // Shares bind once the main budget is contended (over half in use): below that, capacity is idle and anyone may use it.
+      const contended = this.totalRows + cost.rows > main.rows / 2 || this.totalTokens + cost.tokens > main.tokens / 2;
+      if (contended && (after.rows > share.rows || after.tokens > share.tokens)) {
+        const [what, held, fair] = after.rows > share.rows ? ['rows', a.rows, share.rows] : ['tokens', a.tokens, share.tokens];
+        this.refuse('fair_share', `this tenant holds ${held} ${what} in flight; ${what === 'rows' ? cost.rows : cost.tokens} more would pass its fair share of ${Math.floor(fair)} while ${this.activeTenants(a)} tenants are active`, 'FAIR_SHARE_EXCEEDED');
       }
     }
 
