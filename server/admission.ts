@@ -69,6 +69,12 @@ export interface AdmissionConfig {
   reservePercent: number;
   /** Default per-tenant limits. */
   tenant: TenantLimits;
+  /**
+   * A 429 is answered after this pause (at most its Retry-After): a client
+   * that ignores Retry-After and resends at once cannot spin the server on
+   * refusals. An honest client waits Retry-After anyway and loses nothing.
+   */
+  refusalDelayMs: number;
 }
 
 export const DEFAULT_TENANT_LIMITS: TenantLimits = { maxConcurrency: 64, maxRows: 1024, maxTokens: 65536 };
@@ -85,6 +91,7 @@ export function loadAdmissionConfig(env: NodeJS.ProcessEnv, defaults: { maxRows:
     maxRows: int('SOFTSERVE_ADMIT_MAX_ROWS', defaults.maxRows, 1),
     maxTokens: int('SOFTSERVE_ADMIT_MAX_TOKENS', defaults.maxTokens, 1),
     reservePercent: int('SOFTSERVE_ADMIT_RESERVE_PERCENT', 25, 0, 90),
+    refusalDelayMs: int('SOFTSERVE_REFUSAL_DELAY_MS', 1000, 0, 30_000),
     tenant: {
       maxConcurrency: int('SOFTSERVE_TENANT_MAX_CONCURRENCY', DEFAULT_TENANT_LIMITS.maxConcurrency, 1),
       maxRows: int('SOFTSERVE_TENANT_MAX_ROWS', DEFAULT_TENANT_LIMITS.maxRows, 1),
@@ -268,6 +275,13 @@ export class Admission {
     if (a.rows === 0 && a.requests === 0 && this.accounts.get(tenantId) === a) this.accounts.delete(tenantId);
   }
 
+  /** Calls `answer` after the refusal delay (at most `retryAfterSeconds`). */
+  answerRefusal(retryAfterSeconds: number, answer: () => void): void {
+    const ms = Math.min(this.config.refusalDelayMs, retryAfterSeconds * 1000);
+    if (ms <= 0) answer();
+    else setTimeout(answer, ms);
+  }
+
   /** What a tenant holds now (for tests and the admin view). */
   usage(tenantId: string): { rows: number; tokens: number; requests: number } {
     const a = this.accounts.get(tenantId);
@@ -289,7 +303,7 @@ export class Admission {
         const retry = (err as SoftserveError).details?.retryAfter;
         if (retry !== undefined) res.setHeader('Retry-After', String(retry));
         res.locals.errorCode = (err as SoftserveError).code;
-        next(err);
+        this.answerRefusal(Number(retry ?? 1), () => next(err));
         return;
       }
       res.once('close', () => slot.release());

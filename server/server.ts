@@ -186,6 +186,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
           } else if (err.code === 'DRAINING') {
             metrics.rejected.inc({ reason: 'draining' });
           }
+          if (err.status === 429) {
+            admission.answerRefusal(Number(res.getHeader('Retry-After') ?? 1), () => next(err));
+            return;
+          }
         }
         next(err);
       }

@@ -8,7 +8,7 @@ import { Admission, RESERVE_SLOTS, estimateCost, type AdmissionConfig, type Tena
 import { jsonDepthOver } from '../server/body-limits.ts';
 import { SoftserveError } from '../kernels/errors.ts';
 
-const CONFIG: AdmissionConfig = { maxRows: 1000, maxTokens: 1_000_000, reservePercent: 25, tenant: { maxConcurrency: 4, maxRows: 10_000, maxTokens: 10_000_000 } };
+const CONFIG: AdmissionConfig = { maxRows: 1000, maxTokens: 1_000_000, reservePercent: 25, refusalDelayMs: 0, tenant: { maxConcurrency: 4, maxRows: 10_000, maxTokens: 10_000_000 } };
 
 function make(quotas: Record<string, TenantQuota> = {}, config = CONFIG) {
   return new Admission(config, (id) => quotas[id] ?? { weight: 1, limits: {} }, () => 3, new Registry());

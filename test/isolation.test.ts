@@ -92,7 +92,7 @@ test('admission refuses before tokenising: refused requests never reach the toke
 
 test('floods cannot push a polite tenant into 429: one flooder, five flooders, one actor with five keys', { timeout: 60_000 }, async () => {
   // Rows bind (tokens are plentiful): main budget 384 rows, reserve 128 (light tenants hold at most 16).
-  const srv = await startServingServer({ serving: { admission: { maxRows: 512, maxTokens: 10_000_000, reservePercent: 25, tenant: { ...DEFAULT_TENANT_LIMITS, maxTokens: 10_000_000 } } } });
+  const srv = await startServingServer({ serving: { admission: { maxRows: 512, maxTokens: 10_000_000, reservePercent: 25, refusalDelayMs: 0, tenant: { ...DEFAULT_TENANT_LIMITS, maxTokens: 10_000_000 } } } });
   try {
     const flooders = await Promise.all(['f1', 'f2', 'f3', 'f4', 'f5'].map((n) => tenant(srv.url, n)));
     const polite = await tenant(srv.url, 'polite');
