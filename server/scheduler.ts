@@ -239,11 +239,23 @@ export class Scheduler {
       picked.length + 1 <= maxBatchRows &&
       (picked.length + 1) * Math.max(longest, r.tokens) <= maxBatchTokens &&
       Math.abs(r.bucket - seed.bucket) <= MAX_CLASS_DISTANCE;
-    const take = (q: TenantQueue) => {
-      const r = q.rows.shift()!;
-      q.deficit -= r.tokens;
-      picked.push(r);
-      longest = Math.max(longest, r.tokens);
+    // A turn takes the tenant's rows of the seed's length class from anywhere in
+    // its queue, oldest first, within its deficit: a many-input request mixes
+    // lengths, and taking only from the head would stop at the first row of
+    // another class and send near-empty batches. One pass; the rest keep their order.
+    const takeTurn = (q: TenantQueue) => {
+      const kept: RowJob[] = [];
+      let i = 0;
+      for (; i < q.rows.length; i++) {
+        const r = q.rows[i]!;
+        if (picked.length >= maxBatchRows || r.tokens > q.deficit && fits(r)) break;
+        if (fits(r)) {
+          q.deficit -= r.tokens;
+          picked.push(r);
+          longest = Math.max(longest, r.tokens);
+        } else kept.push(r);
+      }
+      if (kept.length > 0 || i > 0) q.rows = i < q.rows.length ? kept.concat(q.rows.slice(i)) : kept;
     };
     // Each turn grants the tenant under the cursor one quantum; the cursor
     // moves on after every turn, and stays put across batches, so the tenant
@@ -261,11 +273,11 @@ export class Scheduler {
         const tenant = this.order[at]!;
         const q = this.tenants.get(tenant)!;
         const allowed = policy === 'cross-tenant' || tenant === seed.request.tenant;
-        if (allowed && q.rows.length > 0 && fits(q.rows[0]!)) {
+        if (allowed && q.rows.some(fits)) {
           eligible = true;
           this.lastServed = tenant;
           q.deficit += quantumTokens;
-          while (q.rows.length > 0 && fits(q.rows[0]!) && q.rows[0]!.tokens <= q.deficit) take(q);
+          takeTurn(q);
         }
         if (q.rows.length === 0) this.forget(tenant); // the next tenant slides into `at`
         else this.cursor = (at + 1) % this.order.length;
