@@ -175,14 +175,18 @@ export class Admission {
   }
 
   /**
-   * Takes a concurrency slot for the tenant, or throws 429
-   * (TENANT_LIMIT, limit tenant_concurrency). Release it once the response is done.
+   * Takes a concurrency slot for the tenant, or throws 429: TENANT_LIMIT
+   * (tenant_concurrency), or whatever limit would refuse even a one-row
+   * request now (then the body need not be read at all). Release it once the
+   * response is done.
    */
   enter(tenantId: string): Ticket {
     const quota = this.quotaOf(tenantId);
     const a = this.account(tenantId);
     const max = this.limitsOf(quota).maxConcurrency;
     if (a.requests + 1 > max) this.refuse('tenant_concurrency', `this tenant already has ${a.requests} requests in flight, its limit`, 'TENANT_LIMIT');
+    // If even the smallest request (one row, one token) would be refused now, refuse before the body is read.
+    this.check(quota, this.limitsOf(quota), a, { rows: 1, tokens: 1 });
     a.requests++;
     this.accounts.set(tenantId, a);
     let released = false;
@@ -208,34 +212,10 @@ export class Admission {
     };
     if (cost.rows > Math.min(limits.maxRows, main.rows)) never(`${cost.rows} rows`, Math.min(limits.maxRows, main.rows));
     if (cost.tokens > Math.min(limits.maxTokens, main.tokens)) never(`up to ${cost.tokens} tokens`, Math.min(limits.maxTokens, main.tokens));
-
-    if (a.rows + cost.rows > limits.maxRows) this.refuse('tenant_rows', `this tenant has ${a.rows} rows in flight; ${cost.rows} more would pass its limit of ${limits.maxRows}`, 'TENANT_LIMIT');
-    if (a.tokens + cost.tokens > limits.maxTokens) this.refuse('tenant_tokens', `this tenant has up to ${a.tokens} tokens in flight; ${cost.tokens} more would pass its limit of ${limits.maxTokens}`, 'TENANT_LIMIT');
-    if (this.totalRows + cost.rows > this.config.maxRows) this.refuse('global_rows', `the server has ${this.totalRows} rows in flight, ${cost.rows} more would pass its limit of ${this.config.maxRows}`, 'OVERLOADED');
-    if (this.totalTokens + cost.tokens > this.config.maxTokens) this.refuse('global_tokens', `the server has up to ${this.totalTokens} tokens in flight, ${cost.tokens} more would pass its limit of ${this.config.maxTokens}`, 'OVERLOADED');
-
-    const weight = quota.weight;
-    const activeWeight = this.activeWeight + (a.rows > 0 ? 0 : weight);
-    const share = { rows: (main.rows * weight) / activeWeight, tokens: (main.tokens * weight) / activeWeight };
-    const after = { rows: a.rows + cost.rows, tokens: a.tokens + cost.tokens };
-    const inReserve = this.totalRows + cost.rows > main.rows || this.totalTokens + cost.tokens > main.tokens;
-    if (inReserve) {
-      const reserve = { rows: (this.config.maxRows - main.rows) * weight / RESERVE_SLOTS, tokens: (this.config.maxTokens - main.tokens) * weight / RESERVE_SLOTS };
-      if (after.rows > reserve.rows || after.tokens > reserve.tokens) {
-        this.refuse('reserve', `the server's main budget is in use and the rest is reserved for tenants holding at most ${Math.floor(reserve.rows)} rows and ${Math.floor(reserve.tokens)} tokens; this tenant would hold ${after.rows} rows and up to ${after.tokens} tokens`, 'FAIR_SHARE_EXCEEDED');
-      }
-    } else {
-      // Shares bind once the main budget is contended (over half in use): below that, capacity is idle and anyone may use it.
-      const contended = this.totalRows + cost.rows > main.rows / 2 || this.totalTokens + cost.tokens > main.tokens / 2;
-      if (contended && (after.rows > share.rows || after.tokens > share.tokens)) {
-        const [what, held, fair] = after.rows > share.rows ? ['rows', a.rows, share.rows] : ['tokens', a.tokens, share.tokens];
-        this.refuse('fair_share', `this tenant holds ${held} ${what} in flight; ${what === 'rows' ? cost.rows : cost.tokens} more would pass its fair share of ${Math.floor(fair)} while ${this.activeTenants(a)} tenants are active`, 'FAIR_SHARE_EXCEEDED');
-      }
-    }
-
+    this.check(quota, limits, a, cost);
     if (a.rows === 0) {
-      a.weight = weight;
-      this.activeWeight += weight;
+      a.weight = quota.weight;
+      this.activeWeight += quota.weight;
     }
     a.rows += cost.rows;
     a.tokens += cost.tokens;
@@ -263,6 +243,35 @@ export class Admission {
         this.forgetIfIdle(tenantId, a);
       },
     };
+  }
+
+  /** Rules 2 to 5 for a request of `cost` from a tenant holding `a` (throws 429 naming the limit). */
+  private check(quota: TenantQuota, limits: TenantLimits, a: Account, cost: RequestCost): void {
+    const main = this.mainBudget;
+    if (a.rows + cost.rows > limits.maxRows) this.refuse('tenant_rows', `this tenant has ${a.rows} rows in flight; ${cost.rows} more would pass its limit of ${limits.maxRows}`, 'TENANT_LIMIT');
+    if (a.tokens + cost.tokens > limits.maxTokens) this.refuse('tenant_tokens', `this tenant has up to ${a.tokens} tokens in flight; ${cost.tokens} more would pass its limit of ${limits.maxTokens}`, 'TENANT_LIMIT');
+    if (this.totalRows + cost.rows > this.config.maxRows) this.refuse('global_rows', `the server has ${this.totalRows} rows in flight, ${cost.rows} more would pass its limit of ${this.config.maxRows}`, 'OVERLOADED');
+    if (this.totalTokens + cost.tokens > this.config.maxTokens) this.refuse('global_tokens', `the server has up to ${this.totalTokens} tokens in flight, ${cost.tokens} more would pass its limit of ${this.config.maxTokens}`, 'OVERLOADED');
+
+    const weight = quota.weight;
+    const activeWeight = this.activeWeight + (a.rows > 0 ? 0 : weight);
+    const share = { rows: (main.rows * weight) / activeWeight, tokens: (main.tokens * weight) / activeWeight };
+    const after = { rows: a.rows + cost.rows, tokens: a.tokens + cost.tokens };
+    const inReserve = this.totalRows + cost.rows > main.rows || this.totalTokens + cost.tokens > main.tokens;
+    if (inReserve) {
+      const reserve = { rows: (this.config.maxRows - main.rows) * weight / RESERVE_SLOTS, tokens: (this.config.maxTokens - main.tokens) * weight / RESERVE_SLOTS };
+      if (after.rows > reserve.rows || after.tokens > reserve.tokens) {
+        this.refuse('reserve', `the server's main budget is in use and the rest is reserved for tenants holding at most ${Math.floor(reserve.rows)} rows and ${Math.floor(reserve.tokens)} tokens; this tenant would hold ${after.rows} rows and up to ${after.tokens} tokens`, 'FAIR_SHARE_EXCEEDED');
+      }
+    } else {
+      // Shares bind once the main budget is contended (over half in use): below that, capacity is idle and anyone may use it.
+      const contended = this.totalRows + cost.rows > main.rows / 2 || this.totalTokens + cost.tokens > main.tokens / 2;
+      if (contended && (after.rows > share.rows || after.tokens > share.tokens)) {
+        const [what, held, fair] = after.rows > share.rows ? ['rows', a.rows, share.rows] : ['tokens', a.tokens, share.tokens];
+        this.refuse('fair_share', `this tenant holds ${held} ${what} in flight; ${what === 'rows' ? cost.rows : cost.tokens} more would pass its fair share of ${Math.floor(fair)} while ${this.activeTenants(a)} tenants are active`, 'FAIR_SHARE_EXCEEDED');
+      }
+    }
+
   }
 
   private activeTenants(a: Account): number {

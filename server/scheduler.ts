@@ -1,8 +1,10 @@
 // Cross-tenant dynamic batching. Each tenant has a FIFO of rows; batches are
 // filled by deficit round-robin over tenants (each pass grants every waiting
 // tenant a quantum of tokens), so one tenant's flood cannot starve another.
-// A batch is seeded by the oldest waiting row and only takes rows of a
-// similar length (see bucketOf), which bounds padding. A batch is
+// A batch is seeded by the oldest row of the tenant whose turn it is (round
+// robin, so a tenant with one waiting row is in one of the next few batches
+// whatever another has queued) and only takes rows of a similar length (see
+// bucketOf), which bounds padding. A batch is
 // sent when it would be full (rows or padded tokens) or when its oldest row
 // has waited `maxWaitMs`. The queue is bounded in rows and tokens, in total
 // and per tenant: past that, requests are refused with 429 at once rather
@@ -212,6 +214,18 @@ export class Scheduler {
     return oldest;
   }
 
+  /**
+   * The head row of the tenant whose turn is next (the one after the tenant
+   * served last): seeding by turn rather than by age means a light tenant's
+   * row never waits for a flood queued before it, only for the tenants ahead
+   * of it in the round.
+   */
+  private seedRow(): RowJob | null {
+    if (this.order.length === 0) return null;
+    const last = this.lastServed === null ? -1 : this.order.indexOf(this.lastServed);
+    return this.tenants.get(this.order[(last + 1) % this.order.length]!)?.rows[0] ?? null;
+  }
+
   private pump(): void {
     while (this.inFlight < this.config.concurrency && this.queuedRows > 0) {
       const oldest = this.oldestRow()!;
@@ -224,7 +238,7 @@ export class Scheduler {
         }
         return;
       }
-      const batch = this.formBatch(oldest);
+      const batch = this.formBatch(this.seedRow() ?? oldest);
       void this.dispatch(batch);
     }
   }

@@ -61,6 +61,10 @@ test('admission refuses before tokenising: refused requests never reach the toke
     const p = await api(srv.url, 'PATCH', `/v1/tenants/${a.id}`, { key: ADMIN_KEY, json: { limits: { max_rows: 32 } } });
     assert.equal(p.status, 200, JSON.stringify(p.json));
     assert.equal(p.json.limits.max_rows, 32);
+    // A request that can never fit is 413, not 429, and is not tokenised either.
+    const never = await classify(srv.url, a.key, 't', { inputs: Array(33).fill(TEXT) });
+    assert.equal(never.status, 413);
+    assert.equal(never.json.error.details.limit, 'request_size');
     const release = srv.server.inference.holdForTest();
     const held = [classify(srv.url, a.key, 't', { inputs: Array(16).fill(TEXT) }), classify(srv.url, a.key, 't', { inputs: Array(16).fill(TEXT) })];
     await until('two requests admitted', async () => (await metric(srv.url, 'softserve_admission_admitted_total')) === 2);
@@ -74,11 +78,8 @@ test('admission refuses before tokenising: refused requests never reach the toke
       assert.match(r.json.error.message, /limit of 32/);
       assert.ok(Number(r.headers.get('retry-after')) >= 1, 'Retry-After');
     }
-    // A request that can never fit is 413, not 429.
-    const never = await classify(srv.url, a.key, 't', { inputs: Array(33).fill(TEXT) });
-    assert.equal(never.status, 413);
-    assert.equal(never.json.error.details.limit, 'request_size');
     assert.equal(await metric(srv.url, 'softserve_tokenize_seconds_count'), tokenized, 'a refused request was tokenised');
+    // Refused at the gate: with 32 rows held, even a one-row request would pass the limit, so the body was never read.
     assert.equal(await metric(srv.url, 'softserve_admission_refused_total', { limit: 'tenant_rows' }), 5);
     assert.equal(await metric(srv.url, 'softserve_tenant_requests_total'), 2, 'only admitted requests are counted as queued');
     release();
