@@ -165,7 +165,14 @@ export class Admission {
   private refuse(limit: AdmissionLimit, message: string, code: 'OVERLOADED' | 'TENANT_LIMIT' | 'FAIR_SHARE_EXCEEDED'): never {
     this.refused.inc({ limit });
     const retryAfter = limit === 'tenant_concurrency' ? 1 : this.retryAfter();
-    throw new SoftserveError(code, `${message}; retry after ${retryAfter} s`, { limit, retryAfter });
+    // A refusal is an answer, not a fault: no stack trace to capture (it is the most frequent error under a flood).
+    const keep = Error.stackTraceLimit;
+    Error.stackTraceLimit = 0;
+    try {
+      throw new SoftserveError(code, `${message}; retry after ${retryAfter} s`, { limit, retryAfter });
+    } finally {
+      Error.stackTraceLimit = keep;
+    }
   }
 
   /** The main budget, which fair shares divide: the global budget less the reserve. */

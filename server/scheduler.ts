@@ -17,6 +17,13 @@ import type { InferenceOutput } from './inference/client.ts';
 export interface SchedulerConfig {
   /** Most padded tokens (rows × longest row) in one forward pass. */
   maxBatchTokens: number;
+  /**
+   * If > 0, a batch's padded tokens are also capped so that, at the recently
+   * measured rate, its forward pass takes about this long: a row that arrives
+   * while a batch runs waits at most about this long for it (latency under a
+   * flood) at some cost in batching efficiency. 0: off.
+   */
+  targetBatchMs: number;
   /** Most rows in one forward pass. */
   maxBatchRows: number;
   /** Longest a row waits for company before its batch is sent. */
@@ -43,6 +50,7 @@ export const BATCH_POLICIES: readonly BatchPolicy[] = ['cross-tenant', 'per-tena
 
 export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = {
   maxBatchTokens: 8192,
+  targetBatchMs: 0,
   maxBatchRows: 64,
   maxWaitMs: 2,
   maxQueueRows: 4096,
@@ -245,7 +253,10 @@ export class Scheduler {
 
   /** Deficit round-robin over tenants, rows of the seed's length class only. */
   private formBatch(seed: RowJob): RowJob[] {
-    const { maxBatchTokens, quantumTokens, policy } = this.config;
+    const { quantumTokens, policy, targetBatchMs } = this.config;
+    const maxBatchTokens = targetBatchMs > 0 && this.tokensPerSecond > 0
+      ? Math.min(this.config.maxBatchTokens, Math.max(1, Math.floor((this.tokensPerSecond * targetBatchMs) / 1000)))
+      : this.config.maxBatchTokens;
     const maxBatchRows = policy === 'single' ? 1 : this.config.maxBatchRows;
     const picked: RowJob[] = [];
     let longest = 0;

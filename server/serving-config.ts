@@ -17,7 +17,7 @@ export interface ServingConfig {
   intraOpThreads?: number;
   /** SOFTSERVE_ORT_SPIN=1: let onnxruntime's threads spin-wait between runs (default off: on a small machine they take the cores the HTTP thread needs). */
   spinWait: boolean;
-  /** SOFTSERVE_BATCH_MAX_TOKENS, _MAX_ROWS, _MAX_WAIT_MS, SOFTSERVE_QUEUE_MAX_ROWS, _MAX_TOKENS, _MAX_TENANT_ROWS, SOFTSERVE_DRR_QUANTUM,
+  /** SOFTSERVE_BATCH_MAX_TOKENS, _MAX_ROWS, _MAX_WAIT_MS, _TARGET_MS, SOFTSERVE_QUEUE_MAX_ROWS, _MAX_TOKENS, _MAX_TENANT_ROWS, SOFTSERVE_DRR_QUANTUM,
    *  SOFTSERVE_BATCH_POLICY (cross-tenant | per-tenant | single; the last two for benchmarks). */
   scheduler: SchedulerConfig;
   /** SOFTSERVE_MAX_INPUTS, SOFTSERVE_MAX_INPUT_CHARS, SOFTSERVE_MAX_TEXT_TOKENS, SOFTSERVE_DEADLINE_MS, SOFTSERVE_MAX_PROMPTS. */
@@ -57,6 +57,7 @@ export function loadServingConfig(env: NodeJS.ProcessEnv = process.env): Serving
     scheduler: {
       maxBatchTokens: int(env, 'SOFTSERVE_BATCH_MAX_TOKENS', s.maxBatchTokens),
       maxBatchRows: int(env, 'SOFTSERVE_BATCH_MAX_ROWS', s.maxBatchRows),
+      targetBatchMs: int(env, 'SOFTSERVE_BATCH_TARGET_MS', s.targetBatchMs, 0),
       maxWaitMs: int(env, 'SOFTSERVE_BATCH_MAX_WAIT_MS', s.maxWaitMs, 0),
       maxQueueRows: int(env, 'SOFTSERVE_QUEUE_MAX_ROWS', s.maxQueueRows),
       maxQueueTokens: int(env, 'SOFTSERVE_QUEUE_MAX_TOKENS', s.maxQueueTokens),
