@@ -14,15 +14,18 @@
 // server's peak RSS (sampled from /proc every 100 ms).
 
 import { readFileSync } from 'node:fs';
-import { HttpClient } from './client.ts';
+import { HttpClient, LatencyRecorder, type LatencySummary } from './client.ts';
 import { runLoad, rng, type RequestSpec, type RunResult } from './generator.ts';
 import { f, n0, table } from './report.ts';
 import { loadTexts, readModelDims, setupWorkload, STYLE_CAUSAL, type TenantDef } from './scenarios.ts';
 
+/** The polite tenant's requests sent during one phase. */
+export interface PoliteStats { requests: number; successes: number; errors: Record<string, number>; latency: LatencySummary; rows: number }
+
 export interface IsolationPhase {
   id: string;
   label: string;
-  polite: RunResult | null;
+  polite: PoliteStats | null;
   flooders: RunResult[];
   /** Successful rows per second, polite and flooders together. */
   usefulRowsPerSec: number;
@@ -94,31 +97,61 @@ export async function benchIsolation(o: IsolationOptions): Promise<IsolationResu
   const politeClient = new HttpClient(o.url, { maxSockets: 64 });
   const floodClients = flooders.map(() => new HttpClient(o.url, { maxSockets: FLOOD_CONCURRENCY }));
   const phases: IsolationPhase[] = [];
-  const politeRun = (label: string) => runLoad(politeClient, {
-    label, mode: { kind: 'open', rate: POLITE_RATE }, durationMs, maxRequests: 1_000_000, next: stream(polite, texts, 1, 5), seed: 9, progress: false,
-  });
+  // The polite tenant sends throughout, from the first phase to the last (as a steady client
+  // would: its keep-alive connections stay open), and each answer counts for the phase it was sent in.
+  let politePhase: LatencyRecorder | null = null;
+  let politeOn = true;
+  const politeStream = stream(polite, texts, 1, 5);
+  const politeLoop = (async () => {
+    const rand = rng(9);
+    const pending = new Set<Promise<void>>();
+    let i = 0;
+    while (politeOn) {
+      await new Promise((r) => setTimeout(r, (-Math.log(1 - rand()) / POLITE_RATE) * 1000));
+      const rec = politePhase as LatencyRecorder | null;
+      const spec = politeStream(i++);
+      const sent = performance.now();
+      const p = politeClient.request('POST', spec.path, { key: spec.key, body: spec.body }).then((res) => {
+        rec?.record(res.status, performance.now() - sent, 1, 0);
+      });
+      pending.add(p);
+      void p.finally(() => pending.delete(p));
+    }
+    await Promise.all([...pending]);
+  })();
   const flood = (k: number, concurrency: number, label: string) => runLoad(floodClients[k]!, {
     label, mode: { kind: 'closed', concurrency }, durationMs, maxRequests: 10_000_000, next: stream(flooders[k]!, texts, FLOOD_INPUTS, 100 + k), progress: k === 0,
   });
-  const phase = async (id: string, label: string, politeOn: boolean, floods: Array<{ k: number; concurrency: number }>) => {
+  const phase = async (id: string, label: string, floods: Array<{ k: number; concurrency: number }>) => {
     o.log(`isolation ${id}: ${label} (${durationMs / 1000} s) ...`);
-    const { value, peak } = await withPeakRss(o.pid, () => Promise.all([
-      politeOn ? politeRun(`${id} polite`) : Promise.resolve(null),
-      Promise.all(floods.map(({ k, concurrency }) => flood(k, concurrency, `${id} flood ${k + 1}`))),
-    ]));
-    const [p, fl] = value;
-    const rows = (p?.rows ?? 0) + fl.reduce((a, r) => a + r.rows, 0);
-    const elapsed = Math.max(p?.elapsedMs ?? 0, ...fl.map((r) => r.elapsedMs));
+    const rec = new LatencyRecorder();
+    politePhase = rec;
+    const started = performance.now();
+    const { value: fl, peak } = await withPeakRss(o.pid, async () => {
+      const out = await Promise.all(floods.map(({ k, concurrency }) => flood(k, concurrency, `${id} flood ${k + 1}`)));
+      // A phase without flooders lasts its duration too.
+      const left = started + durationMs - performance.now();
+      if (left > 0) await new Promise((r) => setTimeout(r, left));
+      return out;
+    });
+    politePhase = null;
+    const elapsed = Math.max(performance.now() - started, ...fl.map((r) => r.elapsedMs));
+    const errors: Record<string, number> = {};
+    for (const [k, v] of rec.statuses) errors[k] = v;
+    const p: PoliteStats = { requests: rec.requests, successes: rec.successes, errors, latency: rec.percentiles(), rows: rec.rows };
+    const rows = p.rows + fl.reduce((a, r) => a + r.rows, 0);
     phases.push({ id, label, polite: p, flooders: fl, usefulRowsPerSec: (rows * 1000) / elapsed, peakRssBytes: peak });
   };
   try {
     // Warm-up (not recorded): a few requests of each shape.
     await runLoad(floodClients[0]!, { label: 'warm-up', mode: { kind: 'closed', concurrency: 4 }, durationMs: 2000, maxRequests: 40, next: stream(flooders[0]!, texts, FLOOD_INPUTS, 1), progress: false });
-    await phase('0a', `polite tenant alone, ${POLITE_RATE} req/s of 1 input`, true, []);
-    await phase('0b', `unflooded maximum: one tenant, closed loop of 8 × ${FLOOD_INPUTS}-input requests`, false, [{ k: 0, concurrency: 8 }]);
-    await phase('1', `one tenant floods (${FLOOD_CONCURRENCY} concurrent ${FLOOD_INPUTS}-input requests) + polite`, true, [{ k: 0, concurrency: FLOOD_CONCURRENCY }]);
-    await phase('2', `five tenants flood (${FLOOD_CONCURRENCY} concurrent each) + polite`, true, flooders.map((_, k) => ({ k, concurrency: FLOOD_CONCURRENCY })));
+    await phase('0a', `polite tenant alone, ${POLITE_RATE} req/s of 1 input`, []);
+    await phase('0b', `unflooded maximum: one tenant, closed loop of 8 × ${FLOOD_INPUTS}-input requests (+ polite)`, [{ k: 0, concurrency: 8 }]);
+    await phase('1', `one tenant floods (${FLOOD_CONCURRENCY} concurrent ${FLOOD_INPUTS}-input requests) + polite`, [{ k: 0, concurrency: FLOOD_CONCURRENCY }]);
+    await phase('2', `five tenants flood (${FLOOD_CONCURRENCY} concurrent each) + polite`, flooders.map((_, k) => ({ k, concurrency: FLOOD_CONCURRENCY })));
   } finally {
+    politeOn = false;
+    await politeLoop;
     admin.close();
     politeClient.close();
     for (const c of floodClients) c.close();

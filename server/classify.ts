@@ -224,7 +224,8 @@ export class ClassifyService {
     const { task } = resolved;
     const members: Array<ResolvedPrompt | null> = resolved.members.length > 0 ? resolved.members : [null];
 
-    const tokenizeStart = performance.now();
+    let tokenizeMs = 0;
+    let tokenizeStart = performance.now();
     const pieces = parseTemplate(task.template);
     const special = specialTokens(this.spec, this.tokenizer, this.addBos);
     // Members with the same number of virtual tokens share one tokenisation.
@@ -235,13 +236,22 @@ export class ClassifyService {
       const P = member && member.kind !== 'prefix' ? member.numVirtualTokens : 0;
       let built = builtByLength.get(P);
       if (!built) {
-        built = body.inputs.map((text) => buildRow(pieces, text, this.tokenizer, this.spec, special, P, this.limits.maxTextTokens));
+        built = [];
+        for (let i = 0; i < body.inputs.length; i++) {
+          // Tokenising runs on the HTTP thread: between chunks, let other requests (and new connections) in.
+          if (i > 0 && i % TOKENIZE_CHUNK === 0) {
+            tokenizeMs += performance.now() - tokenizeStart;
+            await new Promise((resolve) => setImmediate(resolve));
+            tokenizeStart = performance.now();
+          }
+          built.push(buildRow(pieces, body.inputs[i]!, this.tokenizer, this.spec, special, P, this.limits.maxTextTokens));
+        }
         builtByLength.set(P, built);
         if (truncated === 0) truncated = built.filter((b) => b.truncated).length;
       }
       for (const b of built) rows.push(this.rowFor(task, member, b.ids, b.scorePosition));
     }
-    const tokenizeMs = performance.now() - tokenizeStart;
+    tokenizeMs += performance.now() - tokenizeStart;
     this.metrics.tokenizeTime.observe(tokenizeMs / 1000);
     this.metrics.tenantRequests.inc({ tenant: this.metrics.tenantLabel(tenantId) });
     if (resolved.ensemble !== null || members.length > 1) {
@@ -285,3 +295,6 @@ export class ClassifyService {
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;
+
+/** Inputs tokenised between two yields to the event loop. */
+const TOKENIZE_CHUNK = 8;
