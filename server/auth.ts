@@ -1,5 +1,6 @@
 // Authentication: `Authorization: Bearer <key>`. The admin key (from the
-// environment) manages tenants and nothing else; a tenant key reaches only its
+// environment, or the one the server made on first run and keeps hashed in the
+// store: prompts/admin-keys.ts) manages tenants and nothing else; a tenant key reaches only its
 // tenant's tasks, prompts and ensembles. Tenant keys are looked up by their
 // sha256 (only hashes are stored); the admin key is compared in constant time.
 
@@ -7,6 +8,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
 import { SoftserveError } from '../kernels/errors.ts';
+import { activeAdminKey, isStoredAdminKey } from '../prompts/admin-keys.ts';
 import type { PromptStore, Tenant } from '../prompts/store.ts';
 import type { ServerConfig } from './config.ts';
 
@@ -34,8 +36,8 @@ export function requireAdmin(config: ServerConfig, store: PromptStore): RequestH
   return (req: Request, _res: Response, next: NextFunction) => {
     const token = bearerToken(req);
     if (token === null) return next(needKey());
-    if (isAdminKey(config, token)) return next();
-    if (config.adminKey === null) return next(new SoftserveError('FORBIDDEN', 'the admin API is disabled: SOFTSERVE_ADMIN_KEY is not set'));
+    if (isAdminKey(config, token) || isStoredAdminKey(store.db, token)) return next();
+    if (config.adminKey === null && activeAdminKey(store.db) === null) return next(new SoftserveError('FORBIDDEN', 'the admin API is disabled: SOFTSERVE_ADMIN_KEY is not set'));
     if (store.authenticate(token)) return next(new SoftserveError('FORBIDDEN', 'this route needs the admin key, not a tenant key'));
     return next(new SoftserveError('UNAUTHORIZED', 'unknown API key'));
   };
@@ -50,7 +52,7 @@ export function requireTenant(config: ServerConfig, store: PromptStore): Request
       res.locals.tenant = tenant;
       return next();
     }
-    if (isAdminKey(config, token)) return next(new SoftserveError('FORBIDDEN', 'the admin key manages tenants; use a tenant API key here'));
+    if (isAdminKey(config, token) || isStoredAdminKey(store.db, token)) return next(new SoftserveError('FORBIDDEN', 'the admin key manages tenants; use a tenant API key here'));
     return next(new SoftserveError('UNAUTHORIZED', 'unknown or revoked API key'));
   };
 }
