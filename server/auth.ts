@@ -63,3 +63,18 @@ export function tenantOf(res: Response): Tenant {
   if (!t) throw new SoftserveError('INTERNAL', 'route reached without tenant authentication');
   return t;
 }
+
+/**
+ * GET /metrics behind its own token (SOFTSERVE_METRICS_TOKEN), apart from
+ * tenant and admin keys, so a scraper holds no key that reaches data. No
+ * token configured: open, as before.
+ */
+export function metricsAuth(token: string | null): RequestHandler {
+  return (req: Request, _res: Response, next: NextFunction) => {
+    if (token === null) return next();
+    const given = bearerToken(req);
+    if (given === null) return next(new SoftserveError('UNAUTHORIZED', 'GET /metrics needs "Authorization: Bearer <SOFTSERVE_METRICS_TOKEN>"'));
+    if (!timingSafeEqual(digest(given), digest(token))) return next(new SoftserveError('UNAUTHORIZED', 'wrong metrics token'));
+    return next();
+  };
+}
