@@ -12,6 +12,8 @@ export const ERROR_STATUS = {
   INVALID_ADAPTER_CONFIG: 400,
   INVALID_JSONL: 400,
   INVALID_MULTIPART: 400,
+  /** A JSON body nested deeper than SOFTSERVE_MAX_JSON_DEPTH (refused before parsing). */
+  JSON_TOO_DEEP: 400,
   // 401/403: authentication
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
@@ -48,8 +50,14 @@ export const ERROR_STATUS = {
   /** A tenant at its training limits: jobs queued or running, or training time in the window. */
   TRAINING_QUEUE_LIMIT: 429,
   TRAINING_TIME_QUOTA: 429,
+  /** Admission: a per-tenant limit (concurrency, rows, tokens in flight); details.limit names it. */
+  TENANT_LIMIT: 429,
+  /** Admission: over its fair share while the rest of the capacity is reserved for tenants within theirs. */
+  FAIR_SHARE_EXCEEDED: 429,
   NOT_READY: 503,
   DRAINING: 503,
+  /** The inference worker thread died; it restarts by itself (see /readyz). */
+  INFERENCE_WORKER_RESTARTING: 503,
   DEADLINE_EXCEEDED: 504,
   // 500: the server's own files or runtime; never the client's fault
   MODEL_FILE_MISSING: 500,

@@ -17,6 +17,9 @@
 //              than the working set: throughput, p99, cache misses
 //   mixed      the realistic mix: Zipf tenants, soft prompts and prefixes,
 //              10% ensemble calls
+//   isolation  a polite tenant (5 req/s) alone, then while one tenant and then
+//              five flood with 200 concurrent 64-input requests each
+//              (stories260k only; loadtest/isolation.ts)
 //
 // Options:
 //   --scenario a,b   run only these (default: all); --model stories|bert|all
@@ -47,8 +50,9 @@ import {
   type Popularity, type PromptShape, type TaskStyle, type Traffic, type TrafficSpec, type Workload, type WorkloadSpec,
 } from './scenarios.ts';
 import { startServerProcess, type ServerProcess } from './server-process.ts';
+import { benchIsolation, renderIsolation, type IsolationResult } from './isolation.ts';
 
-export const SCENARIOS = ['tax', 'batching', 'overhead', 'ensembles', 'latency', 'scale', 'mixed'] as const;
+export const SCENARIOS = ['tax', 'batching', 'overhead', 'ensembles', 'latency', 'scale', 'mixed', 'isolation'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 interface Args {
@@ -517,6 +521,32 @@ function render(args: Args, results: ModelResult[], plotDir: string, plotRel: st
   return parts.join('\n');
 }
 
+const ISO_START = '<!-- bench:isolation:start -->';
+const ISO_END = '<!-- bench:isolation:end -->';
+
+function writeIsolation(args: Args, r: IsolationResult): void {
+  const extra = process.argv.slice(2).join(' ');
+  const header = `Command: \`npm run bench${extra ? ` -- ${extra}` : ''}\` (${new Date().toISOString().slice(0, 10)}${args.quick ? '; quick: short runs, not a result' : ''}). ` +
+    `Machine: ${machine()}; server and load generator share these cores. Server: \`server/main.ts\` on stories260k, default settings` +
+    `${Object.keys(r.serverEnv).length ? ` plus ${Object.entries(r.serverEnv).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}. Phases of ${r.durationMs / 1000} s; ` +
+    `the polite tenant sends ${r.politeRate} single-input requests/s (open loop, Poisson); a flooder keeps ${r.floodConcurrency} 64-input requests in flight and resends at once whatever the answer. ` +
+    'Latency is per successful request; rows/s counts successful rows only ("useful").';
+  const body = renderIsolation(r, header);
+  mkdirSync(BENCH_TMP, { recursive: true });
+  writeFileSync(join(BENCH_TMP, 'isolation-results.json'), JSON.stringify(r, null, 1));
+  if (args.write) {
+    const path = join(DOCS, 'BENCHMARKS.md');
+    let doc = '# Benchmarks\n';
+    try { doc = readFileSync(path, 'utf8'); } catch { /* a new file */ }
+    writeFileSync(path, replaceSection(doc, ISO_START, ISO_END, body, '## Isolation: a polite tenant under floods'));
+    log(`wrote ${path}`);
+  } else {
+    writeFileSync(join(BENCH_TMP, 'BENCHMARKS-isolation.md'), `${body}\n`);
+    log(`results in ${BENCH_TMP} (docs/BENCHMARKS.md untouched; --write to update it)`);
+  }
+  process.stdout.write(`${body}\n`);
+}
+
 async function main(): Promise<void> {
   const args = parseArgs(process.argv.slice(2));
   const P = profiles(args.quick);
@@ -529,8 +559,19 @@ async function main(): Promise<void> {
   process.once('SIGINT', () => { void stopAll().then(() => process.exit(130)); });
   process.once('SIGTERM', () => { void stopAll().then(() => process.exit(143)); });
   const started = performance.now();
+  let isolation: IsolationResult | null = null;
+  const loadScenarios = [...args.scenarios].some((s) => s !== 'isolation');
   try {
-    for (const id of args.models) {
+    if (args.scenarios.has('isolation')) {
+      const dir = fileURLToPath(new URL('../../shared/models/stories260k', import.meta.url));
+      const srv = await startServer(args, dir, {}, 'isolation');
+      try {
+        isolation = await benchIsolation({ modelDir: dir, quick: args.quick, url: srv.url, adminKey: srv.adminKey, pid: srv.pid, serverEnv: args.serverEnv, log });
+      } finally {
+        await stopServer(srv);
+      }
+    }
+    for (const id of loadScenarios ? args.models : []) {
       let dir = fileURLToPath(new URL('../../shared/models/stories260k', import.meta.url));
       if (id === 'bert') {
         bertDir = mkdtempSync(join(tmpdir(), 'softserve-bench-bert-'));
@@ -544,6 +585,8 @@ async function main(): Promise<void> {
     await stopAll();
   }
   log(`bench finished in ${f((performance.now() - started) / 60000)} min`);
+  if (isolation) writeIsolation(args, isolation);
+  if (!loadScenarios) return;
 
   const plotDir = args.write ? join(DOCS, 'bench') : BENCH_TMP;
   mkdirSync(plotDir, { recursive: true });

@@ -107,6 +107,18 @@ export const MIGRATIONS: Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 3,
+    description: 'per-tenant admission weight and limits (server/tenant-quotas.ts)',
+    sql: `
+      CREATE TABLE tenant_quotas (
+        tenant_id   TEXT PRIMARY KEY REFERENCES tenants(id) ON DELETE CASCADE,
+        weight      REAL NOT NULL DEFAULT 1 CHECK (weight > 0),
+        limits      TEXT NOT NULL DEFAULT '{}',  -- JSON: {maxConcurrency?, maxRows?, maxTokens?}
+        updated_at  TEXT NOT NULL
+      ) STRICT;
+    `,
+  },
 ];
 
 export interface OpenDbOptions {

@@ -13,6 +13,7 @@ import type { Registry } from 'prom-client';
 import { isSoftserveError, SoftserveError, type ErrorCode } from '../kernels/errors.ts';
 import type { ModelSpec } from '../models/spec.ts';
 import type { PromptStore } from '../prompts/store.ts';
+import { jsonDepthGuard } from './body-limits.ts';
 import { metricsAuth, requireAdmin, requireTenant, tenantOf } from './auth.ts';
 import type { ServerConfig } from './config.ts';
 import { requireJson } from './json-only.ts';
@@ -78,7 +79,7 @@ export function createApp(deps: AppDeps): Express {
   app.set('etag', false);
   app.set('query parser', 'simple');
 
-  const jsonBody = express.json({ limit: config.maxJsonBytes, strict: true });
+  const jsonBody = express.json({ limit: config.maxJsonBytes, strict: true, verify: jsonDepthGuard(config.maxJsonDepth) });
   const tenantAuth = requireTenant(config, store);
   const adminAuth = requireAdmin(config, store);
 

@@ -9,6 +9,7 @@ import type { EngineRow } from '../models/batch.ts';
 import type { ModelSpec } from '../models/spec.ts';
 import type { PromptStore, ResolvedPrompt, ResolvedTask, Task } from '../prompts/store.ts';
 import { buildRow, labelTokenId, parseTemplate, specialTokens, type Tokenizes } from '../prompts/template.ts';
+import { estimateCost, type Admission } from './admission.ts';
 import type { Metrics } from './metrics.ts';
 import type { Scheduler } from './scheduler.ts';
 
@@ -161,6 +162,8 @@ export class ClassifyService {
     private readonly limits: ClassifyLimits,
     private readonly metrics: Metrics,
     private readonly addBos: boolean,
+    /** Decides, before any tokenisation, whether the request may run (absent: everything is admitted). */
+    private readonly admission: Admission | null = null,
   ) {}
 
   private labelIds(task: Task): number[] {
@@ -211,10 +214,23 @@ export class ClassifyService {
   async classify(tenantId: string, taskName: string, rawBody: unknown): Promise<ClassifyResponse> {
     const body = parseClassifyBody(rawBody, this.limits);
     const resolved = await this.resolve(tenantId, taskName, body);
+    // Admission from an upper bound on the cost, before tokenising or queueing: a refusal costs nothing more.
+    const ticket = this.admission?.admit(tenantId, estimateCost(
+      body.inputs, Buffer.byteLength(resolved.task.template, 'utf8'),
+      resolved.members.map((m) => (m.kind === 'prefix' ? 0 : m.numVirtualTokens)), this.limits.maxTextTokens));
+    try {
+      return await this.run(tenantId, body, resolved);
+    } finally {
+      ticket?.release();
+    }
+  }
+
+  private async run(tenantId: string, body: ClassifyBody, resolved: ResolvedTask): Promise<ClassifyResponse> {
     const { task } = resolved;
     const members: Array<ResolvedPrompt | null> = resolved.members.length > 0 ? resolved.members : [null];
 
-    const tokenizeStart = performance.now();
+    let tokenizeMs = 0;
+    let tokenizeStart = performance.now();
     const pieces = parseTemplate(task.template);
     const special = specialTokens(this.spec, this.tokenizer, this.addBos);
     // Members with the same number of virtual tokens share one tokenisation.
@@ -225,13 +241,22 @@ export class ClassifyService {
       const P = member && member.kind !== 'prefix' ? member.numVirtualTokens : 0;
       let built = builtByLength.get(P);
       if (!built) {
-        built = body.inputs.map((text) => buildRow(pieces, text, this.tokenizer, this.spec, special, P, this.limits.maxTextTokens));
+        built = [];
+        for (let i = 0; i < body.inputs.length; i++) {
+          // Tokenising runs on the HTTP thread: between chunks, let other requests (and new connections) in.
+          if (i > 0 && i % TOKENIZE_CHUNK === 0) {
+            tokenizeMs += performance.now() - tokenizeStart;
+            await new Promise((resolve) => setImmediate(resolve));
+            tokenizeStart = performance.now();
+          }
+          built.push(buildRow(pieces, body.inputs[i]!, this.tokenizer, this.spec, special, P, this.limits.maxTextTokens));
+        }
         builtByLength.set(P, built);
         if (truncated === 0) truncated = built.filter((b) => b.truncated).length;
       }
       for (const b of built) rows.push(this.rowFor(task, member, b.ids, b.scorePosition));
     }
-    const tokenizeMs = performance.now() - tokenizeStart;
+    tokenizeMs += performance.now() - tokenizeStart;
     this.metrics.tokenizeTime.observe(tokenizeMs / 1000);
     this.metrics.tenantRequests.inc({ tenant: this.metrics.tenantLabel(tenantId) });
     if (resolved.ensemble !== null || members.length > 1) {
@@ -275,3 +300,6 @@ export class ClassifyService {
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;
+
+/** Inputs tokenised between two yields to the event loop. */
+const TOKENIZE_CHUNK = 8;

@@ -13,7 +13,9 @@ export interface ServerConfig {
   dataDir: string;
   /** SOFTSERVE_MAX_JSON_BYTES: largest JSON request body (default 8 MiB). */
   maxJsonBytes: number;
-  /** SOFTSERVE_MAX_UPLOAD_BYTES: largest file in a multipart upload (default 64 MiB). */
+  /** SOFTSERVE_MAX_JSON_DEPTH: deepest nesting of a JSON body, refused before parsing (default 32). */
+  maxJsonDepth: number;
+  /** SOFTSERVE_MAX_UPLOAD_BYTES: largest file in a multipart upload (default 64 MiB; lowered at start to what the loaded model's largest legal prompt needs). */
   maxUploadBytes: number;
   /** SOFTSERVE_MAX_VIRTUAL_TOKENS: longest prompt accepted (default 256). */
   maxVirtualTokens: number;
@@ -41,6 +43,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   adminKey: null,
   dataDir: './data',
   maxJsonBytes: 8 * 1024 * 1024,
+  maxJsonDepth: 32,
   maxUploadBytes: 64 * 1024 * 1024,
   maxVirtualTokens: 256,
   maxSafetensorsHeaderBytes: 64 * 1024,
@@ -81,6 +84,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     adminKey,
     dataDir: env.SOFTSERVE_DATA_DIR || DEFAULT_CONFIG.dataDir,
     maxJsonBytes: int(env, 'SOFTSERVE_MAX_JSON_BYTES', DEFAULT_CONFIG.maxJsonBytes, 1024),
+    maxJsonDepth: int(env, 'SOFTSERVE_MAX_JSON_DEPTH', DEFAULT_CONFIG.maxJsonDepth, 2),
     maxUploadBytes: int(env, 'SOFTSERVE_MAX_UPLOAD_BYTES', DEFAULT_CONFIG.maxUploadBytes, 1024),
     maxVirtualTokens: int(env, 'SOFTSERVE_MAX_VIRTUAL_TOKENS', DEFAULT_CONFIG.maxVirtualTokens, 1),
     maxSafetensorsHeaderBytes: int(env, 'SOFTSERVE_MAX_SAFETENSORS_HEADER_BYTES', DEFAULT_CONFIG.maxSafetensorsHeaderBytes, 1024),

@@ -30,6 +30,9 @@ export class Metrics {
   readonly ensembleMembers: Histogram;
   readonly rejected: Counter<'reason'>;
   readonly tenantRequests: Counter<'tenant'>;
+  readonly workerRestarts: Counter;
+  readonly workerUp: Gauge;
+  readonly connectionsDropped: Counter;
   private readonly tenantLabels = new Set<string>();
 
   /**
@@ -57,6 +60,9 @@ export class Metrics {
     this.ensembleRequests = new Counter({ name: 'softserve_ensemble_requests_total', help: 'Classify requests that used an ensemble', registers: [r] });
     this.ensembleMembers = new Histogram({ name: 'softserve_ensemble_members', help: 'Prompts per ensemble request', buckets: [1, 2, 3, 5, 8, 16], registers: [r] });
     this.rejected = new Counter({ name: 'softserve_rejected_total', help: 'Requests refused or dropped: overloaded (429), deadline (504), draining (503)', labelNames: ['reason'], registers: [r] });
+    this.workerRestarts = new Counter({ name: 'softserve_inference_worker_restarts_total', help: 'Times the inference worker thread died and was restarted', registers: [r] });
+    this.workerUp = new Gauge({ name: 'softserve_inference_worker_up', help: '1 while a loaded inference worker thread is serving', registers: [r] });
+    this.connectionsDropped = new Counter({ name: 'softserve_connections_dropped_total', help: 'Connections closed at once because the process was at SOFTSERVE_MAX_CONNECTIONS', registers: [r] });
     this.tenantRequests = new Counter({ name: 'softserve_tenant_requests_total', help: `Classify requests per tenant (the first ${maxTenantLabels} tenants by id; the rest as "other")`, labelNames: ['tenant'], registers: [r] });
   }
 

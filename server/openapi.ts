@@ -27,6 +27,22 @@ const schemas: Record<string, Json> = {
     properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' }, request_id: { type: 'string', description: 'the X-Request-Id of the answer; quote it to find the server log line' }, details: { type: 'object' } } } },
   },
   Tenant: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, created_at: { type: 'string', format: 'date-time' } } },
+  QuotaPatch: {
+    type: 'object',
+    properties: {
+      weight: { type: 'number', exclusiveMinimum: true, minimum: 0, maximum: 1000, description: 'share of the main admission budget relative to other active tenants (default 1)' },
+      limits: { type: 'object', properties: Object.fromEntries(['max_concurrency', 'max_rows', 'max_tokens'].map((k) => [k, { type: 'integer', minimum: 1, nullable: true, description: 'null: the server default' }])) },
+    },
+  },
+  Quota: {
+    type: 'object',
+    properties: {
+      id: { type: 'string' }, weight: { type: 'number' },
+      limits: { type: 'object', properties: { max_concurrency: { type: 'integer' }, max_rows: { type: 'integer' }, max_tokens: { type: 'integer' } } },
+      overrides: { type: 'object' },
+      in_flight: { type: 'object', properties: { rows: { type: 'integer' }, tokens: { type: 'integer' }, requests: { type: 'integer' } } },
+    },
+  },
   Key: { type: 'object', properties: { id: { type: 'string' }, prefix: { type: 'string' }, created_at: { type: 'string' }, revoked_at: { type: 'string', nullable: true } } },
   NewKey: { type: 'object', properties: { api_key: { type: 'string', description: 'shown once' }, key: ref('Key') } },
   Task: {
@@ -162,6 +178,11 @@ const paths: Record<string, Json> = {
     parameters: [name('id')],
     get: { summary: 'A tenant (admin)', responses: { 200: ok('tenant', ref('Tenant')), ...errors(401, 403, 404) } },
     delete: { summary: 'Delete a tenant and everything it owns (admin)', responses: { 204: ok('deleted'), ...errors(401, 403, 404) } },
+    patch: { summary: 'Set the tenant\'s admission weight and limits (admin; docs/API.md, Admission)', requestBody: { content: json(ref('QuotaPatch')) }, responses: { 200: ok('the tenant\'s quota', ref('Quota')), ...errors(400, 401, 403, 404) } },
+  },
+  '/v1/tenants/{id}/quota': {
+    parameters: [name('id')],
+    get: { summary: 'The tenant\'s admission weight, limits and what it holds now (admin)', responses: { 200: ok('the tenant\'s quota', ref('Quota')), ...errors(401, 403, 404) } },
   },
   '/v1/tenants/{id}/keys': {
     parameters: [name('id')],

@@ -1,8 +1,10 @@
 // Cross-tenant dynamic batching. Each tenant has a FIFO of rows; batches are
 // filled by deficit round-robin over tenants (each pass grants every waiting
 // tenant a quantum of tokens), so one tenant's flood cannot starve another.
-// A batch is seeded by the oldest waiting row and only takes rows of a
-// similar length (see bucketOf), which bounds padding. A batch is
+// A batch is seeded by the oldest row of the tenant whose turn it is (round
+// robin, so a tenant with one waiting row is in one of the next few batches
+// whatever another has queued) and only takes rows of a similar length (see
+// bucketOf), which bounds padding. A batch is
 // sent when it would be full (rows or padded tokens) or when its oldest row
 // has waited `maxWaitMs`. The queue is bounded in rows and tokens, in total
 // and per tenant: past that, requests are refused with 429 at once rather
@@ -15,6 +17,13 @@ import type { InferenceOutput } from './inference/client.ts';
 export interface SchedulerConfig {
   /** Most padded tokens (rows × longest row) in one forward pass. */
   maxBatchTokens: number;
+  /**
+   * If > 0, a batch's padded tokens are also capped so that, at the recently
+   * measured rate, its forward pass takes about this long: a row that arrives
+   * while a batch runs waits at most about this long for it (latency under a
+   * flood) at some cost in batching efficiency. 0: off.
+   */
+  targetBatchMs: number;
   /** Most rows in one forward pass. */
   maxBatchRows: number;
   /** Longest a row waits for company before its batch is sent. */
@@ -41,6 +50,7 @@ export const BATCH_POLICIES: readonly BatchPolicy[] = ['cross-tenant', 'per-tena
 
 export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = {
   maxBatchTokens: 8192,
+  targetBatchMs: 0,
   maxBatchRows: 64,
   maxWaitMs: 2,
   maxQueueRows: 4096,
@@ -212,6 +222,18 @@ export class Scheduler {
     return oldest;
   }
 
+  /**
+   * The head row of the tenant whose turn is next (the one after the tenant
+   * served last): seeding by turn rather than by age means a light tenant's
+   * row never waits for a flood queued before it, only for the tenants ahead
+   * of it in the round.
+   */
+  private seedRow(): RowJob | null {
+    if (this.order.length === 0) return null;
+    const last = this.lastServed === null ? -1 : this.order.indexOf(this.lastServed);
+    return this.tenants.get(this.order[(last + 1) % this.order.length]!)?.rows[0] ?? null;
+  }
+
   private pump(): void {
     while (this.inFlight < this.config.concurrency && this.queuedRows > 0) {
       const oldest = this.oldestRow()!;
@@ -224,14 +246,17 @@ export class Scheduler {
         }
         return;
       }
-      const batch = this.formBatch(oldest);
+      const batch = this.formBatch(this.seedRow() ?? oldest);
       void this.dispatch(batch);
     }
   }
 
   /** Deficit round-robin over tenants, rows of the seed's length class only. */
   private formBatch(seed: RowJob): RowJob[] {
-    const { maxBatchTokens, quantumTokens, policy } = this.config;
+    const { quantumTokens, policy, targetBatchMs } = this.config;
+    const maxBatchTokens = targetBatchMs > 0 && this.tokensPerSecond > 0
+      ? Math.min(this.config.maxBatchTokens, Math.max(1, Math.floor((this.tokensPerSecond * targetBatchMs) / 1000)))
+      : this.config.maxBatchTokens;
     const maxBatchRows = policy === 'single' ? 1 : this.config.maxBatchRows;
     const picked: RowJob[] = [];
     let longest = 0;
@@ -239,11 +264,23 @@ export class Scheduler {
       picked.length + 1 <= maxBatchRows &&
       (picked.length + 1) * Math.max(longest, r.tokens) <= maxBatchTokens &&
       Math.abs(r.bucket - seed.bucket) <= MAX_CLASS_DISTANCE;
-    const take = (q: TenantQueue) => {
-      const r = q.rows.shift()!;
-      q.deficit -= r.tokens;
-      picked.push(r);
-      longest = Math.max(longest, r.tokens);
+    // A turn takes the tenant's rows of the seed's length class from anywhere in
+    // its queue, oldest first, within its deficit: a many-input request mixes
+    // lengths, and taking only from the head would stop at the first row of
+    // another class and send near-empty batches. One pass; the rest keep their order.
+    const takeTurn = (q: TenantQueue) => {
+      const kept: RowJob[] = [];
+      let i = 0;
+      for (; i < q.rows.length; i++) {
+        const r = q.rows[i]!;
+        if (picked.length >= maxBatchRows || r.tokens > q.deficit && fits(r)) break;
+        if (fits(r)) {
+          q.deficit -= r.tokens;
+          picked.push(r);
+          longest = Math.max(longest, r.tokens);
+        } else kept.push(r);
+      }
+      if (kept.length > 0 || i > 0) q.rows = i < q.rows.length ? kept.concat(q.rows.slice(i)) : kept;
     };
     // Each turn grants the tenant under the cursor one quantum; the cursor
     // moves on after every turn, and stays put across batches, so the tenant
@@ -261,11 +298,11 @@ export class Scheduler {
         const tenant = this.order[at]!;
         const q = this.tenants.get(tenant)!;
         const allowed = policy === 'cross-tenant' || tenant === seed.request.tenant;
-        if (allowed && q.rows.length > 0 && fits(q.rows[0]!)) {
+        if (allowed && q.rows.some(fits)) {
           eligible = true;
           this.lastServed = tenant;
           q.deficit += quantumTokens;
-          while (q.rows.length > 0 && fits(q.rows[0]!) && q.rows[0]!.tokens <= q.deficit) take(q);
+          takeTurn(q);
         }
         if (q.rows.length === 0) this.forget(tenant); // the next tenant slides into `at`
         else this.cursor = (at + 1) % this.order.length;

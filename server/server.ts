@@ -13,6 +13,11 @@ import { loadTokenizer } from '../models/tokenizer.ts';
 import { PromptStore } from '../prompts/store.ts';
 import { createApp, type AppContext } from './app.ts';
 import { tenantOf } from './auth.ts';
+import { Admission } from './admission.ts';
+import { classifyBodyBytes, jsonDepthGuard, uploadPartBytes } from './body-limits.ts';
+import { createHttpServer } from './http-limits.ts';
+import { tenantQuotaRoutes } from './routes/tenant-quotas.ts';
+import { TenantQuotas } from './tenant-quotas.ts';
 import { ClassifyService } from './classify.ts';
 import { promptLimits, type ServerConfig } from './config.ts';
 import { InferenceWorker } from './inference/client.ts';
@@ -38,6 +43,8 @@ export interface RunningServer {
   logger: Logger;
   /** The training job manager (tests reach its worker through it). */
   training: TrainingManager;
+  /** The inference worker's handle (tests use it to make the thread die). */
+  inference: InferenceWorker;
   /** Refuse new work (503), finish what is queued or running, then close everything. */
   shutdown(): Promise<void>;
 }
@@ -65,7 +72,8 @@ export function routeLabel(path: string): string {
 }
 
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
-  const { config, serving } = opts;
+  const { serving } = opts;
+  let { config } = opts;
   const logger = opts.logger ?? pino({ level: serving.logLevel, base: { service: 'softserve' } });
   const metrics = new Metrics(100, config.metricsTenantLabel);
   const usage = new UsageCounter();
@@ -73,7 +81,17 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const workerOptions: ConstructorParameters<typeof InferenceWorker>[0] = { modelDir: serving.modelDir, executionProvider: serving.executionProvider };
   if (serving.intraOpThreads !== undefined) workerOptions.intraOpThreads = serving.intraOpThreads;
   workerOptions.spinWait = serving.spinWait;
-  const worker = new InferenceWorker(workerOptions);
+  const worker = new InferenceWorker(workerOptions, {
+    onExit: ({ exitCode, error, restartInMs }) => {
+      metrics.workerUp.set(0);
+      logger.error({ exitCode, err: error ?? undefined, restartInMs }, 'inference worker died; in-flight batches failed with 503, restarting');
+    },
+    onRestarted: ({ restarts, downMs }) => {
+      metrics.workerRestarts.inc();
+      metrics.workerUp.set(1);
+      logger.warn({ restarts, downMs: round(downMs) }, 'inference worker restarted');
+    },
+  });
   const tokenizer = loadTokenizer(serving.modelDir);
   let ready = false;
   let draining = false;
@@ -84,6 +102,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     throw err;
   }
   const spec = worker.spec!;
+  metrics.workerUp.set(1);
+  // An upload part never needs more than the largest prompt this model can legally take.
+  config = { ...config, maxUploadBytes: Math.min(config.maxUploadBytes, uploadPartBytes(spec, config)) };
   logger.info({ model: serving.modelDir, family: spec.family, hidden: spec.hiddenSize, layers: spec.numLayers, ep: serving.executionProvider, warmupMs: Math.round(worker.warmupMs) }, 'model loaded');
 
   const store = PromptStore.open({
@@ -91,7 +112,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     cacheBytes: config.promptCacheBytes, registry: metrics.registry, logger, tokenizer,
   });
 
-  const training = new TrainingManager({ store, modelDir: serving.modelDir, executionProvider: serving.executionProvider, config: opts.training ?? loadTrainingConfig(), logger, registry: metrics.registry, spec });
+  const trainingConfig = opts.training ?? loadTrainingConfig();
+  const training = new TrainingManager({ store, modelDir: serving.modelDir, executionProvider: serving.executionProvider, config: trainingConfig, logger, registry: metrics.registry, spec });
   training.start();
 
   const scheduler = new Scheduler(
@@ -114,7 +136,12 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       },
     },
   );
-  const classify = new ClassifyService(store, scheduler, tokenizer, spec, serving.classify, metrics, tokenizer.addBos);
+  const quotas = new TenantQuotas(store.db);
+  const admissionConfig = serving.admission;
+  const admission = new Admission(admissionConfig, (id) => quotas.get(id), () => scheduler.retryAfterSeconds(), metrics.registry);
+  const classify = new ClassifyService(store, scheduler, tokenizer, spec, serving.classify, metrics, tokenizer.addBos, admission);
+  const classifyBodyLimit = classifyBodyBytes(serving.classify);
+  const classifyJson = express.json({ limit: classifyBodyLimit, strict: true, verify: jsonDepthGuard(config.maxJsonDepth) });
 
   const outer = express();
   outer.disable('x-powered-by');
@@ -138,7 +165,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     next();
   });
   outer.get('/readyz', (_req, res) => {
-    if (ready && !draining) res.json({ status: 'ready', model: spec.modelType, family: spec.family });
+    if (ready && !draining && worker.isReady) res.json({ status: 'ready', model: spec.modelType, family: spec.family });
+    else if (ready && !draining) res.status(503).json({ error: { code: 'INFERENCE_WORKER_RESTARTING', message: 'the inference worker is restarting', request_id: res.locals.requestId } });
     else res.status(503).json({ error: { code: draining ? 'DRAINING' : 'NOT_READY', message: draining ? 'draining' : 'model not loaded', request_id: res.locals.requestId } });
   });
   const info = infoDocument(spec, serving, config);
@@ -154,7 +182,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   });
 
   const classifyRoute = (ctx: AppContext) => {
-    ctx.app.post('/v1/tasks/:task/classify', ctx.tenantAuth, requireJson, ctx.jsonBody, async (req: Request, res: Response, next: NextFunction) => {
+    ctx.app.post('/v1/tasks/:task/classify', ctx.tenantAuth, requireJson, admission.concurrencyGate(tenantOf), classifyJson, async (req: Request, res: Response, next: NextFunction) => {
       const tenant = tenantOf(res);
       try {
         const result = await classify.classify(tenant.id, String(req.params.task), req.body);
@@ -166,20 +194,24 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       } catch (err) {
         if (isSoftserveError(err)) {
           res.locals.errorCode = err.code;
-          if (err.code === 'OVERLOADED') {
-            metrics.rejected.inc({ reason: 'overloaded' });
+          if (err.status === 429 || err.code === 'INFERENCE_WORKER_RESTARTING') {
+            metrics.rejected.inc({ reason: err.status === 429 ? 'overloaded' : 'worker_restart' });
             res.setHeader('Retry-After', String((err.details?.retryAfter as number | undefined) ?? scheduler.retryAfterSeconds()));
           } else if (err.code === 'DEADLINE_EXCEEDED') {
             metrics.rejected.inc({ reason: 'deadline' });
           } else if (err.code === 'DRAINING') {
             metrics.rejected.inc({ reason: 'draining' });
           }
+          if (err.status === 429) {
+            admission.answerRefusal(Number(res.getHeader('Retry-After') ?? 1), () => next(err));
+            return;
+          }
         }
         next(err);
       }
     });
   };
-  outer.use(createApp({ store, spec, config, logger, registry: metrics.registry, extensions: [classifyRoute, jobsExtension(training), usageExtension(usage)], inspector: new PromptInspector(serving.modelDir, spec, tokenizer) }));
+  outer.use(createApp({ store, spec, config, logger, registry: metrics.registry, extensions: [classifyRoute, jobsExtension(training), usageExtension(usage), tenantQuotaRoutes(quotas, admission, admissionConfig.tenant)], inspector: new PromptInspector(serving.modelDir, spec, tokenizer) }));
   // Last resort for errors raised outside the app (console files, /info): express's own
   // handler would answer HTML with a stack trace, paths included.
   outer.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
@@ -190,11 +222,15 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     res.status(status).json({ error: { code, message: status < 500 ? 'bad request' : `internal error; the server log has the detail under request id ${String(res.locals.requestId)}`, request_id: res.locals.requestId } });
   });
 
-  const http: Server = outer.listen(config.port, config.host);
+  // Bounded connections, header/body/keep-alive timeouts (slow or idle clients must not hold a drain
+  // open forever), and Expect: 100-continue answered by the route's body limit.
+  const largestBody = Math.max(config.maxJsonBytes, trainingConfig.maxUploadBytes, 2 * config.maxUploadBytes + config.maxAdapterConfigBytes + 64 * 1024, classifyBodyLimit);
+  const http: Server = createHttpServer(outer, serving.http, {
+    onDrop: () => metrics.connectionsDropped.inc(),
+    bodyLimit: (req) => (/^\/v1\/tasks\/[^/]+\/classify(\?|$)/.test(req.url ?? '') ? classifyBodyLimit : largestBody),
+  });
+  http.listen(config.port, config.host);
   await once(http, 'listening');
-  // Slow or idle clients must not hold a drain open forever.
-  http.requestTimeout = 60_000;
-  http.headersTimeout = 15_000;
   const port = (http.address() as AddressInfo).port;
   ready = true;
   const url = `http://${config.host}:${port}`;
@@ -221,7 +257,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     })();
     return shuttingDown;
   };
-  return { url, port, metrics, store, logger, training, shutdown };
+  return { url, port, metrics, store, logger, training, inference: worker, shutdown };
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;

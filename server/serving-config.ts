@@ -5,6 +5,8 @@ import { fileURLToPath } from 'node:url';
 import { parseExecutionProvider, type ExecutionProvider } from '../kernels/session.ts';
 import { BATCH_POLICIES, DEFAULT_SCHEDULER_CONFIG, type BatchPolicy, type SchedulerConfig } from './scheduler.ts';
 import { DEFAULT_CLASSIFY_LIMITS, type ClassifyLimits } from './classify.ts';
+import { loadAdmissionConfig, type AdmissionConfig } from './admission.ts';
+import { loadHttpLimits, type HttpLimits } from './http-limits.ts';
 
 export interface ServingConfig {
   /** SOFTSERVE_MODEL_DIR: a Hugging Face checkpoint directory (default: ../shared/models/stories260k beside the repository). */
@@ -15,11 +17,15 @@ export interface ServingConfig {
   intraOpThreads?: number;
   /** SOFTSERVE_ORT_SPIN=1: let onnxruntime's threads spin-wait between runs (default off: on a small machine they take the cores the HTTP thread needs). */
   spinWait: boolean;
-  /** SOFTSERVE_BATCH_MAX_TOKENS, _MAX_ROWS, _MAX_WAIT_MS, SOFTSERVE_QUEUE_MAX_ROWS, _MAX_TOKENS, _MAX_TENANT_ROWS, SOFTSERVE_DRR_QUANTUM,
+  /** SOFTSERVE_BATCH_MAX_TOKENS, _MAX_ROWS, _MAX_WAIT_MS, _TARGET_MS, SOFTSERVE_QUEUE_MAX_ROWS, _MAX_TOKENS, _MAX_TENANT_ROWS, SOFTSERVE_DRR_QUANTUM,
    *  SOFTSERVE_BATCH_POLICY (cross-tenant | per-tenant | single; the last two for benchmarks). */
   scheduler: SchedulerConfig;
   /** SOFTSERVE_MAX_INPUTS, SOFTSERVE_MAX_INPUT_CHARS, SOFTSERVE_MAX_TEXT_TOKENS, SOFTSERVE_DEADLINE_MS, SOFTSERVE_MAX_PROMPTS. */
   classify: ClassifyLimits;
+  /** SOFTSERVE_ADMIT_* and SOFTSERVE_TENANT_MAX_*: admission budgets (server/admission.ts). */
+  admission: AdmissionConfig;
+  /** SOFTSERVE_MAX_CONNECTIONS and the HTTP timeouts (server/http-limits.ts). */
+  http: HttpLimits;
   /** SOFTSERVE_DRAIN_TIMEOUT_MS: longest SIGTERM waits for in-flight work (default 30000). */
   drainTimeoutMs: number;
   /** SOFTSERVE_LOG_LEVEL (default info). */
@@ -51,6 +57,7 @@ export function loadServingConfig(env: NodeJS.ProcessEnv = process.env): Serving
     scheduler: {
       maxBatchTokens: int(env, 'SOFTSERVE_BATCH_MAX_TOKENS', s.maxBatchTokens),
       maxBatchRows: int(env, 'SOFTSERVE_BATCH_MAX_ROWS', s.maxBatchRows),
+      targetBatchMs: int(env, 'SOFTSERVE_BATCH_TARGET_MS', s.targetBatchMs, 0),
       maxWaitMs: int(env, 'SOFTSERVE_BATCH_MAX_WAIT_MS', s.maxWaitMs, 0),
       maxQueueRows: int(env, 'SOFTSERVE_QUEUE_MAX_ROWS', s.maxQueueRows),
       maxQueueTokens: int(env, 'SOFTSERVE_QUEUE_MAX_TOKENS', s.maxQueueTokens),
@@ -66,6 +73,8 @@ export function loadServingConfig(env: NodeJS.ProcessEnv = process.env): Serving
       deadlineMs: int(env, 'SOFTSERVE_DEADLINE_MS', c.deadlineMs),
       maxPrompts: int(env, 'SOFTSERVE_MAX_PROMPTS', c.maxPrompts),
     },
+    admission: loadAdmissionConfig(env, { maxRows: int(env, 'SOFTSERVE_QUEUE_MAX_ROWS', s.maxQueueRows), maxTokens: int(env, 'SOFTSERVE_QUEUE_MAX_TOKENS', s.maxQueueTokens) }),
+    http: loadHttpLimits(env),
     spinWait: env.SOFTSERVE_ORT_SPIN === '1',
     drainTimeoutMs: int(env, 'SOFTSERVE_DRAIN_TIMEOUT_MS', 30000),
     logLevel: env.SOFTSERVE_LOG_LEVEL || 'info',

@@ -5,7 +5,9 @@ import type { ModelSpec } from '../../models/spec.ts';
 
 export type ToWorker =
   | { type: 'run'; id: number; feeds: Record<string, TensorData> }
-  | { type: 'close' };
+  | { type: 'close' }
+  /** TEST ONLY (InferenceWorker.exitForTest): the thread exits as a crash would. */
+  | { type: 'exit-for-test'; code: number };
 
 export type FromWorker =
   | { type: 'ready'; spec: ModelSpec; positionOffset: number; warmupMs: number }

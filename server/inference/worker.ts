@@ -36,6 +36,7 @@ async function main(): Promise<void> {
       port.close();
       return;
     }
+    if (msg.type === 'exit-for-test') process.exit(msg.code);
     const started = performance.now();
     try {
       const out = await engine.runAssembled({ feeds: msg.feeds } as AssembledBatch);

@@ -1,0 +1,87 @@
+// Per-tenant admission settings (weight in the fair share, limit overrides),
+// kept in the store's database (table tenant_quotas, migration 2) and in
+// memory: admission reads them on every request, so reads never touch SQLite.
+// Only the admin API writes them, through this class, which keeps the two in
+// step. A tenant without a row has weight 1 and the default limits.
+
+import { SoftserveError } from '../kernels/errors.ts';
+import type { Db } from '../prompts/db.ts';
+import type { TenantLimits, TenantQuota } from './admission.ts';
+
+const DEFAULT_QUOTA: TenantQuota = Object.freeze({ weight: 1, limits: Object.freeze({}) }) as TenantQuota;
+
+/** API field names (snake_case) of the limits a tenant may override. */
+const LIMIT_FIELDS: Record<string, keyof TenantLimits> = {
+  max_concurrency: 'maxConcurrency',
+  max_rows: 'maxRows',
+  max_tokens: 'maxTokens',
+};
+const MAX_WEIGHT = 1000;
+const MAX_LIMIT = 1e9;
+
+export class TenantQuotas {
+  private readonly cache = new Map<string, TenantQuota>();
+
+  constructor(private readonly db: Db) {
+    const rows = db.prepare('SELECT tenant_id, weight, limits FROM tenant_quotas').all() as Array<{ tenant_id: string; weight: number; limits: string }>;
+    for (const r of rows) this.cache.set(r.tenant_id, { weight: r.weight, limits: JSON.parse(r.limits) as Partial<TenantLimits> });
+  }
+
+  get(tenantId: string): TenantQuota {
+    return this.cache.get(tenantId) ?? DEFAULT_QUOTA;
+  }
+
+  /**
+   * Applies a PATCH body `{weight?, limits?: {max_concurrency?, max_rows?, max_tokens?}}`
+   * (a limit of null goes back to the default) and returns the result.
+   */
+  update(tenantId: string, patch: unknown): TenantQuota {
+    if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) throw new SoftserveError('BAD_REQUEST', 'body must be a JSON object {weight?, limits?}');
+    const p = patch as Record<string, unknown>;
+    for (const k of Object.keys(p)) if (k !== 'weight' && k !== 'limits') throw new SoftserveError('BAD_REQUEST', `unknown field ${JSON.stringify(k)}; a tenant's weight and limits can be changed`);
+    const current = this.get(tenantId);
+    let weight = current.weight;
+    if (p.weight !== undefined) {
+      if (typeof p.weight !== 'number' || !Number.isFinite(p.weight) || p.weight <= 0 || p.weight > MAX_WEIGHT) {
+        throw new SoftserveError('BAD_REQUEST', `weight must be a number in (0, ${MAX_WEIGHT}]`);
+      }
+      weight = p.weight;
+    }
+    const limits: Partial<TenantLimits> = { ...current.limits };
+    if (p.limits !== undefined) {
+      if (typeof p.limits !== 'object' || p.limits === null || Array.isArray(p.limits)) throw new SoftserveError('BAD_REQUEST', 'limits must be an object');
+      for (const [k, v] of Object.entries(p.limits)) {
+        const field = LIMIT_FIELDS[k];
+        if (!field) throw new SoftserveError('BAD_REQUEST', `unknown limit ${JSON.stringify(k)}; one of ${Object.keys(LIMIT_FIELDS).join(', ')}`);
+        if (v === null) delete limits[field];
+        else if (!Number.isSafeInteger(v) || (v as number) < 1 || (v as number) > MAX_LIMIT) throw new SoftserveError('BAD_REQUEST', `limits.${k} must be an integer in [1, ${MAX_LIMIT}] or null (the default)`);
+        else limits[field] = v as number;
+      }
+    }
+    const next: TenantQuota = { weight, limits };
+    this.db.transaction(() => {
+      // The tenant must exist (and belong to no one else: ids are global).
+      if (!this.db.prepare('SELECT 1 FROM tenants WHERE id = ?').get(tenantId)) throw new SoftserveError('NOT_FOUND', `no tenant ${JSON.stringify(tenantId)}`);
+      this.db.prepare(`INSERT INTO tenant_quotas (tenant_id, weight, limits, updated_at) VALUES (?, ?, ?, ?)
+        ON CONFLICT (tenant_id) DO UPDATE SET weight = excluded.weight, limits = excluded.limits, updated_at = excluded.updated_at`)
+        .run(tenantId, weight, JSON.stringify(limits), new Date().toISOString());
+    }).immediate();
+    this.cache.set(tenantId, next);
+    return next;
+  }
+
+  /** Drops the cached entry of a deleted tenant (its row went with it). */
+  forget(tenantId: string): void {
+    this.cache.delete(tenantId);
+  }
+}
+
+/** The API view: weight, the effective limits, and which of them are overrides. */
+export function quotaView(q: TenantQuota, defaults: TenantLimits) {
+  const eff = { ...defaults, ...q.limits };
+  return {
+    weight: q.weight,
+    limits: { max_concurrency: eff.maxConcurrency, max_rows: eff.maxRows, max_tokens: eff.maxTokens },
+    overrides: Object.fromEntries(Object.entries(LIMIT_FIELDS).filter(([, f]) => q.limits[f] !== undefined).map(([k, f]) => [k, q.limits[f]])),
+  };
+}
