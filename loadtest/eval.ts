@@ -12,12 +12,14 @@
 // --write replaces the results block of docs/RESULTS.md. --quick trains on a
 // small subset (a smoke test of the script, not a result).
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 
 import { TrainableModel } from '../models/training-graph.ts';
+import type { PromptTensors } from '../prompts/kinds.ts';
 import { parseJsonl, splitHeldOut, type Example } from '../prompts/training/data.ts';
 import { parseTrainingOptions } from '../prompts/training/options.ts';
 import { stream } from '../prompts/training/rng.ts';
@@ -91,7 +93,10 @@ const METHOD_OPTIONS: Record<string, Record<string, unknown>> = {
 
 type Unit =
   | { kind: 'zero_shot'; dataset: string }
-  | { kind: 'train'; dataset: string; method: string; seed: number; scoring: 'verbalizer' | 'head'; pooling?: 'mean' | 'last'; options: Record<string, unknown>; label: string; bare?: boolean };
+  | { kind: 'train'; dataset: string; method: string; seed: number; scoring: 'verbalizer' | 'head'; pooling?: 'mean' | 'last'; options: Record<string, unknown>; label: string; bare?: boolean; keepTensors?: boolean };
+
+/** A trained prompt as it crosses threads and the cache (plain arrays). */
+interface PlainTensors { kind: PromptTensors['kind']; numVirtualTokens: number; data: number[]; head?: { weight: number[]; bias: number[] } }
 
 interface UnitResult {
   unit: Unit;
@@ -103,6 +108,22 @@ interface UnitResult {
   bestStep: number;
   stoppedEarly: boolean;
   examplesPerSec: number;
+  /** The trained prompt (members: teachers and transfer sources of later runs). */
+  tensors?: PlainTensors;
+  /** Read from the cache rather than run in this invocation. */
+  cached?: boolean;
+}
+
+function toPlain(t: PromptTensors): PlainTensors {
+  const out: PlainTensors = { kind: t.kind, numVirtualTokens: t.numVirtualTokens, data: Array.from(t.data) };
+  if (t.head) out.head = { weight: Array.from(t.head.weight), bias: Array.from(t.head.bias) };
+  return out;
+}
+
+export function fromPlain(t: PlainTensors): PromptTensors {
+  const out: PromptTensors = { kind: t.kind, numVirtualTokens: t.numVirtualTokens, data: Float32Array.from(t.data) };
+  if (t.head) out.head = { weight: Float32Array.from(t.head.weight), bias: Float32Array.from(t.head.bias) };
+  return out;
 }
 
 function taskFor(ds: Dataset, scoring: 'verbalizer' | 'head', pooling: 'mean' | 'last' = 'mean', template = ds.template): TaskSpec {
@@ -161,6 +182,7 @@ async function workerMain(): Promise<void> {
         unit, accuracy: ev.accuracy, probabilities: ev.probabilities.map((p) => Array.from(p)), wallMs: performance.now() - started,
         heldOut: r.heldOut?.accuracy ?? null, steps: r.steps, bestStep: r.bestStep, stoppedEarly: r.stoppedEarly, examplesPerSec: r.examplesPerSec,
       };
+      if (unit.keepTensors) out.tensors = toPlain(r.tensors);
     }
     parentPort!.postMessage(out);
   });
@@ -190,26 +212,123 @@ function majorityVote(members: number[][][], n: number): number[] {
   return out;
 }
 
-function units(datasets: Dataset[]): Unit[] {
+/**
+ * Groups of runs that `--only` selects: base (the methods' table), votes (the
+ * ensemble's members: vote modes, abstention), distill (members, then a prompt
+ * distilled from them), transfer (an sst2 member, then short runs on trec and
+ * subj from it, vocabulary and label words), probe (exact and Adam probes).
+ */
+export const GROUPS = ['base', 'votes', 'distill', 'transfer', 'probe'] as const;
+export type Group = (typeof GROUPS)[number];
+
+function memberUnit(ds: Dataset, seed: number): Unit {
+  // keepTensors: members teach the distilled prompt and seed the transfer runs.
+  return { kind: 'train', dataset: ds.name, method: 'prompt_tuning', seed, scoring: 'verbalizer', options: METHOD_OPTIONS.prompt_tuning!, label: `prompt tuning seed ${seed}`, keepTensors: true };
+}
+
+function units(datasets: Dataset[], groups: Set<Group>): Unit[] {
   const list: Unit[] = [];
+  const probe = (ds: Dataset, pooling: 'mean' | 'last', bare: boolean) => list.push({ kind: 'train', dataset: ds.name, method: 'linear_head', seed: 0, scoring: 'head', pooling, bare, options: METHOD_OPTIONS.linear_head!, label: `linear probe (${pooling}${bare ? ', bare' : ''})` });
   for (const ds of datasets) {
-    for (let seed = 0; seed < ENSEMBLE; seed++) {
-      list.push({ kind: 'train', dataset: ds.name, method: 'prompt_tuning', seed, scoring: 'verbalizer', options: METHOD_OPTIONS.prompt_tuning!, label: `prompt tuning seed ${seed}` });
+    if (groups.has('base') || groups.has('votes') || groups.has('distill')) {
+      for (let seed = 0; seed < ENSEMBLE; seed++) list.push(memberUnit(ds, seed));
+    } else if (groups.has('transfer') && ds.name === 'sst2') {
+      list.push(memberUnit(ds, 0));
     }
-    list.push({ kind: 'train', dataset: ds.name, method: 'p_tuning', seed: 0, scoring: 'verbalizer', options: METHOD_OPTIONS.p_tuning!, label: 'P-tuning' });
-    list.push({ kind: 'train', dataset: ds.name, method: 'prefix_tuning', seed: 0, scoring: 'head', pooling: 'mean', options: METHOD_OPTIONS.prefix_tuning!, label: 'prefix tuning' });
-    for (const bare of [false, true]) {
-      for (const pooling of ['last', 'mean'] as const) {
-        list.push({ kind: 'train', dataset: ds.name, method: 'linear_head', seed: 0, scoring: 'head', pooling, bare, options: METHOD_OPTIONS.linear_head!, label: `linear probe (${pooling}${bare ? ', bare' : ''})` });
-      }
+    if (groups.has('base')) {
+      list.push({ kind: 'train', dataset: ds.name, method: 'p_tuning', seed: 0, scoring: 'verbalizer', options: METHOD_OPTIONS.p_tuning!, label: 'P-tuning' });
+      list.push({ kind: 'train', dataset: ds.name, method: 'prefix_tuning', seed: 0, scoring: 'head', pooling: 'mean', options: METHOD_OPTIONS.prefix_tuning!, label: 'prefix tuning' });
     }
-    list.push({ kind: 'zero_shot', dataset: ds.name });
+    if (groups.has('base') || groups.has('probe')) {
+      for (const bare of [false, true]) for (const pooling of ['last', 'mean'] as const) probe(ds, pooling, bare);
+    }
+    if (groups.has('base')) list.push({ kind: 'zero_shot', dataset: ds.name });
   }
+  return extraUnits(datasets, groups, list);
+}
+
+/** Runs that need nothing trained first (exact probes, transfer baselines); see the sections below. */
+function extraUnits(_datasets: Dataset[], _groups: Set<Group>, list: Unit[]): Unit[] {
   return list;
+}
+
+/** Runs built from finished ones (distillation from the members, transfer from an sst2 prompt). */
+function dependentUnits(_datasets: Dataset[], _groups: Set<Group>, _done: UnitResult[]): Unit[] {
+  return [];
+}
+
+// --- the cache: a finished run's result, by what it ran --------------------------------------
+
+function cacheKey(unit: Unit, quick: boolean): string {
+  return createHash('sha256').update(JSON.stringify({ unit, quick, maxTextTokens: MAX_TEXT_TOKENS })).digest('hex').slice(0, 32);
+}
+
+function readCache(dir: string | undefined, unit: Unit, quick: boolean): UnitResult | null {
+  if (!dir) return null;
+  try {
+    const r = JSON.parse(readFileSync(`${dir}/${cacheKey(unit, quick)}.json`, 'utf8')) as UnitResult;
+    return { ...r, unit, cached: true };
+  } catch {
+    return null;
+  }
+}
+
+function writeCache(dir: string | undefined, r: UnitResult, quick: boolean): void {
+  if (!dir) return;
+  mkdirSync(dir, { recursive: true });
+  writeFileSync(`${dir}/${cacheKey(r.unit, quick)}.json`, JSON.stringify(r));
 }
 
 const pct = (x: number) => (100 * x).toFixed(1);
 const secs = (ms: number) => (ms >= 100_000 ? `${Math.round(ms / 1000)} s` : `${(ms / 1000).toFixed(1)} s`);
+
+interface RunContext { quick: boolean; workers: number; cacheDir: string | undefined; started: number; results: UnitResult[] }
+
+/** Runs the units on worker threads (cached ones are read back instead), appending to ctx.results. */
+async function runAll(all: Unit[], ctx: RunContext): Promise<void> {
+  const todo: Unit[] = [];
+  for (const u of all) {
+    const hit = readCache(ctx.cacheDir, u, ctx.quick);
+    if (hit) ctx.results.push(hit);
+    else todo.push(u);
+  }
+  // Longest first, for balance.
+  const weight = (u: Unit) => (u.kind === 'zero_shot' ? 0 : u.method === 'linear_head' ? 1 : 3) * (u.dataset === 'trec' ? 1 : 2);
+  todo.sort((a, b) => weight(b) - weight(a));
+  console.log(`eval: ${todo.length} runs on ${ctx.workers} worker thread(s)${all.length > todo.length ? `, ${all.length - todo.length} from the cache` : ''}${ctx.quick ? ' (quick: subsets, 1 epoch)' : ''}`);
+  if (todo.length === 0) return;
+  let finished = 0;
+  await new Promise<void>((resolve, reject) => {
+    let next = 0;
+    let live = 0;
+    for (let w = 0; w < Math.min(ctx.workers, todo.length); w++) {
+      const worker = new Worker(new URL('./eval-worker.mjs', import.meta.url), { workerData: { quick: ctx.quick, worker: true }, execArgv: [] });
+      live++;
+      const feed = () => {
+        if (next < todo.length) worker.postMessage(todo[next++]);
+        else worker.postMessage(null);
+      };
+      worker.on('message', (msg: UnitResult | 'ready') => {
+        if (msg !== 'ready') {
+          ctx.results.push(msg);
+          writeCache(ctx.cacheDir, msg, ctx.quick);
+          finished++;
+          const u = msg.unit;
+          const name = u.kind === 'zero_shot' ? 'zero-shot' : u.label;
+          console.log(`  ${u.dataset.padEnd(5)} ${name.padEnd(22)} test ${pct(msg.accuracy).padStart(5)}  held-out ${msg.heldOut === null ? '  -  ' : pct(msg.heldOut).padStart(5)}  ${secs(msg.wallMs).padStart(7)}  steps ${msg.steps}${msg.stoppedEarly ? ' (early stop)' : ''}  [${finished}/${todo.length}, ${secs(performance.now() - ctx.started)}]`);
+        }
+        feed();
+      });
+      worker.on('error', reject);
+      worker.on('exit', () => { if (--live === 0) resolve(); });
+    }
+  });
+}
+
+/** The new sections' tables (votes, distillation, transfer, probes); see below. */
+function extraReports(_datasets: Dataset[], _groups: Set<Group>, _results: UnitResult[], _quick: boolean, _workers: number, _totalMs: number): string[] {
+  return [];
+}
 
 async function main(): Promise<void> {
   const args = process.argv.slice(2);
@@ -220,39 +339,22 @@ async function main(): Promise<void> {
   const workers = Number(value('--workers') ?? Math.max(1, cpus().length));
   const wanted = (value('--datasets') ?? DATASETS.map((d) => d.name).join(',')).split(',');
   const datasets = DATASETS.filter((d) => wanted.includes(d.name));
-  const todo = units(datasets);
-  // Longest first, for balance.
-  const weight = (u: Unit) => (u.kind === 'zero_shot' ? 0 : u.method === 'linear_head' ? 1 : 3) * (u.dataset === 'trec' ? 1 : 2);
-  todo.sort((a, b) => weight(b) - weight(a));
+  const only = (value('--only') ?? GROUPS.join(',')).split(',');
+  for (const g of only) if (!(GROUPS as readonly string[]).includes(g)) throw new Error(`--only: unknown group ${g} (groups: ${GROUPS.join(', ')})`);
+  const groups = new Set(only as Group[]);
+  // --cache DIR: results of finished runs are kept there and reused by a later invocation.
+  const cacheDir = value('--cache');
   const started = performance.now();
-  console.log(`eval: ${todo.length} runs on ${workers} worker thread(s)${quick ? ' (quick: subsets, 1 epoch)' : ''}`);
-
   const results: UnitResult[] = [];
-  await new Promise<void>((resolve, reject) => {
-    let next = 0;
-    let live = 0;
-    for (let w = 0; w < Math.min(workers, todo.length); w++) {
-      const worker = new Worker(new URL('./eval-worker.mjs', import.meta.url), { workerData: { quick, worker: true }, execArgv: [] });
-      live++;
-      const feed = () => {
-        if (next < todo.length) worker.postMessage(todo[next++]);
-        else worker.postMessage(null);
-      };
-      worker.on('message', (msg: UnitResult | 'ready') => {
-        if (msg !== 'ready') {
-          results.push(msg);
-          const u = msg.unit;
-          const name = u.kind === 'zero_shot' ? 'zero-shot' : u.label;
-          console.log(`  ${u.dataset.padEnd(5)} ${name.padEnd(22)} test ${pct(msg.accuracy).padStart(5)}  held-out ${msg.heldOut === null ? '  -  ' : pct(msg.heldOut).padStart(5)}  ${secs(msg.wallMs).padStart(7)}  steps ${msg.steps}${msg.stoppedEarly ? ' (early stop)' : ''}  [${results.length}/${todo.length}, ${secs(performance.now() - started)}]`);
-        }
-        feed();
-      });
-      worker.on('error', reject);
-      worker.on('exit', () => { if (--live === 0) resolve(); });
-    }
-  });
+  const first = units(datasets, groups);
+  await runAll(first, { quick, workers, cacheDir, started, results });
+  const second = dependentUnits(datasets, groups, results);
+  if (second.length > 0) await runAll(second, { quick, workers, cacheDir, started, results });
   const totalMs = performance.now() - started;
-  const table = report(datasets, results, quick, workers, totalMs);
+  const table = [
+    ...(groups.has('base') ? [report(datasets, results, quick, workers, totalMs)] : []),
+    ...extraReports(datasets, groups, results, quick, workers, totalMs),
+  ].join('\n\n');
   console.log(`\n${table}`);
   if (write) {
     if (quick) throw new Error('--quick results are not written');
