@@ -12,6 +12,10 @@ export const ERROR_STATUS = {
   INVALID_ADAPTER_CONFIG: 400,
   INVALID_JSONL: 400,
   INVALID_MULTIPART: 400,
+  /** An ensemble vote mode that does not exist. */
+  INVALID_VOTE_MODE: 400,
+  /** min_agreement outside [0, 1]. */
+  INVALID_MIN_AGREEMENT: 400,
   // 401/403: authentication
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
@@ -33,6 +37,8 @@ export const ERROR_STATUS = {
   INVALID_INPUT: 422,
   /** Training examples with bad rows (each listed in details.errors with its line or index). */
   INVALID_EXAMPLES: 422,
+  /** A weighted vote over a member without a recorded held-out accuracy. */
+  VOTE_WEIGHT_UNKNOWN: 422,
   // 429/503/504: load and lifecycle
   OVERLOADED: 429,
   NOT_READY: 503,
