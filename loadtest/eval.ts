@@ -15,6 +15,7 @@
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
+import { dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 
@@ -23,7 +24,9 @@ import type { PromptTensors } from '../prompts/kinds.ts';
 import { parseJsonl, splitHeldOut, type Example } from '../prompts/training/data.ts';
 import { parseTrainingOptions } from '../prompts/training/options.ts';
 import { stream } from '../prompts/training/rng.ts';
+import { distillTrainingSet } from '../prompts/training/distill.ts';
 import { evaluatePrompt, trainPrompt, type TaskSpec } from '../prompts/training/trainer.ts';
+import { accuracyWeight, reduceVotes, type VoteMode } from '../prompts/vote.ts';
 
 const ROOT = new URL('../', import.meta.url);
 const MODEL_DIR = process.env.SOFTSERVE_MODEL_DIR ?? fileURLToPath(new URL('../shared/models/stories260k', ROOT));
@@ -88,12 +91,27 @@ const METHOD_OPTIONS: Record<string, Record<string, unknown>> = {
   p_tuning: { method: 'p_tuning', num_virtual_tokens: 16, encoder: 'mlp', init: 'vocab', learning_rate: 0.1, epochs: 5, batch_size: 32 },
   prefix_tuning: { method: 'prefix_tuning', num_virtual_tokens: 8, init: 'vocab', learning_rate: 0.01, epochs: 5, batch_size: 32 },
   // Probes: 30 epochs in full (cheap), keeping the best held-out epoch.
-  linear_head: { method: 'linear_head', epochs: 30, batch_size: 64, learning_rate: 0.01, patience: 0 },
+  linear_head: { method: 'linear_head', solver: 'adam', epochs: 30, batch_size: 64, learning_rate: 0.01, patience: 0 },
+  // The exact probe: L-BFGS to the optimum for each λ of the grid, λ chosen on the held-out split.
+  linear_head_exact: { method: 'linear_head', solver: 'lbfgs' },
 };
+
+/** Transfer runs' fixed budget (optimiser steps), held-out evaluation every 25 steps, the best kept. */
+export const TRANSFER_STEPS = 200;
+const TRANSFER_OPTIONS = { method: 'prompt_tuning', num_virtual_tokens: 16, learning_rate: 0.1, epochs: 100, max_steps: TRANSFER_STEPS, eval_every: 25, patience: 0, batch_size: 32 };
+/** Distillation's gold weights (0: the teacher's soft labels alone). */
+export const DISTILL_GOLD_WEIGHTS = [0];
 
 type Unit =
   | { kind: 'zero_shot'; dataset: string }
-  | { kind: 'train'; dataset: string; method: string; seed: number; scoring: 'verbalizer' | 'head'; pooling?: 'mean' | 'last'; options: Record<string, unknown>; label: string; bare?: boolean; keepTensors?: boolean };
+  | {
+    kind: 'train'; dataset: string; method: string; seed: number; scoring: 'verbalizer' | 'head'; pooling?: 'mean' | 'last';
+    options: Record<string, unknown>; label: string; bare?: boolean; keepTensors?: boolean;
+    /** Transfer: start from this prompt. */
+    initPrompt?: PlainTensors;
+    /** Distillation: the teacher's members and the gold weight. */
+    teacher?: PlainTensors[]; goldWeight?: number;
+  };
 
 /** A trained prompt as it crosses threads and the cache (plain arrays). */
 interface PlainTensors { kind: PromptTensors['kind']; numVirtualTokens: number; data: number[]; head?: { weight: number[]; bias: number[] } }
@@ -176,7 +194,11 @@ async function workerMain(): Promise<void> {
       const opts = parseTrainingOptions({ ...unit.options, seed: unit.seed, max_text_tokens: MAX_TEXT_TOKENS, ...(quick ? { epochs: 1 } : {}) });
       // A plain linear probe: no virtual token at all (the API's linear_head carries one fixed token).
       if (unit.method === 'linear_head') opts.numVirtualTokens = 0;
-      const r = await trainPrompt(model, task, d.train, d.heldOut, opts);
+      // Distillation: the job's code path (teacher's mean probabilities over the training texts, mixed with gold).
+      const train = unit.teacher
+        ? await distillTrainingSet(model, task, d.train, [], unit.teacher.map(fromPlain), unit.goldWeight ?? 0, MAX_TEXT_TOKENS)
+        : d.train;
+      const r = await trainPrompt(model, task, train, d.heldOut, opts, {}, undefined, unit.initPrompt ? { initPrompt: fromPlain(unit.initPrompt) } : {});
       const ev = await evaluatePrompt(model, task, d.test, r.tensors, MAX_TEXT_TOKENS);
       out = {
         unit, accuracy: ev.accuracy, probabilities: ev.probabilities.map((p) => Array.from(p)), wallMs: performance.now() - started,
@@ -221,26 +243,40 @@ function majorityVote(members: number[][][], n: number): number[] {
 export const GROUPS = ['base', 'votes', 'distill', 'transfer', 'probe'] as const;
 export type Group = (typeof GROUPS)[number];
 
+/**
+ * The vote/distill/transfer sections' ensemble members: prompt tuning as in
+ * the base table, but 2 epochs instead of 5 (the machine these sections were
+ * measured on was shared by five people; 5-epoch members would not fit).
+ */
+export const MEMBER_EPOCHS = 2;
+
 function memberUnit(ds: Dataset, seed: number): Unit {
   // keepTensors: members teach the distilled prompt and seed the transfer runs.
-  return { kind: 'train', dataset: ds.name, method: 'prompt_tuning', seed, scoring: 'verbalizer', options: METHOD_OPTIONS.prompt_tuning!, label: `prompt tuning seed ${seed}`, keepTensors: true };
+  return { kind: 'train', dataset: ds.name, method: 'prompt_tuning', seed, scoring: 'verbalizer', options: { ...METHOD_OPTIONS.prompt_tuning!, epochs: MEMBER_EPOCHS }, label: `member seed ${seed}`, keepTensors: true };
+}
+
+function baseMemberUnit(ds: Dataset, seed: number): Unit {
+  return { kind: 'train', dataset: ds.name, method: 'prompt_tuning', seed, scoring: 'verbalizer', options: METHOD_OPTIONS.prompt_tuning!, label: `prompt tuning seed ${seed}` };
 }
 
 function units(datasets: Dataset[], groups: Set<Group>): Unit[] {
   const list: Unit[] = [];
   const probe = (ds: Dataset, pooling: 'mean' | 'last', bare: boolean) => list.push({ kind: 'train', dataset: ds.name, method: 'linear_head', seed: 0, scoring: 'head', pooling, bare, options: METHOD_OPTIONS.linear_head!, label: `linear probe (${pooling}${bare ? ', bare' : ''})` });
   for (const ds of datasets) {
-    if (groups.has('base') || groups.has('votes') || groups.has('distill')) {
+    if (groups.has('votes') || groups.has('distill')) {
       for (let seed = 0; seed < ENSEMBLE; seed++) list.push(memberUnit(ds, seed));
     } else if (groups.has('transfer') && ds.name === 'sst2') {
       list.push(memberUnit(ds, 0));
     }
     if (groups.has('base')) {
+      for (let seed = 0; seed < ENSEMBLE; seed++) list.push(baseMemberUnit(ds, seed));
       list.push({ kind: 'train', dataset: ds.name, method: 'p_tuning', seed: 0, scoring: 'verbalizer', options: METHOD_OPTIONS.p_tuning!, label: 'P-tuning' });
       list.push({ kind: 'train', dataset: ds.name, method: 'prefix_tuning', seed: 0, scoring: 'head', pooling: 'mean', options: METHOD_OPTIONS.prefix_tuning!, label: 'prefix tuning' });
     }
-    if (groups.has('base') || groups.has('probe')) {
+    if (groups.has('base')) {
       for (const bare of [false, true]) for (const pooling of ['last', 'mean'] as const) probe(ds, pooling, bare);
+    } else if (groups.has('probe')) {
+      probe(ds, 'mean', false);
     }
     if (groups.has('base')) list.push({ kind: 'zero_shot', dataset: ds.name });
   }
@@ -248,13 +284,46 @@ function units(datasets: Dataset[], groups: Set<Group>): Unit[] {
 }
 
 /** Runs that need nothing trained first (exact probes, transfer baselines); see the sections below. */
-function extraUnits(_datasets: Dataset[], _groups: Set<Group>, list: Unit[]): Unit[] {
+function extraUnits(datasets: Dataset[], groups: Set<Group>, list: Unit[]): Unit[] {
+  for (const ds of datasets) {
+    if (groups.has('probe')) {
+      for (const bare of [false, true]) {
+        list.push({ kind: 'train', dataset: ds.name, method: 'linear_head', seed: 0, scoring: 'head', pooling: 'mean', bare, options: METHOD_OPTIONS.linear_head_exact!, label: `exact probe (mean${bare ? ', bare' : ''})` });
+      }
+    }
+    if (groups.has('transfer') && ds.name !== 'sst2') {
+      for (const init of ['vocab', 'label_words']) {
+        list.push({ kind: 'train', dataset: ds.name, method: 'prompt_tuning', seed: 0, scoring: 'verbalizer', options: { ...TRANSFER_OPTIONS, init }, label: `transfer baseline ${init}` });
+      }
+    }
+  }
   return list;
 }
 
 /** Runs built from finished ones (distillation from the members, transfer from an sst2 prompt). */
-function dependentUnits(_datasets: Dataset[], _groups: Set<Group>, _done: UnitResult[]): Unit[] {
-  return [];
+function dependentUnits(datasets: Dataset[], groups: Set<Group>, done: UnitResult[]): Unit[] {
+  const list: Unit[] = [];
+  for (const ds of datasets) {
+    if (groups.has('distill')) {
+      const teacher = memberResults(done, ds.name).map((r) => r.tensors!).filter(Boolean);
+      for (const goldWeight of DISTILL_GOLD_WEIGHTS) {
+        list.push({
+          kind: 'train', dataset: ds.name, method: 'prompt_tuning', seed: 0, scoring: 'verbalizer', options: { ...METHOD_OPTIONS.prompt_tuning!, epochs: MEMBER_EPOCHS },
+          label: `distilled gold ${goldWeight}`, teacher, goldWeight,
+        });
+      }
+    }
+    if (groups.has('transfer') && ds.name !== 'sst2') {
+      const source = done.find((r) => r.unit.dataset === 'sst2' && r.unit.kind === 'train' && r.unit.label === 'member seed 0');
+      if (source?.tensors) list.push({ kind: 'train', dataset: ds.name, method: 'prompt_tuning', seed: 0, scoring: 'verbalizer', options: TRANSFER_OPTIONS, label: 'transfer from sst2', initPrompt: source.tensors });
+    }
+  }
+  return list;
+}
+
+function memberResults(results: UnitResult[], ds: string): UnitResult[] {
+  return results.filter((r) => r.unit.dataset === ds && r.unit.kind === 'train' && r.unit.label.startsWith('member seed'))
+    .sort((a, b) => (a.unit as { seed: number }).seed - (b.unit as { seed: number }).seed);
 }
 
 // --- the cache: a finished run's result, by what it ran --------------------------------------
@@ -325,9 +394,159 @@ async function runAll(all: Unit[], ctx: RunContext): Promise<void> {
   });
 }
 
-/** The new sections' tables (votes, distillation, transfer, probes); see below. */
-function extraReports(_datasets: Dataset[], _groups: Set<Group>, _results: UnitResult[], _quick: boolean, _workers: number, _totalMs: number): string[] {
-  return [];
+/** Test labels of a dataset (quick: the subset the workers used). */
+function testLabels(ds: Dataset, n: number): number[] {
+  return load(ds, 'test').slice(0, n).map((e) => e.label);
+}
+
+function accuracyOf(pred: number[], gold: number[]): number {
+  return pred.filter((p, i) => p === gold[i]).length / Math.max(1, gold.length);
+}
+
+interface VoteStudy {
+  ds: Dataset;
+  members: UnitResult[];
+  gold: number[];
+  byMode: Record<VoteMode, { pred: number[]; agreement: number[] }>;
+}
+
+function voteStudy(ds: Dataset, members: UnitResult[]): VoteStudy {
+  const n = members[0]!.probabilities.length;
+  const gold = testLabels(ds, n);
+  const C = ds.labels.length;
+  // weighted: each member's held-out accuracy recorded by its run (what the job API records as provenance).
+  const weights = members.map((m) => accuracyWeight(m.heldOut ?? 1 / C, C));
+  const byMode = {} as VoteStudy['byMode'];
+  for (const mode of ['majority', 'mean_probability', 'weighted'] as const) {
+    const pred: number[] = [];
+    const agreement: number[] = [];
+    for (let i = 0; i < n; i++) {
+      const out = reduceVotes(members.map((m) => m.probabilities[i]!), mode, weights);
+      pred.push(out.winner);
+      agreement.push(out.agreement);
+    }
+    byMode[mode] = { pred, agreement };
+  }
+  return { ds, members, gold, byMode };
+}
+
+/** Coverage and accuracy on the answered inputs when abstaining below each threshold (majority vote). */
+function coverageCurve(v: VoteStudy, thresholds: number[]): Array<{ threshold: number; coverage: number; accuracy: number | null }> {
+  const { pred, agreement } = v.byMode.majority;
+  return thresholds.map((t) => {
+    const kept = pred.map((_, i) => i).filter((i) => agreement[i]! >= t - 1e-12);
+    const correct = kept.filter((i) => pred[i] === v.gold[i]).length;
+    return { threshold: t, coverage: kept.length / pred.length, accuracy: kept.length ? correct / kept.length : null };
+  });
+}
+
+const THRESHOLDS = [0, 0.6, 0.8, 1];
+const COVERAGE_SVG = fileURLToPath(new URL('docs/eval/agreement-coverage.svg', ROOT));
+
+/** A small line plot: accuracy on answered inputs against coverage, one line per dataset. */
+function coverageSvg(curves: Array<{ name: string; points: Array<{ threshold: number; coverage: number; accuracy: number | null }> }>): string {
+  const W = 560, Hh = 360, L = 60, R = 150, T = 30, B = 50;
+  const pw = W - L - R, ph = Hh - T - B;
+  const all = curves.flatMap((c) => c.points.filter((p) => p.accuracy !== null).map((p) => p.accuracy!));
+  const yMin = Math.max(0, Math.floor((Math.min(...all) * 100 - 2) / 5) * 5) / 100;
+  const yMax = Math.min(1, Math.ceil((Math.max(...all) * 100 + 2) / 5) * 5 / 100);
+  const x = (c: number) => L + c * pw;
+  const y = (a: number) => T + (1 - (a - yMin) / (yMax - yMin)) * ph;
+  const colours = ['#1f77b4', '#d62728', '#2ca02c', '#9467bd'];
+  const out: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${Hh}" viewBox="0 0 ${W} ${Hh}" font-family="sans-serif" font-size="12">`,
+    `<rect width="${W}" height="${Hh}" fill="white"/>`,
+    `<text x="${L}" y="18" font-size="13">Abstaining below an agreement threshold (5-prompt majority vote)</text>`,
+    `<line x1="${L}" y1="${T + ph}" x2="${L + pw}" y2="${T + ph}" stroke="black"/>`,
+    `<line x1="${L}" y1="${T}" x2="${L}" y2="${T + ph}" stroke="black"/>`,
+  ];
+  for (let c = 0; c <= 10; c += 2) out.push(`<line x1="${x(c / 10)}" y1="${T + ph}" x2="${x(c / 10)}" y2="${T + ph + 4}" stroke="black"/><text x="${x(c / 10)}" y="${T + ph + 18}" text-anchor="middle">${c * 10}%</text>`);
+  for (let a = yMin; a <= yMax + 1e-9; a += 0.05) out.push(`<line x1="${L - 4}" y1="${y(a)}" x2="${L}" y2="${y(a)}" stroke="black"/><text x="${L - 8}" y="${y(a) + 4}" text-anchor="end">${Math.round(a * 100)}%</text><line x1="${L}" y1="${y(a)}" x2="${L + pw}" y2="${y(a)}" stroke="#ddd"/>`);
+  out.push(`<text x="${L + pw / 2}" y="${Hh - 12}" text-anchor="middle">coverage (fraction of inputs answered)</text>`);
+  out.push(`<text transform="translate(16 ${T + ph / 2}) rotate(-90)" text-anchor="middle">accuracy on answered inputs</text>`);
+  curves.forEach((c, k) => {
+    const pts = c.points.filter((p) => p.accuracy !== null);
+    const colour = colours[k % colours.length]!;
+    out.push(`<polyline fill="none" stroke="${colour}" stroke-width="2" points="${pts.map((p) => `${x(p.coverage).toFixed(1)},${y(p.accuracy!).toFixed(1)}`).join(' ')}"/>`);
+    for (const p of pts) out.push(`<circle cx="${x(p.coverage).toFixed(1)}" cy="${y(p.accuracy!).toFixed(1)}" r="3" fill="${colour}"><title>${c.name} min_agreement ${p.threshold}: coverage ${pct(p.coverage)}%, accuracy ${pct(p.accuracy!)}%</title></circle>`);
+    out.push(`<line x1="${L + pw + 15}" y1="${T + 10 + k * 20}" x2="${L + pw + 35}" y2="${T + 10 + k * 20}" stroke="${colour}" stroke-width="2"/><text x="${L + pw + 40}" y="${T + 14 + k * 20}">${c.name}</text>`);
+  });
+  out.push(`<text x="${L + pw + 15}" y="${T + 100}" fill="#555">points: min_agreement</text><text x="${L + pw + 15}" y="${T + 115}" fill="#555">${THRESHOLDS.join(', ')}</text><text x="${L + pw + 15}" y="${T + 130}" fill="#555">(right to left)</text>`);
+  out.push('</svg>');
+  return out.join('\n');
+}
+
+/** The new sections' tables (votes, distillation, transfer, probes); writes the coverage plot when asked. */
+function extraReports(datasets: Dataset[], groups: Set<Group>, results: UnitResult[], quick: boolean, writePlot: boolean): string[] {
+  const sections: string[] = [];
+  const cols = datasets.map((d) => d.name);
+  const header = (first: string) => `| ${first} | ${cols.join(' | ')} |\n|---|${cols.map(() => '---:').join('|')}|`;
+  const studies = new Map<string, VoteStudy>();
+  for (const ds of datasets) {
+    const m = memberResults(results, ds.name);
+    if (m.length >= 2) studies.set(ds.name, voteStudy(ds, m));
+  }
+  const cell = (ds: string, f: (v: VoteStudy) => number | null) => { const v = studies.get(ds); const x = v ? f(v) : null; return x === null ? '–' : pct(x); };
+  if ((groups.has('votes') || groups.has('distill')) && studies.size > 0) {
+    const rows: Array<[string, (v: VoteStudy) => number | null]> = [
+      ['majority vote', (v) => accuracyOf(v.byMode.majority.pred, v.gold)],
+      ['mean-probability vote', (v) => accuracyOf(v.byMode.mean_probability.pred, v.gold)],
+      ['weighted vote (held-out accuracy)', (v) => accuracyOf(v.byMode.weighted.pred, v.gold)],
+      ['average member', (v) => v.members.reduce((a, r) => a + r.accuracy, 0) / v.members.length],
+      ['best member (by test)', (v) => Math.max(...v.members.map((r) => r.accuracy))],
+      ['best member (by held-out)', (v) => v.members.reduce((a, b) => ((b.heldOut ?? 0) > (a.heldOut ?? 0) ? b : a)).accuracy],
+      ['worst member', (v) => Math.min(...v.members.map((r) => r.accuracy))],
+      ['inputs where all members agree (%)', (v) => v.byMode.majority.agreement.filter((a) => a === 1).length / v.gold.length],
+      ['largest share of one label among majority answers (%)', (v) => { const counts = new Map<number, number>(); for (const p of v.byMode.majority.pred) counts.set(p, (counts.get(p) ?? 0) + 1); return Math.max(...counts.values()) / v.gold.length; }],
+    ];
+    sections.push([
+      `**Votes** (test accuracy %; ${ENSEMBLE} prompt-tuning members, seeds 0-${ENSEMBLE - 1}, P=16, ${MEMBER_EPOCHS} epochs each; members' held-out accuracies: ${datasets.map((d) => `${d.name} ${studies.get(d.name)?.members.map((m) => pct(m.heldOut ?? NaN)).join('/') ?? '–'}`).join('; ')})`,
+      '', header('vote mode / member'), ...rows.map(([name, f]) => `| ${name} | ${cols.map((c) => cell(c, f)).join(' | ')} |`),
+    ].join('\n'));
+    const curves = [...studies.values()].map((v) => ({ name: v.ds.name, points: coverageCurve(v, THRESHOLDS) }));
+    sections.push([
+      '**Accuracy–coverage of `min_agreement`** (majority vote; an input is answered when at least that fraction of the members voted its label; accuracy on the answered inputs, coverage = fraction answered; plot: docs/eval/agreement-coverage.svg)',
+      '', `| min_agreement | ${cols.map((c) => `${c} coverage | ${c} accuracy`).join(' | ')} |`, `|---:|${cols.map(() => '---:|---:').join('|')}|`,
+      ...THRESHOLDS.map((t) => `| ${t} | ${cols.map((c) => { const p = curves.find((x) => x.name === c)?.points.find((q) => q.threshold === t); return p ? `${pct(p.coverage)} | ${p.accuracy === null ? '–' : pct(p.accuracy)}` : '– | –'; }).join(' | ')} |`),
+    ].join('\n'));
+    if (writePlot && !quick) {
+      mkdirSync(dirname(COVERAGE_SVG), { recursive: true });
+      writeFileSync(COVERAGE_SVG, `${coverageSvg(curves)}\n`);
+    }
+  }
+  if (groups.has('distill') && studies.size > 0) {
+    const distilled = (ds: string, w: number) => results.find((r) => r.unit.dataset === ds && r.unit.kind === 'train' && r.unit.label === `distilled gold ${w}`);
+    const rows: string[] = [
+      `| teacher: majority vote (${ENSEMBLE} rows per input) | ${cols.map((c) => cell(c, (v) => accuracyOf(v.byMode.majority.pred, v.gold))).join(' | ')} |`,
+      `| teacher: mean-probability vote (the soft labels' argmax) | ${cols.map((c) => cell(c, (v) => accuracyOf(v.byMode.mean_probability.pred, v.gold))).join(' | ')} |`,
+      `| teacher: average member (1 row per input) | ${cols.map((c) => cell(c, (v) => v.members.reduce((a, r) => a + r.accuracy, 0) / v.members.length)).join(' | ')} |`,
+      ...DISTILL_GOLD_WEIGHTS.map((w) => `| distilled prompt, gold_weight ${w} (1 row per input) | ${cols.map((c) => { const r = distilled(c, w); return r ? `${pct(r.accuracy)} (held-out ${r.heldOut === null ? '–' : pct(r.heldOut)}, ${secs(r.wallMs)})` : '–'; }).join(' | ')} |`),
+    ];
+    sections.push([`**Distillation** (test accuracy %; the student is prompt tuning P=16 from sampled vocabulary, ${MEMBER_EPOCHS} epochs, the same budget as one member, on the teacher's mean probabilities over the training texts; no extra unlabelled texts)`, '', header('model'), ...rows].join('\n'));
+  }
+  if (groups.has('transfer')) {
+    const tcols = datasets.filter((d) => d.name !== 'sst2').map((d) => d.name);
+    const find = (ds: string, label: string) => results.find((r) => r.unit.dataset === ds && r.unit.kind === 'train' && r.unit.label === label);
+    const rows = [['from the sst2 prompt (member seed 0)', 'transfer from sst2'], ['sampled vocabulary', 'transfer baseline vocab'], ['label words', 'transfer baseline label_words']]
+      .map(([name, label]) => `| ${name} | ${tcols.map((c) => { const r = find(c, label!); return r ? `${pct(r.accuracy)} | ${r.heldOut === null ? '–' : pct(r.heldOut)}` : '– | –'; }).join(' | ')} |`);
+    if (tcols.length > 0) {
+      sections.push([`**Prompt transfer** (test and held-out accuracy % after ${TRANSFER_STEPS} steps of prompt tuning, P=16, lr 0.1, batch 32, the best of the held-out evaluations every 25 steps kept)`, '',
+        `| init | ${tcols.map((c) => `${c} test | ${c} held-out`).join(' | ')} |`, `|---|${tcols.map(() => '---:|---:').join('|')}|`, ...rows].join('\n'));
+    }
+  }
+  if (groups.has('probe')) {
+    const ref = referenceTable().get('linear probe, mean-pooled feature');
+    const find = (ds: string, label: string) => results.find((r) => r.unit.dataset === ds && r.unit.kind === 'train' && r.unit.label === label);
+    const row = (name: string, label: string) => `| ${name} | ${cols.map((c) => { const r = find(c, label); return r ? `${pct(r.accuracy)} (${secs(r.wallMs)})` : '–'; }).join(' | ')} |`;
+    sections.push([
+      '**Exact probe** (test accuracy %, mean-pooled feature of the frozen model, no virtual token; in parentheses the run\'s wall time including feature extraction and the test set)', '', header('probe'),
+      `| reference: mean-pooled probe (REFERENCE.md) | ${cols.map((c) => (ref?.get(c) === undefined ? '–' : ref.get(c)!.toFixed(1))).join(' | ')} |`,
+      row('exact (L-BFGS, λ from held-out grid), template', 'exact probe (mean)'),
+      row('exact (L-BFGS, λ from held-out grid), bare input', 'exact probe (mean, bare)'),
+      row('Adam, 30 epochs, best held-out epoch, template', 'linear probe (mean)'),
+    ].join('\n'));
+  }
+  return sections;
 }
 
 async function main(): Promise<void> {
@@ -351,22 +570,37 @@ async function main(): Promise<void> {
   const second = dependentUnits(datasets, groups, results);
   if (second.length > 0) await runAll(second, { quick, workers, cacheDir, started, results });
   const totalMs = performance.now() - started;
-  const table = [
-    ...(groups.has('base') ? [report(datasets, results, quick, workers, totalMs)] : []),
-    ...extraReports(datasets, groups, results, quick, workers, totalMs),
-  ].join('\n\n');
-  console.log(`\n${table}`);
+  const base = groups.has('base') ? report(datasets, results, quick, workers, totalMs) : null;
+  const extra = extraReports(datasets, groups, results, quick, write);
+  const extraBlock = extra.length > 0 ? [extraMeta(args, results, quick, workers, totalMs), ...extra].join('\n\n') : null;
+  console.log(`\n${[base, extraBlock].filter(Boolean).join('\n\n')}`);
   if (write) {
     if (quick) throw new Error('--quick results are not written');
-    const doc = readFileSync(RESULTS, 'utf8');
-    const begin = '<!-- eval:begin -->';
-    const end = '<!-- eval:end -->';
-    const a = doc.indexOf(begin);
-    const b = doc.indexOf(end);
-    if (a < 0 || b < a) throw new Error(`docs/RESULTS.md has no ${begin} ... ${end} block`);
-    writeFileSync(RESULTS, `${doc.slice(0, a + begin.length)}\n${table}\n${doc.slice(b)}`);
+    if (base) replaceBlock('eval', base);
+    if (extraBlock) replaceBlock('eval-ensembles', extraBlock);
     console.log('docs/RESULTS.md updated');
   }
+}
+
+/** Replaces the text between <!-- NAME:begin --> and <!-- NAME:end --> in docs/RESULTS.md. */
+function replaceBlock(name: string, body: string): void {
+  const doc = readFileSync(RESULTS, 'utf8');
+  const begin = `<!-- ${name}:begin -->`;
+  const end = `<!-- ${name}:end -->`;
+  const a = doc.indexOf(begin);
+  const b = doc.indexOf(end);
+  if (a < 0 || b < a) throw new Error(`docs/RESULTS.md has no ${begin} ... ${end} block`);
+  writeFileSync(RESULTS, `${doc.slice(0, a + begin.length)}\n${body}\n${doc.slice(b)}`);
+}
+
+function extraMeta(args: string[], results: UnitResult[], quick: boolean, workers: number, totalMs: number): string {
+  const cached = results.filter((r) => r.cached).length;
+  const cpu = cpus()[0]?.model ?? 'unknown CPU';
+  return [
+    `Generated by \`npm run eval -- ${args.filter((a) => a !== '--write').join(' ')}\`${quick ? ' (quick)' : ''} on ${new Date().toISOString().slice(0, 10)}:`,
+    `${cpus().length} × ${cpu}, Node ${process.version}, onnxruntime-node CPU, ${workers} worker thread(s) × 1 onnxruntime thread;`,
+    `${results.length} runs, ${cached} of them read back from the --cache directory (written by an earlier invocation of the same command), wall time of this invocation ${secs(totalMs)}.`,
+  ].join('\n');
 }
 
 function report(datasets: Dataset[], results: UnitResult[], quick: boolean, workers: number, totalMs: number): string {
@@ -393,7 +627,7 @@ function report(datasets: Dataset[], results: UnitResult[], quick: boolean, work
   rows.push({ name: 'linear probe, last-token feature (bare input)', cells: datasets.map((ds) => cellOf(find(ds.name, train('linear probe (last, bare)')))) });
   rows.push({ name: 'linear probe, mean-pooled feature (bare input)', cells: datasets.map((ds) => cellOf(find(ds.name, train('linear probe (mean, bare)')))) });
   rows.push({ name: 'prompt tuning, P=16, one seed (seed 0)', cells: datasets.map((ds) => cellOf(find(ds.name, train('prompt tuning seed 0')))) });
-  const members = (ds: string) => find(ds, (u) => u.kind === 'train' && u.method === 'prompt_tuning').sort((a, b) => (a.unit as { seed: number }).seed - (b.unit as { seed: number }).seed);
+  const members = (ds: string) => find(ds, (u) => u.kind === 'train' && u.method === 'prompt_tuning' && u.label.startsWith('prompt tuning seed')).sort((a, b) => (a.unit as { seed: number }).seed - (b.unit as { seed: number }).seed);
   rows.push({
     name: `prompt tuning, average of ${ENSEMBLE} seeds`,
     cells: datasets.map((ds) => {
