@@ -315,8 +315,8 @@ function extraUnits(datasets: Dataset[], groups: Set<Group>, list: Unit[]): Unit
 function dependentUnits(datasets: Dataset[], groups: Set<Group>, done: UnitResult[]): Unit[] {
   const list: Unit[] = [];
   for (const ds of datasets) {
-    if (groups.has('distill')) {
-      const teacher = memberResults(done, ds.name).map((r) => r.tensors!).filter(Boolean);
+    if (groups.has('distill') && memberResults(done, ds.name).length === ENSEMBLE) {
+      const teacher = memberResults(done, ds.name).map((r) => r.tensors!);
       for (const goldWeight of DISTILL_GOLD_WEIGHTS) {
         list.push({
           kind: 'train', dataset: ds.name, method: 'prompt_tuning', seed: 0, scoring: 'verbalizer', options: { ...METHOD_OPTIONS.prompt_tuning!, epochs: MEMBER_EPOCHS },
@@ -364,40 +364,74 @@ const secs = (ms: number) => (ms >= 100_000 ? `${Math.round(ms / 1000)} s` : `${
 
 interface RunContext { quick: boolean; workers: number; cacheDir: string | undefined; started: number; results: UnitResult[] }
 
-/** Runs the units on worker threads (cached ones are read back instead), appending to ctx.results. */
-async function runAll(all: Unit[], ctx: RunContext): Promise<void> {
-  const todo: Unit[] = [];
-  for (const u of all) {
-    const hit = readCache(ctx.cacheDir, u, ctx.quick);
-    if (hit) ctx.results.push(hit);
-    else todo.push(u);
-  }
-  // Longest first, for balance.
+/** Order of work: members first (others depend on them), then distillation, transfer, the rest. */
+function priority(u: Unit): number {
+  if (u.kind !== 'train') return 5;
+  if (u.label.startsWith('member seed')) return 0;
+  if (u.teacher) return 1;
+  if (u.label.startsWith('transfer')) return 2;
+  if (u.method === 'linear_head') return 4;
+  return 3;
+}
+
+const unitKey = (u: Unit) => `${u.dataset}\u0000${u.kind === 'train' ? u.label : 'zero-shot'}`;
+
+/**
+ * Runs the units on worker threads (cached ones are read back instead),
+ * appending to ctx.results. `more` is asked after every result for units that
+ * have become possible (distillation once a dataset's members are done); they
+ * join the queue by priority, so a worker never waits for a whole phase.
+ */
+async function runAll(all: Unit[], ctx: RunContext, more: (done: UnitResult[]) => Unit[] = () => []): Promise<void> {
+  const queue: Unit[] = [];
+  const seen = new Set<string>();
+  let fromCache = 0;
   const weight = (u: Unit) => (u.kind === 'zero_shot' ? 0 : u.method === 'linear_head' ? 1 : 3) * (u.dataset === 'trec' ? 1 : 2);
-  todo.sort((a, b) => weight(b) - weight(a));
-  console.log(`eval: ${todo.length} runs on ${ctx.workers} worker thread(s)${all.length > todo.length ? `, ${all.length - todo.length} from the cache` : ''}${ctx.quick ? ' (quick: subsets, 1 epoch)' : ''}`);
-  if (todo.length === 0) return;
+  const add = (units: Unit[]) => {
+    let again = false;
+    for (const u of units) {
+      const k = unitKey(u);
+      if (seen.has(k)) continue;
+      seen.add(k);
+      const hit = readCache(ctx.cacheDir, u, ctx.quick);
+      if (hit) { ctx.results.push(hit); fromCache++; again = true; } else queue.push(u);
+    }
+    // Members first, then by priority; longest first within one, for balance.
+    queue.sort((a, b) => priority(a) - priority(b) || weight(b) - weight(a));
+    if (again) add(more(ctx.results));
+  };
+  add(all);
+  add(more(ctx.results));
+  console.log(`eval: ${queue.length} runs queued on ${ctx.workers} worker thread(s), ${fromCache} from the cache${ctx.quick ? ' (quick: subsets, 1 epoch)' : ''}; more join as their inputs finish`);
+  if (queue.length === 0) return;
   let finished = 0;
+  let inFlight = 0;
+  const idle: Worker[] = [];
   await new Promise<void>((resolve, reject) => {
-    let next = 0;
     let live = 0;
-    for (let w = 0; w < Math.min(ctx.workers, todo.length); w++) {
+    const feed = (worker: Worker) => {
+      const u = queue.shift();
+      if (u) { inFlight++; worker.postMessage(u); return; }
+      idle.push(worker);
+      // Nothing queued and nothing running that could add work: everyone stops.
+      if (inFlight === 0) for (const w of idle.splice(0)) w.postMessage(null);
+    };
+    for (let w = 0; w < ctx.workers; w++) {
       const worker = new Worker(new URL('./eval-worker.mjs', import.meta.url), { workerData: { quick: ctx.quick, worker: true }, execArgv: [] });
       live++;
-      const feed = () => {
-        if (next < todo.length) worker.postMessage(todo[next++]);
-        else worker.postMessage(null);
-      };
       worker.on('message', (msg: UnitResult | 'ready') => {
         if (msg !== 'ready') {
+          inFlight--;
           ctx.results.push(msg);
           writeCache(ctx.cacheDir, msg, ctx.quick);
           finished++;
           const u = msg.unit;
           const name = u.kind === 'zero_shot' ? 'zero-shot' : u.label;
-          console.log(`  ${u.dataset.padEnd(5)} ${name.padEnd(22)} test ${pct(msg.accuracy).padStart(5)}  held-out ${msg.heldOut === null ? '  -  ' : pct(msg.heldOut).padStart(5)}  ${secs(msg.wallMs).padStart(7)}  steps ${msg.steps}${msg.stoppedEarly ? ' (early stop)' : ''}  [${finished}/${todo.length}, ${secs(performance.now() - ctx.started)}]`);
+          console.log(`  ${u.dataset.padEnd(5)} ${name.padEnd(22)} test ${pct(msg.accuracy).padStart(5)}  held-out ${msg.heldOut === null ? '  -  ' : pct(msg.heldOut).padStart(5)}  ${secs(msg.wallMs).padStart(7)}  steps ${msg.steps}${msg.stoppedEarly ? ' (early stop)' : ''}  [${finished} done, ${queue.length} queued, ${secs(performance.now() - ctx.started)}]`);
+          add(more(ctx.results));
+          for (const w of idle.splice(0)) feed(w);
         }
-        feed();
+        feed(worker);
       });
       worker.on('error', reject);
       worker.on('exit', () => { if (--live === 0) resolve(); });
@@ -451,7 +485,7 @@ function coverageCurve(v: VoteStudy, thresholds: number[]): Array<{ threshold: n
   });
 }
 
-const THRESHOLDS = [0, 0.6, 0.8, 1];
+const THRESHOLDS = [0, 0.4, 0.6, 0.8, 1];
 const COVERAGE_SVG = fileURLToPath(new URL('docs/eval/agreement-coverage.svg', ROOT));
 
 /** A small line plot: accuracy on answered inputs against coverage, one line per dataset. */
@@ -576,10 +610,7 @@ async function main(): Promise<void> {
   const cacheDir = value('--cache');
   const started = performance.now();
   const results: UnitResult[] = [];
-  const first = units(datasets, groups);
-  await runAll(first, { quick, workers, cacheDir, started, results });
-  const second = dependentUnits(datasets, groups, results);
-  if (second.length > 0) await runAll(second, { quick, workers, cacheDir, started, results });
+  await runAll(units(datasets, groups), { quick, workers, cacheDir, started, results }, (done) => dependentUnits(datasets, groups, done));
   const totalMs = performance.now() - started;
   const base = groups.has('base') ? report(datasets, results, quick, workers, totalMs) : null;
   const extra = extraReports(datasets, groups, results, quick, write);
