@@ -163,7 +163,7 @@ export function jobsOpenApiPaths(): Record<string, Record<string, unknown>> {
     '/v1/tasks/{task}/jobs': {
       post: {
         summary: 'Submit a training job (JSON, multipart with a JSONL file, or a raw JSONL body)', parameters: [task],
-        requestBody: { content: { 'application/json': { schema: { type: 'object', required: ['prompt'], properties: { prompt: { type: 'string' }, ensemble: { type: 'string' }, options: { type: 'object' }, examples: { type: 'array', items: { type: 'object', properties: { text: { type: 'string' }, label: { type: 'string' } } } }, jsonl: { type: 'string' }, validation: { type: 'array' }, validation_jsonl: { type: 'string' } } } }, 'multipart/form-data': { schema: { type: 'object' } }, 'application/x-ndjson': { schema: { type: 'string' } } } },
+        requestBody: { content: { 'application/json': { schema: { type: 'object', required: ['prompt'], properties: { prompt: { type: 'string' }, ensemble: { type: 'string' }, options: { type: 'object' }, examples: { type: 'array', items: { type: 'object', properties: { text: { type: 'string' }, label: { type: 'string' } } } }, jsonl: { type: 'string' }, validation: { type: 'array' }, validation_jsonl: { type: 'string' }, unlabelled: { type: 'array', description: 'method distill: texts without labels ({text}) for the teacher to label' }, unlabelled_jsonl: { type: 'string' } } } }, 'multipart/form-data': { schema: { type: 'object' } }, 'application/x-ndjson': { schema: { type: 'string' } } } },
         responses: { ...one('queued', '202'), ...err(400, 401, 404, 409, 413, 415, 422, 429, 503) },
       },
       get: { summary: "The task's training jobs", parameters: [task], responses: { ...list, ...err(401, 404) } },
