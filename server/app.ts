@@ -16,6 +16,7 @@ import type { PromptStore } from '../prompts/store.ts';
 import { requireAdmin, requireTenant, tenantOf } from './auth.ts';
 import type { ServerConfig } from './config.ts';
 import { ensemblesRouter } from './routes/ensembles.ts';
+import { inspectRouter, type PromptInspector } from './routes/inspect.ts';
 import { promptsRouter } from './routes/prompts.ts';
 import { tasksRouter } from './routes/tasks.ts';
 import { tenantsRouter } from './routes/tenants.ts';
@@ -45,6 +46,8 @@ export interface AppDeps {
   /** Served at GET /metrics when given. */
   registry?: Registry;
   extensions?: AppExtension[];
+  /** Serves GET /v1/tasks/:task/prompts/:name/inspect when given. */
+  inspector?: PromptInspector;
 }
 
 /** Maps body-parser's errors (they carry `type` and `status`) to our codes. */
@@ -90,6 +93,7 @@ export function createApp(deps: AppDeps): Express {
   app.get('/v1/whoami', tenantAuth, (_req, res) => {
     res.json(tenantView(tenantOf(res)));
   });
+  if (deps.inspector) app.use('/v1/tasks/:task/prompts/:name/inspect', tenantAuth, inspectRouter(store, deps.inspector));
   app.use('/v1/tasks/:task/prompts', tenantAuth, jsonBody, promptsRouter(store, config));
   app.use('/v1/tasks/:task/ensembles', tenantAuth, jsonBody, ensemblesRouter(store));
   app.use('/v1/tasks', tenantAuth, jsonBody, tasksRouter(store));
@@ -116,6 +120,8 @@ export function createApp(deps: AppDeps): Express {
     if (e.code === 'PAYLOAD_TOO_LARGE' && !req.complete) res.setHeader('Connection', 'close');
     const body: { error: { code: string; message: string; details?: Record<string, unknown> } } = { error: { code: e.code, message: e.message } };
     if (e.details) body.error.details = e.details;
+    // A refusal that knows when to come back says so the standard way too (training's 429).
+    if (typeof e.details?.retryAfter === 'number' && !res.hasHeader('Retry-After')) res.setHeader('Retry-After', String(e.details.retryAfter));
     res.status(e.status).json(body);
   };
   app.use(onError);

@@ -2,6 +2,8 @@
 // version; keep the two in step (test/openapi.test.ts checks every route the
 // server answers is listed here).
 
+import { PRODUCT_VERSION } from './info.ts';
+
 type Json = Record<string, unknown>;
 
 const ref = (name: string): Json => ({ $ref: `#/components/schemas/${name}` });
@@ -70,6 +72,56 @@ const schemas: Record<string, Json> = {
       vote: { enum: ['majority', 'mean_probability', 'weighted'], description: 'the ensemble\'s vote mode (default majority); a request\'s vote overrides it' },
     },
   },
+  Info: {
+    type: 'object',
+    properties: {
+      product: { type: 'object', properties: { name: { type: 'string' }, version: { type: 'string' } } },
+      model: {
+        type: 'object',
+        properties: {
+          name: { type: 'string', description: 'the model directory\'s name' }, family: { enum: ['llama', 'gpt2', 'bert', 'roberta'] }, model_type: { type: 'string' },
+          hidden_size: { type: 'integer' }, num_layers: { type: 'integer' }, num_heads: { type: 'integer' }, num_kv_heads: { type: 'integer' },
+          head_dim: { type: 'integer' }, vocab_size: { type: 'integer' }, max_positions: { type: 'integer' },
+        },
+      },
+      execution_provider: { enum: ['cpu', 'cuda', 'webgpu'] },
+      limits: {
+        type: 'object',
+        properties: {
+          max_inputs: { type: 'integer' }, max_input_chars: { type: 'integer' }, max_text_tokens: { type: 'integer' },
+          max_virtual_tokens: { type: 'integer' }, max_labels: { type: 'integer' }, max_ensemble_size: { type: 'integer' },
+          max_prompts: { type: 'integer' }, deadline_ms: { type: 'integer' }, max_json_bytes: { type: 'integer' }, max_upload_bytes: { type: 'integer' },
+          batch: { type: 'object', properties: { max_rows: { type: 'integer' }, max_tokens: { type: 'integer' }, max_wait_ms: { type: 'integer' } } },
+        },
+      },
+    },
+  },
+  PromptInspection: {
+    type: 'object',
+    properties: {
+      task: { type: 'string' }, prompt: { type: 'string' }, version: { type: 'integer' }, kind: { enum: ['soft', 'ptuning', 'prefix'] }, num_virtual_tokens: { type: 'integer' },
+      tokens: {
+        type: 'array', description: 'soft and ptuning prompts: one entry per virtual token',
+        items: {
+          type: 'object',
+          properties: {
+            index: { type: 'integer' }, norm: { type: 'number' },
+            nearest: { type: 'array', items: { type: 'object', properties: { id: { type: 'integer' }, token: { type: 'string' }, similarity: { type: 'number', description: 'cosine similarity to the token\'s input embedding' } } } },
+          },
+        },
+      },
+      layers: {
+        type: 'array', description: 'prefix prompts: one entry per layer',
+        items: {
+          type: 'object',
+          properties: {
+            layer: { type: 'integer' }, key_norm: { type: 'number', description: 'mean over prefix positions of the keys\' L2 norm (all key/value heads)' }, value_norm: { type: 'number' },
+            key_norms: { type: 'array', items: { type: 'number' } }, value_norms: { type: 'array', items: { type: 'number' } },
+          },
+        },
+      },
+    },
+  },
   ClassifyRequest: {
     type: 'object', required: ['inputs'], additionalProperties: false,
     properties: {
@@ -112,6 +164,7 @@ const paths: Record<string, Json> = {
   '/healthz': { get: { summary: 'The process is up', security: [], responses: { 200: ok('up') } } },
   '/readyz': { get: { summary: 'Model loaded, warm-up run, not draining', security: [], responses: { 200: ok('ready'), ...errors(503) } } },
   '/metrics': { get: { summary: 'Prometheus metrics (text format)', security: [], responses: { 200: { description: 'metrics', content: { 'text/plain': { schema: { type: 'string' } } } } } } },
+  '/info': { get: { summary: 'The model, the execution provider, the product version and every limit a client must respect', security: [], responses: { 200: ok('server information', ref('Info')) } } },
   '/openapi.json': { get: { summary: 'This document', security: [], responses: { 200: ok('OpenAPI 3') } } },
   '/v1/tenants': {
     post: { summary: 'Create a tenant (admin); the API key is shown once', requestBody: { content: json({ type: 'object', required: ['name'], properties: { name: { type: 'string' } } }) }, responses: { 201: ok('tenant and key', { allOf: [ref('Tenant'), ref('NewKey')] }), ...errors(400, 401, 403, 409) } },
@@ -172,6 +225,12 @@ const paths: Record<string, Json> = {
     parameters: [name('task'), name('name'), version, { name: 'file', in: 'query', schema: { enum: ['adapter_config.json', 'adapter_model.safetensors'] } }],
     get: { summary: 'PEFT files: a tar of the adapter directory, or one file with ?file=', responses: { 200: { description: 'tar or file', content: { 'application/x-tar': {}, 'application/json': {}, 'application/octet-stream': {} } }, ...errors(400, 401, 404) } },
   },
+  '/v1/tasks/{task}/prompts/{name}/inspect': {
+    parameters: [name('task'), name('name'),
+      { name: 'version', in: 'query', schema: { oneOf: [{ type: 'integer', minimum: 1 }, { type: 'string', enum: ['latest'] }] } },
+      { name: 'k', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 50, default: 5 } }],
+    get: { summary: 'Soft/P-tuning: each virtual token\'s k nearest vocabulary tokens (cosine) and norm; prefix: key and value norms per layer', responses: { 200: ok('inspection', ref('PromptInspection')), ...errors(400, 401, 404) } },
+  },
   '/v1/tasks/{task}/ensembles': {
     parameters: [name('task')],
     post: { summary: 'Create an ensemble {name, members}', requestBody: { content: json(ref('Ensemble')) }, responses: { 201: ok('ensemble', ref('Ensemble')), ...errors(400, 401, 404, 409, 422) } },
@@ -189,7 +248,7 @@ const paths: Record<string, Json> = {
 export function openApiDocument(extraPaths: Record<string, Json> = {}): Json {
   return {
     openapi: '3.0.3',
-    info: { title: 'softserve', version: '0.1.0', description: 'Multi-tenant inference server for prompt-tuned text classification. Prose reference: docs/API.md.' },
+    info: { title: 'softserve', version: PRODUCT_VERSION, description: 'Multi-tenant inference server for prompt-tuned text classification. Prose reference: docs/API.md.' },
     servers: [{ url: 'http://127.0.0.1:8080' }],
     security: [{ bearer: [] }],
     components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'a tenant API key, or the admin key for /v1/tenants' } }, schemas },

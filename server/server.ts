@@ -20,9 +20,13 @@ import { Metrics } from './metrics.ts';
 import { Scheduler } from './scheduler.ts';
 import type { ServingConfig } from './serving-config.ts';
 import { openApiDocument } from './openapi.ts';
+import { infoDocument } from './info.ts';
+import { PromptInspector } from './routes/inspect.ts';
 import { jobsExtension, jobsOpenApiPaths } from './routes/jobs.ts';
 import { loadTrainingConfig } from './training/config.ts';
 import { TrainingManager } from './training/manager.ts';
+import { consoleRouter } from './console.ts';
+import { UsageCounter, usageExtension, usageOpenApiPaths } from './usage.ts';
 
 export interface RunningServer {
   url: string;
@@ -51,13 +55,14 @@ export function routeLabel(path: string): string {
     out.push(isId ? ':id' : parts[i]!);
   }
   const label = out.join('/');
-  return /^\/(v1\/[a-z:/]*|healthz|readyz|metrics|openapi\.json)?$/.test(label) ? label : 'other';
+  return /^\/(v1\/[a-z:/]*|healthz|readyz|info|metrics|openapi\.json)?$/.test(label) ? label : 'other';
 }
 
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const { config, serving } = opts;
   const logger = opts.logger ?? pino({ level: serving.logLevel, base: { service: 'softserve' } });
   const metrics = new Metrics();
+  const usage = new UsageCounter();
 
   const workerOptions: ConstructorParameters<typeof InferenceWorker>[0] = { modelDir: serving.modelDir, executionProvider: serving.executionProvider };
   if (serving.intraOpThreads !== undefined) workerOptions.intraOpThreads = serving.intraOpThreads;
@@ -116,6 +121,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       const labels = { route: routeLabel(path), method: req.method, status: String(res.statusCode) };
       metrics.httpRequests.inc(labels);
       metrics.httpDuration.observe(labels, seconds);
+      usage.recordResponse(res);
       const line: Record<string, unknown> = { method: req.method, path, status: res.statusCode, ms: round(seconds * 1000) };
       if (res.locals.tenant) line.tenant = (res.locals.tenant as { id: string }).id;
       if (res.locals.classify) Object.assign(line, res.locals.classify);
@@ -128,8 +134,11 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     if (ready && !draining) res.json({ status: 'ready', model: spec.modelType, family: spec.family });
     else res.status(503).json({ error: { code: draining ? 'DRAINING' : 'NOT_READY', message: draining ? 'draining' : 'model not loaded' } });
   });
-  const openApi = openApiDocument(jobsOpenApiPaths());
+  const info = infoDocument(spec, serving, config);
+  outer.get('/info', (_req, res) => { res.json(info); });
+  const openApi = openApiDocument({ ...jobsOpenApiPaths(), ...usageOpenApiPaths() });
   outer.get('/openapi.json', (_req, res) => { res.json(openApi); });
+  outer.use('/console', consoleRouter());
   outer.use((_req: Request, res: Response, next: NextFunction) => {
     if (!draining || _req.path === '/healthz' || _req.path === '/metrics') return next();
     metrics.rejected.inc({ reason: 'draining' });
@@ -143,7 +152,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       try {
         const result = await classify.classify(tenant.id, String(req.params.task), req.body);
         res.locals.classify = {
-          rows: result.usage.rows, batches: result.batch_ids,
+          rows: result.usage.rows, tokens: result.usage.tokens, batches: result.batch_ids,
           queueMs: result.timing.queue_ms, inferenceMs: result.timing.inference_ms, tokenizeMs: result.timing.tokenize_ms,
         };
         res.json(result);
@@ -163,7 +172,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       }
     });
   };
-  outer.use(createApp({ store, spec, config, logger, registry: metrics.registry, extensions: [classifyRoute, jobsExtension(training)] }));
+  outer.use(createApp({ store, spec, config, logger, registry: metrics.registry, extensions: [classifyRoute, jobsExtension(training), usageExtension(usage)], inspector: new PromptInspector(serving.modelDir, spec, tokenizer) }));
 
   const http: Server = outer.listen(config.port, config.host);
   await once(http, 'listening');

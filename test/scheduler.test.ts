@@ -31,7 +31,9 @@ function harness(config: Partial<SchedulerConfig>, runMs = 2) {
 }
 
 test('cross-tenant policy mixes tenants in one batch', async () => {
-  const { scheduler, batches, rows } = harness({});
+  // The batch forms when it is full (12 rows), not when a wait runs out: a
+  // busy machine that pauses between the submits cannot split it.
+  const { scheduler, batches, rows } = harness({ maxBatchRows: 12, maxWaitMs: 60_000 });
   await Promise.all([1, 2, 3].map((t) => scheduler.submit(`t${t}`, rows(t, 4), 10_000)));
   assert.ok(batches.some((b) => new Set(b.tenants).size === 3), JSON.stringify(batches));
 });
@@ -62,24 +64,30 @@ test('a flood from one tenant does not starve another (deficit round-robin)', as
 });
 
 test('rows of very different lengths do not share a batch', async () => {
-  const { scheduler, batches, rows } = harness({});
-  await Promise.all([
+  // No wait runs out here: everything is queued, then drain() forms the batches.
+  const { scheduler, batches, rows } = harness({ maxWaitMs: 60_000 });
+  const all = Promise.all([
     scheduler.submit('t1', rows(1, 4, 6), 10_000),
     scheduler.submit('t2', rows(2, 4, 200), 10_000),
     scheduler.submit('t3', rows(3, 4, 7), 10_000),
   ]);
+  await scheduler.drain();
+  await all;
   for (const b of batches) assert.ok(Math.max(...b.lengths) / Math.min(...b.lengths) <= 1.7, JSON.stringify(b.lengths));
   assert.ok(batches.some((b) => b.tenants.includes('t1') && b.tenants.includes('t3')), 'similar lengths still share');
 });
 
 test('the queue is bounded per tenant and in total, with a Retry-After hint', async () => {
-  const { scheduler, rows } = harness({ maxTenantQueueRows: 10, maxQueueRows: 15 }, 20);
+  // Nothing leaves the queue until it holds a full batch of 15 rows, so the
+  // bounds are checked against exactly what was submitted, however slow the machine.
+  const { scheduler, rows } = harness({ maxTenantQueueRows: 10, maxQueueRows: 15, maxBatchRows: 15, maxWaitMs: 60_000 }, 20);
   const first = scheduler.submit('t1', rows(1, 8), 10_000);
   await assert.rejects(scheduler.submit('t1', rows(1, 8), 10_000), (e: unknown) =>
     e instanceof SoftserveError && e.code === 'OVERLOADED' && Number(e.details?.retryAfter) >= 1);
   const other = scheduler.submit('t2', rows(2, 6), 10_000);
   await assert.rejects(scheduler.submit('t3', rows(3, 6), 10_000), (e: unknown) => e instanceof SoftserveError && e.code === 'OVERLOADED');
-  await Promise.all([first, other]);
+  // One more row makes the queue a full batch, which runs everything.
+  await Promise.all([first, other, scheduler.submit('t4', rows(4, 1), 10_000)]);
   await assert.rejects(scheduler.submit('t1', rows(1, 11), 10_000), (e: unknown) => e instanceof SoftserveError && e.code === 'PAYLOAD_TOO_LARGE');
 });
 
