@@ -99,8 +99,11 @@ const METHOD_OPTIONS: Record<string, Record<string, unknown>> = {
 /** Transfer runs' fixed budget (optimiser steps; 100 rather than the 200 planned, for the shared machine), held-out evaluation every 25 steps, the best kept. */
 export const TRANSFER_STEPS = 100;
 const TRANSFER_OPTIONS = { method: 'prompt_tuning', num_virtual_tokens: 16, learning_rate: 0.1, epochs: 100, max_steps: TRANSFER_STEPS, eval_every: 25, patience: 0, batch_size: 32 };
-/** Distillation's gold weights (0: the teacher's soft labels alone). */
-export const DISTILL_GOLD_WEIGHTS = [0];
+/** Distillation variants: the teacher's soft labels alone; sharpened (T = 0.1); half gold. */
+export const DISTILL_VARIANTS: Array<{ goldWeight: number; temperature: number }> = [
+  { goldWeight: 0, temperature: 1 }, { goldWeight: 0, temperature: 0.1 }, { goldWeight: 0.5, temperature: 1 },
+];
+const distillLabel = (v: { goldWeight: number; temperature: number }) => `distilled gold ${v.goldWeight}${v.temperature === 1 ? '' : ` T ${v.temperature}`}`;
 
 type Unit =
   | { kind: 'zero_shot'; dataset: string }
@@ -110,7 +113,7 @@ type Unit =
     /** Transfer: start from this prompt. */
     initPrompt?: PlainTensors;
     /** Distillation: the teacher's members and the gold weight. */
-    teacher?: PlainTensors[]; goldWeight?: number;
+    teacher?: PlainTensors[]; goldWeight?: number; temperature?: number;
     /** Train on a seeded sample of this many training examples, select on this many held-out ones (the test set is always whole). */
     subset?: { train: number; heldOut: number };
   };
@@ -201,7 +204,7 @@ async function workerMain(): Promise<void> {
       const baseTrain = sample(d.train, unit.subset?.train);
       const heldOut = sample(d.heldOut, unit.subset?.heldOut);
       const train = unit.teacher
-        ? await distillTrainingSet(model, task, baseTrain, [], unit.teacher.map(fromPlain), unit.goldWeight ?? 0, MAX_TEXT_TOKENS)
+        ? await distillTrainingSet(model, task, baseTrain, [], unit.teacher.map(fromPlain), unit.goldWeight ?? 0, MAX_TEXT_TOKENS, unit.temperature ?? 1)
         : baseTrain;
       const r = await trainPrompt(model, task, train, heldOut, opts, {}, undefined, unit.initPrompt ? { initPrompt: fromPlain(unit.initPrompt) } : {});
       const ev = await evaluatePrompt(model, task, d.test, r.tensors, MAX_TEXT_TOKENS);
@@ -317,11 +320,13 @@ function dependentUnits(datasets: Dataset[], groups: Set<Group>, done: UnitResul
   for (const ds of datasets) {
     if (groups.has('distill') && memberResults(done, ds.name).length === ENSEMBLE) {
       const teacher = memberResults(done, ds.name).map((r) => r.tensors!);
-      for (const goldWeight of DISTILL_GOLD_WEIGHTS) {
-        list.push({
+      for (const v of DISTILL_VARIANTS) {
+        const unit: Unit = {
           kind: 'train', dataset: ds.name, method: 'prompt_tuning', seed: 0, scoring: 'verbalizer', options: { ...METHOD_OPTIONS.prompt_tuning!, epochs: MEMBER_EPOCHS },
-          label: `distilled gold ${goldWeight}`, teacher, goldWeight, subset: SUBSET,
-        });
+          label: distillLabel(v), teacher, goldWeight: v.goldWeight, subset: SUBSET,
+        };
+        if (v.temperature !== 1) unit.temperature = v.temperature;
+        list.push(unit);
       }
     }
     if (groups.has('transfer') && ds.name !== 'sst2') {
@@ -560,12 +565,12 @@ function extraReports(datasets: Dataset[], groups: Set<Group>, results: UnitResu
     }
   }
   if (groups.has('distill') && studies.size > 0) {
-    const distilled = (ds: string, w: number) => results.find((r) => r.unit.dataset === ds && r.unit.kind === 'train' && r.unit.label === `distilled gold ${w}`);
+    const distilled = (ds: string, v: { goldWeight: number; temperature: number }) => results.find((r) => r.unit.dataset === ds && r.unit.kind === 'train' && r.unit.label === distillLabel(v));
     const rows: string[] = [
       `| teacher: majority vote (${ENSEMBLE} rows per input) | ${cols.map((c) => cell(c, (v) => accuracyOf(v.byMode.majority.pred, v.gold))).join(' | ')} |`,
       `| teacher: mean-probability vote (the soft labels' argmax) | ${cols.map((c) => cell(c, (v) => accuracyOf(v.byMode.mean_probability.pred, v.gold))).join(' | ')} |`,
       `| teacher: average member (1 row per input) | ${cols.map((c) => cell(c, (v) => v.members.reduce((a, r) => a + r.accuracy, 0) / v.members.length)).join(' | ')} |`,
-      ...DISTILL_GOLD_WEIGHTS.map((w) => `| distilled prompt, gold_weight ${w} (1 row per input) | ${cols.map((c) => { const r = distilled(c, w); return r ? `${pct(r.accuracy)} (held-out ${r.heldOut === null ? '–' : pct(r.heldOut)}, ${secs(r.wallMs)})` : '–'; }).join(' | ')} |`),
+      ...DISTILL_VARIANTS.map((v) => `| distilled prompt, gold_weight ${v.goldWeight}, teacher_temperature ${v.temperature} (1 row per input) | ${cols.map((c) => { const r = distilled(c, v); return r ? `${pct(r.accuracy)} (held-out ${r.heldOut === null ? '–' : pct(r.heldOut)}, ${secs(r.wallMs)})` : '–'; }).join(' | ')} |`),
     ];
     sections.push([`**Distillation** (test accuracy %; the student is prompt tuning P=16 from sampled vocabulary, ${MEMBER_EPOCHS} epochs on the members' ${SUBSET.train} training texts, the same budget as one member, learning the teacher's mean probabilities over those texts; no extra unlabelled texts)`, '', header('model'), ...rows].join('\n'));
   }

@@ -34,6 +34,16 @@ function argmax(xs: number[]): number {
  * (1 - goldWeight)·teacher + goldWeight·gold, unlabelled ones at the teacher
  * (their `label`, used only for reporting, is the teacher's choice).
  */
+/** p^(1/T), renormalised (T = 1: unchanged). */
+export function sharpen(p: number[], temperature: number): number[] {
+  if (temperature === 1) return p;
+  const logs = p.map((x) => Math.log(Math.max(x, 1e-30)) / temperature);
+  const m = Math.max(...logs);
+  const e = logs.map((l) => Math.exp(l - m));
+  const z = e.reduce((a, b) => a + b, 0);
+  return e.map((x) => x / z);
+}
+
 export function distillExamples(labelled: Example[], labelledTargets: number[][], unlabelled: string[], unlabelledTargets: number[][], goldWeight: number): Example[] {
   const out: Example[] = labelled.map((e, i) => {
     const t = labelledTargets[i]!.map((p, c) => (1 - goldWeight) * p + (c === e.label ? goldWeight : 0));
@@ -45,9 +55,9 @@ export function distillExamples(labelled: Example[], labelledTargets: number[][]
 
 /** Everything a distillation run needs beyond the plain job: computed in the training worker. */
 export async function distillTrainingSet(
-  model: TrainableModel, task: TaskSpec, train: Example[], unlabelled: string[], teachers: PromptTensors[], goldWeight: number, maxTextTokens: number,
+  model: TrainableModel, task: TaskSpec, train: Example[], unlabelled: string[], teachers: PromptTensors[], goldWeight: number, maxTextTokens: number, temperature = 1,
 ): Promise<Example[]> {
-  const labelledTargets = await teacherTargets(model, task, train.map((e) => e.text), teachers, maxTextTokens);
-  const unlabelledTargets = await teacherTargets(model, task, unlabelled, teachers, maxTextTokens);
+  const labelledTargets = (await teacherTargets(model, task, train.map((e) => e.text), teachers, maxTextTokens)).map((p) => sharpen(p, temperature));
+  const unlabelledTargets = (await teacherTargets(model, task, unlabelled, teachers, maxTextTokens)).map((p) => sharpen(p, temperature));
   return distillExamples(train, labelledTargets, unlabelled, unlabelledTargets, goldWeight);
 }

@@ -26,6 +26,12 @@ export interface DistillSpec {
   teacher: { ensemble: string | null; prompts: TeacherMember[] };
   /** Weight of the gold label in each labelled example's target (0: teacher only, 1: gold only). */
   goldWeight: number;
+  /**
+   * The teacher's mean probabilities are raised to 1/T and renormalised
+   * (T < 1 sharpens: an unsure teacher's 0.48/0.52 becomes a clearer target;
+   * T → 0 is the mean-probability vote as a hard label). Default 1.
+   */
+  temperature: number;
 }
 
 export interface ExtendedOptions {
@@ -91,7 +97,7 @@ export function parseExtendedOptions(o: Record<string, unknown>, maxTeacherMembe
   const rest: Record<string, unknown> = { ...o };
   let method: unknown = o.method ?? 'prompt_tuning';
   let distill: DistillSpec | null = null;
-  for (const k of ['teacher', 'student', 'gold_weight', 'solver']) delete rest[k];
+  for (const k of ['teacher', 'student', 'gold_weight', 'teacher_temperature', 'solver']) delete rest[k];
   if (method === 'distill') {
     if (o.teacher === undefined) bad('teacher', 'method distill needs a teacher: an ensemble name or a list of prompts');
     const student = o.student ?? 'prompt_tuning';
@@ -101,11 +107,16 @@ export function parseExtendedOptions(o: Record<string, unknown>, maxTeacherMembe
       if (typeof o.gold_weight !== 'number' || !Number.isFinite(o.gold_weight) || o.gold_weight < 0 || o.gold_weight > 1) bad('gold_weight', `must be a number in [0, 1], got ${JSON.stringify(o.gold_weight)}`);
       goldWeight = o.gold_weight;
     }
-    distill = { teacher: parseTeacher(o.teacher, maxTeacherMembers), goldWeight };
+    let temperature = 1;
+    if (o.teacher_temperature !== undefined) {
+      if (typeof o.teacher_temperature !== 'number' || !Number.isFinite(o.teacher_temperature) || o.teacher_temperature < 0.01 || o.teacher_temperature > 100) bad('teacher_temperature', `must be a number in [0.01, 100], got ${JSON.stringify(o.teacher_temperature)}`);
+      temperature = o.teacher_temperature;
+    }
+    distill = { teacher: parseTeacher(o.teacher, maxTeacherMembers), goldWeight, temperature };
     method = student;
     rest.method = student;
   } else {
-    for (const k of ['teacher', 'student', 'gold_weight']) if (o[k] !== undefined) bad(k, 'only for method distill');
+    for (const k of ['teacher', 'student', 'gold_weight', 'teacher_temperature']) if (o[k] !== undefined) bad(k, 'only for method distill');
   }
   let solver: ProbeSolver | null = null;
   if (o.solver !== undefined) {
@@ -134,5 +145,6 @@ export function extendedView(o: { method: string; solver: ProbeSolver; initFrom:
     const t = o.distill.teacher;
     out.teacher = { ...(t.ensemble !== null ? { ensemble: t.ensemble } : {}), ...(t.prompts.length > 0 ? { prompts: t.prompts.map((p) => ({ prompt: p.prompt, version: p.version })) } : {}) };
     out.gold_weight = o.distill.goldWeight;
+    out.teacher_temperature = o.distill.temperature;
   }
 }

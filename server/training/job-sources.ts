@@ -143,6 +143,7 @@ export function provenanceFor(jobId: string, options: TrainingOptions, summary: 
   if (options.distill) {
     p.student = options.method;
     p.gold_weight = options.distill.goldWeight;
+    p.teacher_temperature = options.distill.temperature;
     p.teacher = { ensemble: options.distill.teacher.ensemble, members: options.distill.teacher.prompts.map((m) => ({ prompt: m.prompt, version: m.version })) };
   }
   if (options.initFrom) p.init_from = { prompt: options.initFrom.prompt, version: options.initFrom.version, ...(options.initFrom.task !== null ? { task: options.initFrom.task } : {}) };

@@ -67,7 +67,7 @@ async function main(): Promise<void> {
         const { extras, options } = msg;
         // Distillation: the teacher labels the job's texts (and the unlabelled ones) first.
         const train = options.distill && extras?.teacher
-          ? await distillTrainingSet(model, msg.task, msg.train, extras.unlabelled ?? [], extras.teacher, options.distill.goldWeight, options.maxTextTokens)
+          ? await distillTrainingSet(model, msg.task, msg.train, extras.unlabelled ?? [], extras.teacher, options.distill.goldWeight, options.maxTextTokens, options.distill.temperature)
           : msg.train;
         const res = await trainEnsemble(model, msg.task, train, msg.heldOut, options, {
           onProgress: (progress) => post({ type: 'progress', jobId, progress }),
