@@ -367,7 +367,7 @@ function writeCache(dir: string | undefined, r: UnitResult, quick: boolean): voi
 const pct = (x: number) => (100 * x).toFixed(1);
 const secs = (ms: number) => (ms >= 100_000 ? `${Math.round(ms / 1000)} s` : `${(ms / 1000).toFixed(1)} s`);
 
-interface RunContext { quick: boolean; workers: number; cacheDir: string | undefined; started: number; results: UnitResult[] }
+interface RunContext { quick: boolean; workers: number; cacheDir: string | undefined; started: number; results: UnitResult[]; cachedOnly?: boolean }
 
 /** Order of work: members first (others depend on them), then distillation, transfer, the rest. */
 function priority(u: Unit): number {
@@ -408,6 +408,10 @@ async function runAll(all: Unit[], ctx: RunContext, more: (done: UnitResult[]) =
   add(all);
   add(more(ctx.results));
   console.log(`eval: ${queue.length} runs queued on ${ctx.workers} worker thread(s), ${fromCache} from the cache${ctx.quick ? ' (quick: subsets, 1 epoch)' : ''}; more join as their inputs finish`);
+  if (ctx.cachedOnly) {
+    if (queue.length > 0) console.log(`--cached-only: not run: ${queue.map((u) => `${u.dataset} ${u.kind === 'train' ? u.label : 'zero-shot'}`).join(', ')}`);
+    return;
+  }
   if (queue.length === 0) return;
   let finished = 0;
   let inFlight = 0;
@@ -615,7 +619,8 @@ async function main(): Promise<void> {
   const cacheDir = value('--cache');
   const started = performance.now();
   const results: UnitResult[] = [];
-  await runAll(units(datasets, groups), { quick, workers, cacheDir, started, results }, (done) => dependentUnits(datasets, groups, done));
+  // --cached-only: report what the cache holds, run nothing (the missing rows show as –).
+  await runAll(units(datasets, groups), { quick, workers, cacheDir, started, results, cachedOnly: flag('--cached-only') }, (done) => dependentUnits(datasets, groups, done));
   const totalMs = performance.now() - started;
   const base = groups.has('base') ? report(datasets, results, quick, workers, totalMs) : null;
   const extra = extraReports(datasets, groups, results, quick, write);
