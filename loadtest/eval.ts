@@ -576,7 +576,7 @@ function extraReports(datasets: Dataset[], groups: Set<Group>, results: UnitResu
       `| teacher: average member (1 row per input) | ${cols.map((c) => cell(c, (v) => v.members.reduce((a, r) => a + r.accuracy, 0) / v.members.length)).join(' | ')} |`,
       ...DISTILL_VARIANTS.map((v) => `| distilled prompt, gold_weight ${v.goldWeight}, teacher_temperature ${v.temperature} (1 row per input) | ${cols.map((c) => { const r = distilled(c, v); return r ? `${pct(r.accuracy)} (held-out ${r.heldOut === null ? '–' : pct(r.heldOut)}, ${secs(r.wallMs)})` : '–'; }).join(' | ')} |`),
     ];
-    sections.push([`**Distillation** (test accuracy %; the student is prompt tuning P=16 from sampled vocabulary, ${MEMBER_EPOCHS} epochs on the members' ${SUBSET.train} training texts, the same budget as one member, learning the teacher's mean probabilities over those texts; no extra unlabelled texts)`, '', header('model'), ...rows].join('\n'));
+    sections.push([`**Distillation** (test accuracy %; the student is prompt tuning P=16 from sampled vocabulary, ${MEMBER_EPOCHS} epochs on the members' ${SUBSET.train} training texts, the same budget as one member, its targets the teacher's mean probabilities over those texts, sharpened by teacher_temperature and mixed with the gold label by gold_weight; no extra unlabelled texts)`, '', header('model'), ...rows].join('\n'));
   }
   if (groups.has('transfer')) {
     const tcols = datasets.filter((d) => d.name !== 'sst2').map((d) => d.name);
