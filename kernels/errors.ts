@@ -34,6 +34,14 @@ export const ERROR_STATUS = {
   PROMPT_NOT_FINITE: 422,
   PROMPT_TOO_LONG: 422,
   INVALID_TASK: 422,
+  /** A template's {soft:a-b} slots: reversed or empty, past the virtual-token limit, overlapping, gapped, malformed. */
+  INVALID_TEMPLATE: 422,
+  /** Two label words score the same token, so their classes could never differ. */
+  AMBIGUOUS_LABEL_WORDS: 422,
+  /** A prompt's length differs from the number of virtual tokens the task's {soft:a-b} slots place. */
+  PROMPT_TEMPLATE_MISMATCH: 422,
+  /** An ensemble (or a request's prompts list) names one prompt twice: a double vote. */
+  DUPLICATE_ENSEMBLE_MEMBER: 422,
   INVALID_INPUT: 422,
   /** Training examples with bad rows (each listed in details.errors with its line or index). */
   INVALID_EXAMPLES: 422,

@@ -4,6 +4,7 @@
 // the same checks, and every failure names the tensor it is about.
 
 import { SoftserveError } from '../kernels/errors.ts';
+import { findDuplicateKey } from './json-keys.ts';
 
 export type SafetensorsDtype = 'F64' | 'F32' | 'F16' | 'BF16' | 'I64' | 'I32' | 'I16' | 'I8' | 'U8' | 'BOOL';
 
@@ -46,12 +47,20 @@ export function parseSafetensors(buf: Uint8Array, opts: ParseOptions = {}): Pars
   if (headerLen > BigInt(maxHeader)) fail(`header of ${headerLen} bytes exceeds the limit of ${maxHeader} bytes`);
   const n = Number(headerLen);
   let header: unknown;
+  let headerText: string;
   try {
-    header = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, 8 + n)));
+    headerText = new TextDecoder('utf-8', { fatal: true }).decode(buf.subarray(8, 8 + n));
+    header = JSON.parse(headerText);
   } catch (err) {
     fail(`header is not valid UTF-8 JSON: ${(err as Error).message}`);
   }
   if (typeof header !== 'object' || header === null || Array.isArray(header)) fail('header is not a JSON object');
+  // JSON.parse keeps the last of two equal keys: a header naming a tensor twice says two things.
+  const dup = findDuplicateKey(headerText);
+  if (dup) {
+    const where = dup.path.length === 0 ? 'the header' : `"${dup.path.join('.')}"`;
+    fail(`key "${dup.key}" appears twice in ${where}`, { tensor: dup.path[0] ?? dup.key, duplicate: dup.key });
+  }
 
   const dataStart = 8 + n;
   const dataLen = buf.byteLength - dataStart;
@@ -105,6 +114,16 @@ export function parseSafetensors(buf: Uint8Array, opts: ParseOptions = {}): Pars
     if (begin < prevEnd && prevEnd > prevBegin) {
       fail(`tensors "${prevName}" and "${name}" overlap in the data section`, { tensor: name });
     }
+  }
+  // As the reference implementation checks: the tensors tile the data section
+  // exactly, with no unclaimed bytes between them or after the last one.
+  let covered = 0;
+  for (const [begin, end, name] of ranges) {
+    if (begin > covered) fail(`bytes ${covered}..${begin} of the data section belong to no tensor (before "${name}")`, { tensor: name });
+    covered = Math.max(covered, end);
+  }
+  if (covered !== dataLen) {
+    fail(`${dataLen - covered} trailing bytes after the last tensor (the data section is ${dataLen} bytes, tensors cover ${covered})`, { trailing: dataLen - covered });
   }
   return { tensors, metadata };
 }

@@ -96,6 +96,19 @@ export const MIGRATIONS: Migration[] = [
   },
   {
     version: 2,
+    description: 'admin keys made by the server on first run (hashes only; see prompts/admin-keys.ts)',
+    sql: `
+      CREATE TABLE admin_keys (
+        id          TEXT PRIMARY KEY,
+        key_hash    TEXT NOT NULL UNIQUE,
+        prefix      TEXT NOT NULL,
+        created_at  TEXT NOT NULL,
+        revoked_at  TEXT
+      ) STRICT;
+    `,
+  },
+  {
+    version: 3,
     description: 'prompt version provenance (training method, held-out accuracy, teacher, init); an ensemble\'s vote mode',
     sql: `
       ALTER TABLE prompt_versions ADD COLUMN provenance TEXT;  -- JSON, or NULL (uploads)

@@ -29,6 +29,7 @@
 
 import { SoftserveError } from '../kernels/errors.ts';
 import type { ModelSpec } from '../models/spec.ts';
+import { findDuplicateKey } from '../models/json-keys.ts';
 import { parseSafetensors, serializeSafetensors, toFloat32, type TensorToWrite, type TensorView } from '../models/safetensors.ts';
 import {
   checkVirtualTokens, fmtShape, validatePromptTensors,
@@ -82,12 +83,17 @@ export function parseAdapterConfig(bytes: Uint8Array, limits: PromptLimits): Rec
     throw new SoftserveError('PAYLOAD_TOO_LARGE', `adapter_config.json is ${bytes.byteLength} bytes; the limit is ${limits.maxAdapterConfigBytes}`);
   }
   let value: unknown;
+  let text: string;
   try {
-    value = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(bytes));
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+    value = JSON.parse(text);
   } catch (err) {
     badConfig(`not valid UTF-8 JSON (${(err as Error).message})`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) badConfig('must be a JSON object');
+  // JSON.parse keeps the last of two equal keys; a config that says peft_type twice is ambiguous.
+  const dup = findDuplicateKey(text);
+  if (dup) badConfig(`key "${[...dup.path, dup.key].join('.')}" appears twice`, { field: dup.key });
   return value as Record<string, unknown>;
 }
 

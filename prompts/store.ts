@@ -24,7 +24,7 @@ import {
   DEFAULT_PROMPT_LIMITS, decodePromptFile, encodePromptFile, modelDims, sameDims, validatePromptTensors,
   type ModelDims, type PromptKind, type PromptLimits, type PromptTensors,
 } from './kinds.ts';
-import { parseTemplate } from './template.ts';
+import { checkPromptFitsTemplate, labelTokenId, parseTemplate, softPlacement, type Tokenizes } from './template.ts';
 import { exportPeft, importPeft, type PeftFiles } from './peft.ts';
 import { PromptResidency, type ResidencyStats } from './residency.ts';
 import { TensorFiles, sha256Hex } from './tensor-files.ts';
@@ -159,6 +159,8 @@ export interface StoreOptions {
   cacheBytes?: number;
   registry?: Registry;
   logger?: StoreLogger;
+  /** The model's tokenizer: with it, label words whose scored tokens collide are refused at task creation. */
+  tokenizer?: Tokenizes;
 }
 
 export interface SweepReport {
@@ -213,7 +215,25 @@ function checkLabelText(what: string, s: unknown, max = 128): string {
   return s;
 }
 
-export function validateTaskDefinition(def: TaskDefinition, spec: ModelSpec, limits: PromptLimits): TaskDefinition {
+/**
+ * Label words whose scored tokens collide make two classes score the same
+ * logit for every input (every answer a tie): refused. Without a tokenizer,
+ * only words equal after trimming (which always collide) are caught.
+ */
+function checkLabelWordsDistinct(words: string[], tok: Tokenizes | undefined): void {
+  const seen = new Map<string | number, number>();
+  words.forEach((w, i) => {
+    const key = tok ? labelTokenId(w, tok) : w.trim();
+    const j = seen.get(key);
+    if (j !== undefined) {
+      const how = words[j]!.trim() === w.trim() ? 'are the same word' : `both score the token ${JSON.stringify(tok!.decode([key as number]))}`;
+      throw new SoftserveError('AMBIGUOUS_LABEL_WORDS', `label words ${j} (${JSON.stringify(words[j])}) and ${i} (${JSON.stringify(w)}) ${how}: their classes would always score alike; a label word scores its first token`, { labels: [j, i] });
+    }
+    seen.set(key, i);
+  });
+}
+
+export function validateTaskDefinition(def: TaskDefinition, spec: ModelSpec, limits: PromptLimits, tok?: Tokenizes): TaskDefinition {
   validateName('task', def.name);
   if (!Array.isArray(def.labels)) throw new SoftserveError('BAD_REQUEST', 'labels must be an array of strings');
   if (def.labels.length < 2 || def.labels.length > limits.maxLabels) invalidTask(`a task needs 2-${limits.maxLabels} labels, got ${def.labels.length}`);
@@ -225,6 +245,7 @@ export function validateTaskDefinition(def: TaskDefinition, spec: ModelSpec, lim
   const slots = def.template.split('{text}').length - 1;
   if (slots !== 1) invalidTask(`template must contain the {text} slot exactly once, found ${slots}`);
   const pieces = parseTemplate(def.template);
+  softPlacement(def.template, pieces, limits.maxVirtualTokens);
   const hasMask = pieces.some((p) => p.kind === 'mask');
   if (hasMask && spec.maskTokenId === null) invalidTask(`template has {mask}, but this ${spec.family} model has no mask token`);
   const sc = def.scoring as unknown;
@@ -238,6 +259,7 @@ export function validateTaskDefinition(def: TaskDefinition, spec: ModelSpec, lim
     if (!spec.hasLmHead) invalidTask('the loaded model has no LM head: score this task with a linear head');
     if (!spec.causal && !hasMask) invalidTask(`a verbalizer on a masked LM reads the {mask} slot: add {mask} to the template (e.g. "{text} It was {mask}.")`);
     out = { type: 'verbalizer', labelWords: words.map((w, i) => checkLabelText(`label word ${i}`, w)) };
+    checkLabelWordsDistinct(out.labelWords, tok);
   } else if (scoring.type === 'head') {
     const pooling = scoring.pooling ?? 'last';
     if (pooling !== 'last' && pooling !== 'mean') invalidTask(`head pooling must be "last" or "mean", got ${JSON.stringify(pooling)}`);
@@ -299,6 +321,7 @@ export class PromptStore {
   readonly openSweep: SweepReport;
   private readonly dims: ModelDims;
   private readonly logger?: StoreLogger;
+  private readonly tokenizer?: Tokenizes;
   /** Hashes in use by an in-flight write or read: their files are not removed. */
   private readonly pins = new Map<string, number>();
   /** Hashes whose removal waits for their last pin to go. */
@@ -318,6 +341,7 @@ export class PromptStore {
     this.limits = { ...DEFAULT_PROMPT_LIMITS, ...(opts.limits ?? {}) };
     this.maxEnsembleSize = opts.maxEnsembleSize ?? 16;
     if (opts.logger) this.logger = opts.logger;
+    if (opts.tokenizer) this.tokenizer = opts.tokenizer;
     mkdirSync(opts.dataDir, { recursive: true });
     this.db = openDb(join(opts.dataDir, 'softserve.db'));
     this.files = new TensorFiles(join(opts.dataDir, 'tensors'));
@@ -509,7 +533,7 @@ export class PromptStore {
   // --- tasks -------------------------------------------------------------------------
 
   createTask(tenantId: string, def: TaskDefinition): Task {
-    const d = validateTaskDefinition(def, this.spec, this.limits);
+    const d = validateTaskDefinition(def, this.spec, this.limits, this.tokenizer);
     const scoring = d.scoring.type === 'head' ? { type: 'head', pooling: d.scoring.pooling } : { type: 'verbalizer', label_words: d.scoring.labelWords };
     const createdAt = now();
     this.db.transaction(() => {
@@ -560,6 +584,7 @@ export class PromptStore {
       throw new SoftserveError('INVALID_TASK', `task ${JSON.stringify(task.name)} scores with a verbalizer: the prompt carries a linear head it would not use`);
     }
     validatePromptTensors(this.spec, t, this.limits, task.scoring.type === 'head' ? task.labels.length : undefined);
+    checkPromptFitsTemplate(softPlacement(task.template, parseTemplate(task.template), Number.MAX_SAFE_INTEGER), t.numVirtualTokens, t.kind);
   }
 
   /**
@@ -751,8 +776,12 @@ export class PromptStore {
       if (v !== null && (!Number.isSafeInteger(v) || v < 1)) throw new SoftserveError('BAD_REQUEST', `member ${i}: version must be a positive integer`);
       return v === null ? { prompt: m.prompt } : { prompt: m.prompt, version: v };
     });
-    const keys = clean.map((m) => `${m.prompt}@${m.version ?? 'latest'}`);
-    if (new Set(keys).size !== keys.length) throw new SoftserveError('INVALID_INPUT', 'ensemble members must be distinct');
+    // One vote per prompt: "p1" beside {p1, version 2} is p1 twice once v2 is its latest.
+    const seen = new Set<string>();
+    for (const m of clean) {
+      if (seen.has(m.prompt)) throw new SoftserveError('DUPLICATE_ENSEMBLE_MEMBER', `ensemble members must be distinct prompts: "${m.prompt}" is listed twice (it would vote twice)`, { prompt: m.prompt });
+      seen.add(m.prompt);
+    }
     const createdAt = now();
     this.db.transaction(() => {
       const t = this.taskRow(tenantId, taskName);

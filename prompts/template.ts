@@ -24,6 +24,56 @@ export type Piece =
   | { kind: 'soft'; from: number; to: number | null };
 
 const SLOT = /\{(text|mask|soft)(?::(\d+)-(\d+))?\}/g;
+// Anything that looks like a slot; what SLOT does not take of these is a typo.
+const SLOT_LIKE = /\{\s*(?:text|mask|soft)\b[^{}]*\}/g;
+
+function badTemplate(message: string): never {
+  throw new SoftserveError('INVALID_TEMPLATE', message);
+}
+
+/**
+ * How a template places a prompt's virtual tokens: `none` (first, as PEFT
+ * does), `all` (one {soft}), or `ranged` ({soft:a-b} slots tiling 0..count-1
+ * exactly, so every token is placed once: a prompt must then have `count`).
+ * Reversed or empty ranges, ranges past `maxVirtualTokens`, overlaps (two
+ * {soft}, or {soft} beside ranges) and gaps are refused (INVALID_TEMPLATE).
+ */
+export type SoftPlacement = { kind: 'none' } | { kind: 'all' } | { kind: 'ranged'; count: number };
+
+export function softPlacement(template: string, pieces: Piece[], maxVirtualTokens: number): SoftPlacement {
+  for (const m of template.matchAll(SLOT_LIKE)) {
+    if (!new RegExp(`^${SLOT.source}$`).test(m[0])) badTemplate(`malformed slot ${JSON.stringify(m[0])}: slots are {text}, {mask}, {soft} and {soft:a-b} with 0 <= a < b`);
+  }
+  const soft = pieces.filter((p): p is Extract<Piece, { kind: 'soft' }> => p.kind === 'soft');
+  if (soft.length === 0) return { kind: 'none' };
+  const whole = soft.filter((p) => p.to === null);
+  if (whole.length > 0) {
+    if (soft.length > 1) badTemplate('{soft} places every virtual token; it cannot appear twice or beside {soft:a-b} slots (they would overlap)');
+    return { kind: 'all' };
+  }
+  const ranges = soft.map((p) => [p.from, p.to!] as const);
+  for (const [a, b] of ranges) {
+    if (a >= b) badTemplate(`{soft:${a}-${b}} is ${a === b ? 'empty' : 'reversed'}: a range a-b places tokens a..b-1 and needs a < b`);
+    if (b > maxVirtualTokens) badTemplate(`{soft:${a}-${b}} reaches past the limit of ${maxVirtualTokens} virtual tokens (SOFTSERVE_MAX_VIRTUAL_TOKENS)`);
+  }
+  const sorted = [...ranges].sort((x, y) => x[0] - y[0]);
+  let next = 0;
+  for (const [a, b] of sorted) {
+    if (a < next) badTemplate(`{soft:${a}-${b}} overlaps another {soft:a-b} slot: each virtual token is placed once`);
+    if (a > next) badTemplate(`no {soft:a-b} slot places virtual tokens ${next}..${a - 1}: the ranges must cover 0..N-1 without gaps`);
+    next = b;
+  }
+  return { kind: 'ranged', count: next };
+}
+
+/** A prompt of `virtualTokens` against the template's placement: ranged slots need exactly their count. */
+export function checkPromptFitsTemplate(placement: SoftPlacement, virtualTokens: number, kind: string): void {
+  if (placement.kind === 'ranged' && kind !== 'prefix' && virtualTokens !== placement.count) {
+    throw new SoftserveError('PROMPT_TEMPLATE_MISMATCH',
+      `the task's template places ${placement.count} virtual tokens with {soft:a-b} slots; this ${kind} prompt has ${virtualTokens}`,
+      { expected: placement.count, got: virtualTokens });
+  }
+}
 
 export function parseTemplate(template: string): Piece[] {
   const pieces: Piece[] = [];

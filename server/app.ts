@@ -13,8 +13,11 @@ import type { Registry } from 'prom-client';
 import { isSoftserveError, SoftserveError, type ErrorCode } from '../kernels/errors.ts';
 import type { ModelSpec } from '../models/spec.ts';
 import type { PromptStore } from '../prompts/store.ts';
-import { requireAdmin, requireTenant, tenantOf } from './auth.ts';
+import { metricsAuth, requireAdmin, requireTenant, tenantOf } from './auth.ts';
 import type { ServerConfig } from './config.ts';
+import { requireJson } from './json-only.ts';
+import { redactPaths } from './redact.ts';
+import { requestIds, requestLog } from './request-id.ts';
 import { ensemblesRouter } from './routes/ensembles.ts';
 import { inspectRouter, type PromptInspector } from './routes/inspect.ts';
 import { promptsRouter } from './routes/prompts.ts';
@@ -79,23 +82,30 @@ export function createApp(deps: AppDeps): Express {
   const tenantAuth = requireTenant(config, store);
   const adminAuth = requireAdmin(config, store);
 
+  app.use(requestIds(logger));
+  // API keys travel in /v1 bodies (tenant and key creation): no cache may keep any /v1 answer.
+  app.use('/v1', (_req: Request, res: Response, next: NextFunction) => {
+    res.setHeader('Cache-Control', 'no-store');
+    next();
+  });
+
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok' });
   });
   if (deps.registry) {
     const registry = deps.registry;
-    app.get('/metrics', async (_req, res) => {
+    app.get('/metrics', metricsAuth(config.metricsToken), async (_req, res) => {
       res.type(registry.contentType).send(await registry.metrics());
     });
   }
 
-  app.use('/v1/tenants', adminAuth, jsonBody, tenantsRouter(store));
+  app.use('/v1/tenants', adminAuth, requireJson, jsonBody, tenantsRouter(store));
   app.get('/v1/whoami', tenantAuth, (_req, res) => {
     res.json(tenantView(tenantOf(res)));
   });
   if (deps.inspector) app.use('/v1/tasks/:task/prompts/:name/inspect', tenantAuth, inspectRouter(store, deps.inspector));
   app.use('/v1/tasks/:task/prompts', tenantAuth, jsonBody, promptsRouter(store, config));
-  app.use('/v1/tasks/:task/ensembles', tenantAuth, jsonBody, ensemblesRouter(store));
+  app.use('/v1/tasks/:task/ensembles', tenantAuth, requireJson, jsonBody, ensemblesRouter(store));
   app.use('/v1/tasks', tenantAuth, jsonBody, tasksRouter(store));
 
   const ctx: AppContext = { app, store, spec: deps.spec, config, tenantAuth, adminAuth, jsonBody, ...(logger ? { logger } : {}) };
@@ -109,8 +119,9 @@ export function createApp(deps: AppDeps): Express {
     let e: SoftserveError;
     if (isSoftserveError(err)) e = err;
     else e = fromHttpError((err ?? {}) as Record<string, unknown>) ?? new SoftserveError('INTERNAL', 'internal error');
+    const requestId = typeof res.locals.requestId === 'string' ? res.locals.requestId : undefined;
     if (e.status >= 500) {
-      logger?.error({ err, method: req.method, path: req.path, code: e.code }, 'request failed');
+      requestLog(res, logger)?.error({ err, method: req.method, path: req.path, code: e.code }, 'request failed');
     }
     if (res.headersSent) {
       res.destroy();
@@ -118,8 +129,15 @@ export function createApp(deps: AppDeps): Express {
     }
     // An upload cut off mid-body: answer, then drop the connection.
     if (e.code === 'PAYLOAD_TOO_LARGE' && !req.complete) res.setHeader('Connection', 'close');
-    const body: { error: { code: string; message: string; details?: Record<string, unknown> } } = { error: { code: e.code, message: e.message } };
-    if (e.details) body.error.details = e.details;
+    // The server's own failures (500) say only that they happened: their text
+    // (fs errors, file names) stays in the log line that carries the same id.
+    const internal = e.status === 500;
+    // An unknown route's message is the client's own URL path: nothing to redact.
+    const message = internal ? `internal error; the server log has the detail under request id ${requestId ?? 'unknown'}`
+      : e.code === 'NOT_FOUND' ? e.message : redactPaths(e.message);
+    const body: { error: { code: string; message: string; request_id?: string; details?: Record<string, unknown> } } = { error: { code: e.code, message } };
+    if (requestId) body.error.request_id = requestId;
+    if (e.details && !internal) body.error.details = e.details;
     // A refusal that knows when to come back says so the standard way too (training's 429).
     if (typeof e.details?.retryAfter === 'number' && !res.hasHeader('Retry-After')) res.setHeader('Retry-After', String(e.details.retryAfter));
     res.status(e.status).json(body);

@@ -1,5 +1,6 @@
 // Authentication: `Authorization: Bearer <key>`. The admin key (from the
-// environment) manages tenants and nothing else; a tenant key reaches only its
+// environment, or the one the server made on first run and keeps hashed in the
+// store: prompts/admin-keys.ts) manages tenants and nothing else; a tenant key reaches only its
 // tenant's tasks, prompts and ensembles. Tenant keys are looked up by their
 // sha256 (only hashes are stored); the admin key is compared in constant time.
 
@@ -7,6 +8,7 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
 import { SoftserveError } from '../kernels/errors.ts';
+import { activeAdminKey, isStoredAdminKey } from '../prompts/admin-keys.ts';
 import type { PromptStore, Tenant } from '../prompts/store.ts';
 import type { ServerConfig } from './config.ts';
 
@@ -34,8 +36,8 @@ export function requireAdmin(config: ServerConfig, store: PromptStore): RequestH
   return (req: Request, _res: Response, next: NextFunction) => {
     const token = bearerToken(req);
     if (token === null) return next(needKey());
-    if (isAdminKey(config, token)) return next();
-    if (config.adminKey === null) return next(new SoftserveError('FORBIDDEN', 'the admin API is disabled: SOFTSERVE_ADMIN_KEY is not set'));
+    if (isAdminKey(config, token) || isStoredAdminKey(store.db, token)) return next();
+    if (config.adminKey === null && activeAdminKey(store.db) === null) return next(new SoftserveError('FORBIDDEN', 'the admin API is disabled: SOFTSERVE_ADMIN_KEY is not set'));
     if (store.authenticate(token)) return next(new SoftserveError('FORBIDDEN', 'this route needs the admin key, not a tenant key'));
     return next(new SoftserveError('UNAUTHORIZED', 'unknown API key'));
   };
@@ -50,7 +52,7 @@ export function requireTenant(config: ServerConfig, store: PromptStore): Request
       res.locals.tenant = tenant;
       return next();
     }
-    if (isAdminKey(config, token)) return next(new SoftserveError('FORBIDDEN', 'the admin key manages tenants; use a tenant API key here'));
+    if (isAdminKey(config, token) || isStoredAdminKey(store.db, token)) return next(new SoftserveError('FORBIDDEN', 'the admin key manages tenants; use a tenant API key here'));
     return next(new SoftserveError('UNAUTHORIZED', 'unknown or revoked API key'));
   };
 }
@@ -60,4 +62,19 @@ export function tenantOf(res: Response): Tenant {
   const t = res.locals.tenant as Tenant | undefined;
   if (!t) throw new SoftserveError('INTERNAL', 'route reached without tenant authentication');
   return t;
+}
+
+/**
+ * GET /metrics behind its own token (SOFTSERVE_METRICS_TOKEN), apart from
+ * tenant and admin keys, so a scraper holds no key that reaches data. No
+ * token configured: open, as before.
+ */
+export function metricsAuth(token: string | null): RequestHandler {
+  return (req: Request, _res: Response, next: NextFunction) => {
+    if (token === null) return next();
+    const given = bearerToken(req);
+    if (given === null) return next(new SoftserveError('UNAUTHORIZED', 'GET /metrics needs "Authorization: Bearer <SOFTSERVE_METRICS_TOKEN>"'));
+    if (!timingSafeEqual(digest(given), digest(token))) return next(new SoftserveError('UNAUTHORIZED', 'wrong metrics token'));
+    return next();
+  };
 }

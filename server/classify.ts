@@ -115,6 +115,11 @@ export function parseClassifyBody(body: unknown, limits: ClassifyLimits): Classi
       if (version !== undefined && (!Number.isSafeInteger(version) || (version as number) < 1)) bad(`prompts[${i}].version must be a positive integer`);
       return version === undefined ? { name } : { name, version: version as number };
     });
+    const names = new Set<string>();
+    for (const p of out.prompts) {
+      if (names.has(p.name)) throw new SoftserveError('DUPLICATE_ENSEMBLE_MEMBER', `prompts lists "${p.name}" twice; each prompt votes once`, { prompt: p.name });
+      names.add(p.name);
+    }
   }
   if (b.deadline_ms !== undefined) {
     if (!Number.isSafeInteger(b.deadline_ms) || (b.deadline_ms as number) < 1) bad('deadline_ms must be a positive integer');

@@ -27,7 +27,13 @@ export interface ServerConfig {
   maxEnsembleSize: number;
   /** SOFTSERVE_PROMPT_CACHE_BYTES: byte bound of resident prompt tensors (default 256 MiB). */
   promptCacheBytes: number;
+  /** SOFTSERVE_METRICS_TOKEN: when set, GET /metrics needs `Authorization: Bearer <it>`. */
+  metricsToken: string | null;
+  /** SOFTSERVE_METRICS_TENANT_LABEL: how tenants appear in metric labels: hash (default), id, none. */
+  metricsTenantLabel: TenantLabelMode;
 }
+
+export type TenantLabelMode = 'hash' | 'id' | 'none';
 
 export const DEFAULT_CONFIG: ServerConfig = {
   host: '127.0.0.1',
@@ -42,6 +48,8 @@ export const DEFAULT_CONFIG: ServerConfig = {
   maxLabels: 256,
   maxEnsembleSize: 16,
   promptCacheBytes: 256 * 1024 * 1024,
+  metricsToken: null,
+  metricsTenantLabel: 'hash',
 };
 
 function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number): number {
@@ -50,6 +58,18 @@ function int(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number
   const v = Number(raw);
   if (!Number.isSafeInteger(v) || v < min) throw new Error(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
   return v;
+}
+
+function metricsToken(raw: string | undefined): string | null {
+  if (raw === undefined || raw === '') return null;
+  if (raw.length < 16) throw new Error('SOFTSERVE_METRICS_TOKEN must be at least 16 characters');
+  return raw;
+}
+
+function tenantLabelMode(raw: string | undefined): TenantLabelMode {
+  if (raw === undefined || raw === '') return DEFAULT_CONFIG.metricsTenantLabel;
+  if (raw !== 'hash' && raw !== 'id' && raw !== 'none') throw new Error(`SOFTSERVE_METRICS_TENANT_LABEL must be hash, id or none, got ${JSON.stringify(raw)}`);
+  return raw;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
@@ -68,6 +88,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     maxLabels: int(env, 'SOFTSERVE_MAX_LABELS', DEFAULT_CONFIG.maxLabels, 2),
     maxEnsembleSize: int(env, 'SOFTSERVE_MAX_ENSEMBLE_SIZE', DEFAULT_CONFIG.maxEnsembleSize, 1),
     promptCacheBytes: int(env, 'SOFTSERVE_PROMPT_CACHE_BYTES', DEFAULT_CONFIG.promptCacheBytes, 1),
+    metricsToken: metricsToken(env.SOFTSERVE_METRICS_TOKEN),
+    metricsTenantLabel: tenantLabelMode(env.SOFTSERVE_METRICS_TENANT_LABEL),
   };
 }
 

@@ -39,7 +39,7 @@ export function consoleRouter(): express.Router {
   r.get('/vendor/uPlot.min.css', (_req, res) => { res.sendFile(join(UPLOT_DIR, 'uPlot.min.css'), { headers: { 'Cache-Control': 'no-cache' } }); });
   r.use(express.static(STATIC_DIR, files));
   r.use((_req: Request, res: Response) => {
-    res.status(404).json({ error: { code: 'NOT_FOUND', message: 'no such console file' } });
+    res.status(404).json({ error: { code: 'NOT_FOUND', message: 'no such console file', request_id: res.locals.requestId } });
   });
   return r;
 }

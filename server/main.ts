@@ -2,19 +2,24 @@
 // SOFTSERVE_MODEL_DIR (default: the embedded stories260k). SIGTERM or SIGINT
 // drains: new work gets 503, queued and running work finishes, then exit.
 
-import { loadConfig } from './config.ts';
+import { loadConfig, type ServerConfig } from './config.ts';
 import { loadServingConfig } from './serving-config.ts';
 import { startServer } from './server.ts';
+import { adminKeyNotice } from './first-run.ts';
 
 let server;
+let config: ServerConfig;
 try {
-  server = await startServer({ config: loadConfig(), serving: loadServingConfig() });
+  config = loadConfig();
+  server = await startServer({ config, serving: loadServingConfig() });
 } catch (err) {
   const e = err as { code?: string; message?: string };
   process.stderr.write(`softserve: could not start: ${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}\n`);
   process.exit(1);
 }
 const running = server;
+const notice = adminKeyNotice(running.store.db, config);
+if (notice) process.stderr.write(notice);
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
   process.on(signal, () => {

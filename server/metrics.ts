@@ -2,7 +2,10 @@
 // several servers in one process (tests) do not share counters. The prompt
 // cache's metrics are registered by the store's residency cache itself.
 
+import { createHash } from 'node:crypto';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+import type { TenantLabelMode } from './config.ts';
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
@@ -29,7 +32,14 @@ export class Metrics {
   readonly tenantRequests: Counter<'tenant'>;
   private readonly tenantLabels = new Set<string>();
 
-  constructor(private readonly maxTenantLabels = 100) {
+  /**
+   * `tenantLabels`: how a tenant shows in labels. `hash` (default): the first
+   * 12 hex digits of sha256(tenant id), stable across restarts, so a scraper
+   * learns neither ids nor names (an operator maps one with
+   * `printf %s ten_… | sha256sum | cut -c1-12`); `id`: the tenant id; `none`:
+   * one series, `all`.
+   */
+  constructor(private readonly maxTenantLabels = 100, private readonly tenantLabelMode: TenantLabelMode = 'hash') {
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: 'softserve_process_' });
     this.httpRequests = new Counter({ name: 'softserve_http_requests_total', help: 'HTTP requests by route, method and status', labelNames: ['route', 'method', 'status'], registers: [r] });
@@ -52,10 +62,12 @@ export class Metrics {
 
   /** Per-tenant label with bounded cardinality. */
   tenantLabel(tenantId: string): string {
-    if (this.tenantLabels.has(tenantId)) return tenantId;
+    if (this.tenantLabelMode === 'none') return 'all';
+    const label = this.tenantLabelMode === 'id' ? tenantId : createHash('sha256').update(tenantId).digest('hex').slice(0, 12);
+    if (this.tenantLabels.has(label)) return label;
     if (this.tenantLabels.size < this.maxTenantLabels) {
-      this.tenantLabels.add(tenantId);
-      return tenantId;
+      this.tenantLabels.add(label);
+      return label;
     }
     return 'other';
   }

@@ -24,7 +24,7 @@ const version: Json = { name: 'version', in: 'path', required: true, schema: { o
 const schemas: Record<string, Json> = {
   Error: {
     type: 'object', required: ['error'],
-    properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' }, details: { type: 'object' } } } },
+    properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' }, request_id: { type: 'string', description: 'the X-Request-Id of the answer; quote it to find the server log line' }, details: { type: 'object' } } } },
   },
   Tenant: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, created_at: { type: 'string', format: 'date-time' } } },
   Key: { type: 'object', properties: { id: { type: 'string' }, prefix: { type: 'string' }, created_at: { type: 'string' }, revoked_at: { type: 'string', nullable: true } } },

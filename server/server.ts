@@ -16,6 +16,8 @@ import { tenantOf } from './auth.ts';
 import { ClassifyService } from './classify.ts';
 import { promptLimits, type ServerConfig } from './config.ts';
 import { InferenceWorker } from './inference/client.ts';
+import { requireJson } from './json-only.ts';
+import { requestIds, requestLog } from './request-id.ts';
 import { Metrics } from './metrics.ts';
 import { Scheduler } from './scheduler.ts';
 import type { ServingConfig } from './serving-config.ts';
@@ -61,7 +63,7 @@ export function routeLabel(path: string): string {
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const { config, serving } = opts;
   const logger = opts.logger ?? pino({ level: serving.logLevel, base: { service: 'softserve' } });
-  const metrics = new Metrics();
+  const metrics = new Metrics(100, config.metricsTenantLabel);
   const usage = new UsageCounter();
 
   const workerOptions: ConstructorParameters<typeof InferenceWorker>[0] = { modelDir: serving.modelDir, executionProvider: serving.executionProvider };
@@ -82,7 +84,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
 
   const store = PromptStore.open({
     dataDir: config.dataDir, spec, limits: promptLimits(config), maxEnsembleSize: config.maxEnsembleSize,
-    cacheBytes: config.promptCacheBytes, registry: metrics.registry, logger,
+    cacheBytes: config.promptCacheBytes, registry: metrics.registry, logger, tokenizer,
   });
 
   const training = new TrainingManager({ store, modelDir: serving.modelDir, executionProvider: serving.executionProvider, config: loadTrainingConfig(), logger, registry: metrics.registry });
@@ -112,6 +114,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
 
   const outer = express();
   outer.disable('x-powered-by');
+  outer.use(requestIds(logger));
   // One log line and one metric sample per request, whatever route answers it.
   outer.use((req: Request, res: Response, next: NextFunction) => {
     const started = performance.now();
@@ -126,13 +129,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       if (res.locals.tenant) line.tenant = (res.locals.tenant as { id: string }).id;
       if (res.locals.classify) Object.assign(line, res.locals.classify);
       if (res.locals.errorCode) line.code = res.locals.errorCode;
-      logger.info(line, 'request');
+      requestLog(res, logger)!.info(line, 'request');
     });
     next();
   });
   outer.get('/readyz', (_req, res) => {
     if (ready && !draining) res.json({ status: 'ready', model: spec.modelType, family: spec.family });
-    else res.status(503).json({ error: { code: draining ? 'DRAINING' : 'NOT_READY', message: draining ? 'draining' : 'model not loaded' } });
+    else res.status(503).json({ error: { code: draining ? 'DRAINING' : 'NOT_READY', message: draining ? 'draining' : 'model not loaded', request_id: res.locals.requestId } });
   });
   const info = infoDocument(spec, serving, config);
   outer.get('/info', (_req, res) => { res.json(info); });
@@ -143,11 +146,11 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     if (!draining || _req.path === '/healthz' || _req.path === '/metrics') return next();
     metrics.rejected.inc({ reason: 'draining' });
     res.setHeader('Connection', 'close');
-    res.status(503).json({ error: { code: 'DRAINING', message: 'the server is shutting down' } });
+    res.status(503).json({ error: { code: 'DRAINING', message: 'the server is shutting down', request_id: res.locals.requestId } });
   });
 
   const classifyRoute = (ctx: AppContext) => {
-    ctx.app.post('/v1/tasks/:task/classify', ctx.tenantAuth, ctx.jsonBody, async (req: Request, res: Response, next: NextFunction) => {
+    ctx.app.post('/v1/tasks/:task/classify', ctx.tenantAuth, requireJson, ctx.jsonBody, async (req: Request, res: Response, next: NextFunction) => {
       const tenant = tenantOf(res);
       try {
         const result = await classify.classify(tenant.id, String(req.params.task), req.body);
@@ -173,6 +176,15 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     });
   };
   outer.use(createApp({ store, spec, config, logger, registry: metrics.registry, extensions: [classifyRoute, jobsExtension(training), usageExtension(usage)], inspector: new PromptInspector(serving.modelDir, spec, tokenizer) }));
+  // Last resort for errors raised outside the app (console files, /info): express's own
+  // handler would answer HTML with a stack trace, paths included.
+  outer.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    if (res.headersSent) return next(err);
+    const status = typeof (err as { status?: unknown })?.status === 'number' && (err as { status: number }).status >= 400 && (err as { status: number }).status < 500 ? (err as { status: number }).status : 500;
+    requestLog(res, logger)?.error({ err, status }, 'request failed outside the API');
+    const code = status === 404 ? 'NOT_FOUND' : status < 500 ? 'BAD_REQUEST' : 'INTERNAL';
+    res.status(status).json({ error: { code, message: status < 500 ? 'bad request' : `internal error; the server log has the detail under request id ${String(res.locals.requestId)}`, request_id: res.locals.requestId } });
+  });
 
   const http: Server = outer.listen(config.port, config.host);
   await once(http, 'listening');

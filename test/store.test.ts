@@ -191,7 +191,9 @@ describe('ensembles and resolve (the classify path)', () => {
     await rejects(s.deletePromptVersion(t, 'sentiment', 'm0', 1), 'CONFLICT', /pinned/);
     await s.deletePromptVersion(t, 'sentiment', 'm0', 2); // latest of m0, not pinned
     await rejects(() => s.createEnsemble(t, 'sentiment', 'trio', [{ prompt: 'm1' }]), 'CONFLICT');
-    await rejects(() => s.createEnsemble(t, 'sentiment', 'dup', [{ prompt: 'm1' }, { prompt: 'm1' }]), 'INVALID_INPUT', /distinct/);
+    await rejects(() => s.createEnsemble(t, 'sentiment', 'dup', [{ prompt: 'm1' }, { prompt: 'm1' }]), 'DUPLICATE_ENSEMBLE_MEMBER', /distinct/);
+    // The same prompt at a pinned version and at its latest (or two versions) would vote twice too.
+    await rejects(() => s.createEnsemble(t, 'sentiment', 'dup', [{ prompt: 'm0' }, { prompt: 'm0', version: 1 }]), 'DUPLICATE_ENSEMBLE_MEMBER', /"m0" is listed twice/);
     await rejects(() => s.createEnsemble(t, 'sentiment', 'ghost', [{ prompt: 'nope' }]), 'INVALID_INPUT', /no prompt/);
     await rejects(() => s.createEnsemble(t, 'sentiment', 'big', Array.from({ length: 17 }, (_, i) => ({ prompt: `m${i}` }))), 'INVALID_INPUT', /1-16/);
     s.deleteEnsemble(t, 'sentiment', 'trio');

@@ -34,6 +34,21 @@ function pick(files: MultipartFile[], names: Set<string>): MultipartFile | undef
   return files.find((f) => names.has(f.field) || (f.filename !== null && names.has(f.filename)));
 }
 
+/**
+ * A named file must be what its part carries: JSON for the config, safetensors
+ * for the tensors. A pickled adapter_model.bin is refused here, by name, not
+ * later as bytes that fail to parse.
+ */
+function checkPartFilename(f: MultipartFile): void {
+  if (f.filename === null) return;
+  // The field name decides the part's role; the file name only when the field is not one of ours.
+  const isConfig = CONFIG_PARTS.has(f.field) || (!MODEL_PARTS.has(f.field) && CONFIG_PARTS.has(f.filename));
+  const want = isConfig ? '.json' : '.safetensors';
+  if (!f.filename.toLowerCase().endsWith(want)) {
+    throw new SoftserveError('INVALID_MULTIPART', `file part "${f.field}" is named ${JSON.stringify(f.filename)}; it must be a ${want} file${want === '.safetensors' ? ' (export a pickled .bin adapter as safetensors)' : ''}`, { field: f.field });
+  }
+}
+
 export function promptsRouter(store: PromptStore, config: ServerConfig): express.Router {
   const r = express.Router({ mergeParams: true });
 
@@ -50,6 +65,7 @@ export function promptsRouter(store: PromptStore, config: ServerConfig): express
         if (!CONFIG_PARTS.has(f.field) && !MODEL_PARTS.has(f.field) && !(f.filename !== null && (CONFIG_PARTS.has(f.filename) || MODEL_PARTS.has(f.filename)))) {
           throw new SoftserveError('INVALID_MULTIPART', `unexpected file part "${f.field}"; send ${ADAPTER_CONFIG_NAME} and ${ADAPTER_MODEL_NAME}`);
         }
+        checkPartFilename(f);
       }
       for (const k of body.fields.keys()) {
         if (k !== 'name') throw new SoftserveError('INVALID_MULTIPART', `unexpected field "${k}"; the only field is "name"`);

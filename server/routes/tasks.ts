@@ -6,6 +6,7 @@ import express, { type Request, type Response } from 'express';
 import { SoftserveError } from '../../kernels/errors.ts';
 import type { PromptStore, Scoring } from '../../prompts/store.ts';
 import { tenantOf } from '../auth.ts';
+import { requireJson } from '../json-only.ts';
 import { taskView } from './views.ts';
 
 function body(req: Request): Record<string, unknown> {
@@ -27,7 +28,7 @@ function scoringFromJson(raw: unknown): Scoring {
 export function tasksRouter(store: PromptStore): express.Router {
   const r = express.Router();
 
-  r.post('/', (req: Request, res: Response) => {
+  r.post('/', requireJson, (req: Request, res: Response) => {
     const b = body(req);
     const task = store.createTask(tenantOf(res).id, {
       name: b.name as string,

@@ -1,6 +1,7 @@
 // The JSON shape of a training job (snake_case), from its row and, while it
 // runs, the manager's live progress.
 
+import { redactPaths } from '../redact.ts';
 import type { Progress, EvalPoint } from '../../prompts/training/trainer.ts';
 import type { JobRow } from './jobs-db.ts';
 
@@ -70,7 +71,7 @@ export function jobView(row: JobRow, live?: { progress: Progress | null; history
     progress: progressView(progress),
     history: historyView(history),
     result: counts,
-    error: row.error ? JSON.parse(row.error) as { code: string; message: string } : null,
+    error: row.error ? publicError(JSON.parse(row.error) as { code: string; message: string }) : null,
     attempts: row.attempts,
     events: JSON.parse(row.events) as unknown[],
     created_at: row.created_at,
@@ -80,3 +81,8 @@ export function jobView(row: JobRow, live?: { progress: Progress | null; history
 }
 
 export type JobView = ReturnType<typeof jobView>;
+
+/** A failed job's error as a client sees it: no file-system paths (the worker's own errors can name files). */
+function publicError(e: { code: string; message: string }): { code: string; message: string } {
+  return { code: e.code, message: redactPaths(e.message) };
+}

@@ -1,0 +1,36 @@
+// First run: with no SOFTSERVE_ADMIN_KEY and no admin key in the store, make
+// one, keep only its hash (prompts/admin-keys.ts) and say it once, with the
+// next command to run. Later starts say where the key lives and how to replace
+// it. The notice goes to stderr only (never through the logger: logs are
+// shipped and kept, and the key must not be in them).
+
+import { activeAdminKey, ensureAdminKey } from '../prompts/admin-keys.ts';
+import type { Db } from '../prompts/db.ts';
+import type { ServerConfig } from './config.ts';
+
+/** The lines to print on stderr at start, or null when there is nothing to say. */
+export function adminKeyNotice(db: Db, config: ServerConfig): string | null {
+  const rotate = `npx softserve admin rotate-key --data-dir ${config.dataDir}`;
+  if (config.adminKey !== null) {
+    const stored = activeAdminKey(db);
+    return stored ? `softserve: admin keys: SOFTSERVE_ADMIN_KEY, and the stored one made on first run (${stored.prefix}…); replace the stored one with: ${rotate}\n` : null;
+  }
+  const created = ensureAdminKey(db);
+  if (created) {
+    return [
+      '',
+      'softserve: first run: made an admin key. It is shown this once; the store keeps only its hash.',
+      '',
+      `  export SOFTSERVE_ADMIN_KEY=${created.apiKey}`,
+      '',
+      'Next, in another shell in this directory: run the line above, then make a tenant:',
+      '',
+      '  npx softserve tenants create acme',
+      '',
+      `Lost it? ${rotate}`,
+      '',
+    ].join('\n');
+  }
+  const stored = activeAdminKey(db)!;
+  return `softserve: admin key: the one made on first run (${stored.prefix}…, ${stored.createdAt}), kept hashed in ${config.dataDir}; to replace it: ${rotate}\n`;
+}

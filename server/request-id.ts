@@ -1,0 +1,38 @@
+// Every response carries an X-Request-Id, and every log line about the
+// request carries the same id, so a client quoting it (error bodies include
+// it) leads to the server's detail. A well-formed incoming id (a proxy's or
+// the client's own) is kept; anything else is replaced by a fresh UUID, so a
+// client cannot put arbitrary bytes into the logs.
+
+import { randomUUID } from 'node:crypto';
+import type { NextFunction, Request, Response } from 'express';
+import type { Logger } from 'pino';
+
+/** 1-128 characters of letters, digits and `.` `_` `:` `-`. */
+const WELL_FORMED = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function incomingRequestId(raw: string | string[] | undefined): string | null {
+  return typeof raw === 'string' && WELL_FORMED.test(raw) ? raw : null;
+}
+
+/**
+ * Sets `res.locals.requestId`, the X-Request-Id header and `res.locals.log`
+ * (a child of `logger` bound to the id). Runs once per request: a second
+ * instance (the app inside the server) keeps what the first set.
+ */
+export function requestIds(logger?: Logger) {
+  return (req: Request, res: Response, next: NextFunction): void => {
+    if (typeof res.locals.requestId !== 'string') {
+      const id = incomingRequestId(req.headers['x-request-id']) ?? randomUUID();
+      res.locals.requestId = id;
+      res.setHeader('X-Request-Id', id);
+      if (logger) res.locals.log = logger.child({ request_id: id });
+    }
+    next();
+  };
+}
+
+/** The request's logger: bound to its id when requestIds ran, else `fallback`. */
+export function requestLog(res: Response, fallback?: Logger): Logger | undefined {
+  return (res.locals.log as Logger | undefined) ?? fallback;
+}
