@@ -14,6 +14,10 @@ export const ERROR_STATUS = {
   INVALID_MULTIPART: 400,
   /** A JSON body nested deeper than SOFTSERVE_MAX_JSON_DEPTH (refused before parsing). */
   JSON_TOO_DEEP: 400,
+  /** An ensemble vote mode that does not exist. */
+  INVALID_VOTE_MODE: 400,
+  /** min_agreement outside [0, 1]. */
+  INVALID_MIN_AGREEMENT: 400,
   // 401/403: authentication
   UNAUTHORIZED: 401,
   FORBIDDEN: 403,
@@ -45,6 +49,8 @@ export const ERROR_STATUS = {
   INVALID_EXAMPLES: 422,
   /** A training job whose estimated peak memory is over SOFTSERVE_TRAINING_MEMORY_MB (or its batch over the batch-token bound). */
   TRAINING_MEMORY_BUDGET: 422,
+  /** A weighted vote over a member without a recorded held-out accuracy. */
+  VOTE_WEIGHT_UNKNOWN: 422,
   // 429/503/504: load and lifecycle
   OVERLOADED: 429,
   /** A tenant at its training limits: jobs queued or running, or training time in the window. */

@@ -36,15 +36,28 @@ export interface TrainingGraph {
   backwardNodes: number;
 }
 
-/** Appends the loss and gradients to a graph that already holds a serving forward. */
-export function addTrainingHead(g: Graph, wrt: readonly TrainableInput[]): { differentiatedNodes: number; backwardNodes: number } {
+/**
+ * Appends the loss and gradients to a graph that already holds a serving
+ * forward. With `softTargets` the loss reads a `targets` float32 [B,C] input
+ * instead of labels and weights: loss = -sum_b sum_c targets[b,c] log
+ * softmax(scores_b)_c (distillation; the trainer folds each row's weight into
+ * its targets). Soft targets need every row to have all C classes (one task's
+ * rows do): a masked class's -inf log-probability times a 0 target is NaN.
+ */
+export function addTrainingHead(g: Graph, wrt: readonly TrainableInput[], softTargets = false): { differentiatedNodes: number; backwardNodes: number } {
   if (wrt.length === 0) throw new Error('a training graph needs at least one trainable input');
-  const labels = g.input('labels', 'int64', ['B']);
-  const weights = g.input('example_weight', 'float32', ['B']);
   // `scores` is the serving output (an Identity of the masked class scores).
   const logp = g.op('LogSoftmax', ['scores'], { axis: 1 });
-  const picked = g.squeeze(g.op('GatherElements', [logp, g.unsqueeze(labels, [1])], { axis: 1 }), [1]); // [B]
-  const loss = g.op('Neg', [g.reduceSum(g.mul(picked, weights), [0], false)]);
+  let loss: Value;
+  if (softTargets) {
+    const targets = g.input('targets', 'float32', ['B', 'C']);
+    loss = g.op('Neg', [g.reduceSum(g.mul(logp, targets), [0, 1], false)]);
+  } else {
+    const labels = g.input('labels', 'int64', ['B']);
+    const weights = g.input('example_weight', 'float32', ['B']);
+    const picked = g.squeeze(g.op('GatherElements', [logp, g.unsqueeze(labels, [1])], { axis: 1 }), [1]); // [B]
+    loss = g.op('Neg', [g.reduceSum(g.mul(picked, weights), [0], false)]);
+  }
   const res = addGradients(g, { loss, wrt: [...wrt] });
   g.output(loss, 'loss', 'float32', []);
   for (const w of wrt) g.output(res.grads.get(w)!, `grad_${w}`, 'float32', gradDims(w));
@@ -60,10 +73,10 @@ function gradDims(w: TrainableInput): Array<number | string> {
   }
 }
 
-export function buildTrainingGraph(ckpt: Checkpoint, family: Family, spec: ModelSpec, wrt: readonly TrainableInput[]): TrainingGraph {
+export function buildTrainingGraph(ckpt: Checkpoint, family: Family, spec: ModelSpec, wrt: readonly TrainableInput[], softTargets = false): TrainingGraph {
   const g = new Graph(`${spec.family}_training`);
   family.buildServingGraph(g, ckpt, spec);
-  const stats = addTrainingHead(g, wrt);
+  const stats = addTrainingHead(g, wrt, softTargets);
   return { graph: g, wrt: [...wrt], ...stats };
 }
 
@@ -163,11 +176,11 @@ export class TrainableModel {
     return { scores: out.scores!.data as Float32Array, pooled: out.pooled!.data as Float32Array, classes: out.scores!.dims[1]! };
   }
 
-  private trainingSession(wrt: readonly TrainableInput[]): Promise<ort.InferenceSession> {
-    const key = [...wrt].sort().join(',');
+  private trainingSession(wrt: readonly TrainableInput[], softTargets = false): Promise<ort.InferenceSession> {
+    const key = `${softTargets ? 'soft:' : ''}${[...wrt].sort().join(',')}`;
     let s = this.training.get(key);
     if (!s) {
-      const tg = buildTrainingGraph(this.ckpt, this.family, this.spec, wrt);
+      const tg = buildTrainingGraph(this.ckpt, this.family, this.spec, wrt, softTargets);
       s = openSession(tg.graph.toOnnx(), this.options);
       this.training.set(key, s);
     }
@@ -175,18 +188,26 @@ export class TrainableModel {
   }
 
   /** Opens the training session for `wrt` ahead of the first step. */
-  async prepare(wrt: readonly TrainableInput[]): Promise<void> {
-    await this.trainingSession(wrt);
+  async prepare(wrt: readonly TrainableInput[], softTargets = false): Promise<void> {
+    await this.trainingSession(wrt, softTargets);
   }
 
-  /** One forward + backward: loss, gradients for `wrt`, and the rows' scores. */
-  async step(rows: EngineRow[], labels: number[], weights: number[], wrt: readonly TrainableInput[]): Promise<StepOutput> {
-    const session = await this.trainingSession(wrt);
+  /**
+   * One forward + backward: loss, gradients for `wrt`, and the rows' scores.
+   * With `targets` (row-major [B,C], weights folded in) the loss is the soft
+   * cross-entropy and `labels`/`weights` are ignored.
+   */
+  async step(rows: EngineRow[], labels: number[], weights: number[], wrt: readonly TrainableInput[], targets?: Float32Array): Promise<StepOutput> {
+    const session = await this.trainingSession(wrt, targets !== undefined);
     const batch = this.assemble(rows);
     const feeds: Record<string, ort.Tensor> = {};
     for (const [k, t] of Object.entries(batch.feeds)) feeds[k] = toOrt(t);
-    feeds.labels = new ort.Tensor('int64', BigInt64Array.from(labels.map(BigInt)), [rows.length]);
-    feeds.example_weight = new ort.Tensor('float32', Float32Array.from(weights), [rows.length]);
+    if (targets) {
+      feeds.targets = new ort.Tensor('float32', targets, [rows.length, targets.length / rows.length]);
+    } else {
+      feeds.labels = new ort.Tensor('int64', BigInt64Array.from(labels.map(BigInt)), [rows.length]);
+      feeds.example_weight = new ort.Tensor('float32', Float32Array.from(weights), [rows.length]);
+    }
     const fetches = ['loss', 'scores', ...wrt.map((w) => `grad_${w}`)];
     const out = await session.run(feeds, fetches);
     const grads: Partial<Record<TrainableInput, Float32Array>> = {};

@@ -119,6 +119,14 @@ export const MIGRATIONS: Migration[] = [
       ) STRICT;
     `,
   },
+  {
+    version: 4,
+    description: 'prompt version provenance (training method, held-out accuracy, teacher, init); an ensemble\'s vote mode',
+    sql: `
+      ALTER TABLE prompt_versions ADD COLUMN provenance TEXT;  -- JSON, or NULL (uploads)
+      ALTER TABLE ensembles ADD COLUMN vote TEXT;              -- 'majority' | 'mean_probability' | 'weighted', or NULL (majority)
+    `,
+  },
 ];
 
 export interface OpenDbOptions {

@@ -28,6 +28,7 @@ import { checkPromptFitsTemplate, labelTokenId, parseTemplate, softPlacement, ty
 import { exportPeft, importPeft, type PeftFiles } from './peft.ts';
 import { PromptResidency, type ResidencyStats } from './residency.ts';
 import { TensorFiles, sha256Hex } from './tensor-files.ts';
+import { parseVoteMode, type VoteMode } from './vote.ts';
 
 // --- public types ------------------------------------------------------------
 
@@ -79,6 +80,12 @@ export interface PromptVersionInfo {
   source: PromptSource;
   /** dtype of the upload (F32/F16/BF16); stored as F32 regardless. */
   sourceDtype: string | null;
+  /**
+   * Where a trained version came from (snake_case JSON, shown as is by the
+   * API): method, seed, held-out accuracy (the weight of a weighted vote),
+   * teacher (distillation), init prompt (transfer). Null for uploads.
+   */
+  provenance: Record<string, unknown> | null;
   createdAt: string;
 }
 
@@ -100,6 +107,8 @@ export interface EnsembleInfo {
   task: string;
   name: string;
   members: EnsembleMember[];
+  /** The ensemble's vote mode; null: majority (a request's `vote` overrides either). */
+  vote: VoteMode | null;
   createdAt: string;
 }
 
@@ -119,6 +128,8 @@ export interface ResolvedTask {
   task: Task;
   /** The ensemble's name when one was asked for. */
   ensemble: string | null;
+  /** The named ensemble's stored vote mode (null: none stored, or no ensemble). */
+  vote: VoteMode | null;
   /** One entry per row the request will run: a single prompt, N ensemble members, or none (no prompt). */
   members: ResolvedPrompt[];
 }
@@ -130,6 +141,8 @@ export interface PromptWriteMeta {
   peftConfig?: Record<string, unknown> | null;
   /** Run inside the write's transaction; a throw aborts the write (a training job checks its task is still the one it trained for). */
   precondition?: () => void;
+  /** See PromptVersionInfo.provenance. */
+  provenance?: Record<string, unknown> | null;
 }
 
 export interface StoreLogger {
@@ -265,8 +278,10 @@ interface TaskRow { id: number; tenant_id: string; name: string; labels: string;
 interface VersionRow {
   id: number; prompt_id: number; version: number; kind: PromptKind; num_virtual_tokens: number; has_head: number;
   tensor_hash: string; tensor_bytes: number; model_dims: string; source: PromptSource; source_dtype: string | null;
-  peft_config: string | null; created_at: string; prompt_name: string; task_name: string;
+  peft_config: string | null; provenance: string | null; created_at: string; prompt_name: string; task_name: string;
 }
+
+interface EnsembleRow { id: number; name: string; vote: string | null; created_at: string }
 
 function now(): string {
   return new Date().toISOString();
@@ -286,7 +301,7 @@ function versionFromRow(r: VersionRow): PromptVersionInfo {
   return {
     task: r.task_name, name: r.prompt_name, version: r.version, kind: r.kind, numVirtualTokens: r.num_virtual_tokens,
     hasHead: r.has_head === 1, tensorHash: r.tensor_hash, tensorBytes: r.tensor_bytes, source: r.source,
-    sourceDtype: r.source_dtype, createdAt: r.created_at,
+    sourceDtype: r.source_dtype, provenance: r.provenance ? JSON.parse(r.provenance) as Record<string, unknown> : null, createdAt: r.created_at,
   };
 }
 
@@ -600,15 +615,16 @@ export class PromptStore {
         }
         const version = prompt.next_version;
         this.sql(`INSERT INTO prompt_versions
-          (prompt_id, version, kind, num_virtual_tokens, has_head, tensor_hash, tensor_bytes, model_dims, source, source_dtype, peft_config, created_at)
-          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
+          (prompt_id, version, kind, num_virtual_tokens, has_head, tensor_hash, tensor_bytes, model_dims, source, source_dtype, peft_config, provenance, created_at)
+          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
           prompt.id, version, tensors.kind, tensors.numVirtualTokens, tensors.head ? 1 : 0, hash, bytes.byteLength,
           JSON.stringify(this.dims), meta.source, meta.sourceDtype ?? null,
-          meta.peftConfig ? JSON.stringify(meta.peftConfig) : null, createdAt);
+          meta.peftConfig ? JSON.stringify(meta.peftConfig) : null, meta.provenance ? JSON.stringify(meta.provenance) : null, createdAt);
         this.sql('UPDATE prompts SET next_version = ? WHERE id = ?').run(version + 1, prompt.id);
         return {
           task: taskName, name, version, kind: tensors.kind, numVirtualTokens: tensors.numVirtualTokens, hasHead: !!tensors.head,
-          tensorHash: hash, tensorBytes: bytes.byteLength, source: meta.source, sourceDtype: meta.sourceDtype ?? null, createdAt,
+          tensorHash: hash, tensorBytes: bytes.byteLength, source: meta.source, sourceDtype: meta.sourceDtype ?? null,
+          provenance: meta.provenance ?? null, createdAt,
         };
       }).immediate();
     } finally {
@@ -750,8 +766,9 @@ export class PromptStore {
 
   // --- ensembles ---------------------------------------------------------------------
 
-  createEnsemble(tenantId: string, taskName: string, name: string, members: EnsembleMember[]): EnsembleInfo {
+  createEnsemble(tenantId: string, taskName: string, name: string, members: EnsembleMember[], opts: { vote?: VoteMode | null } = {}): EnsembleInfo {
     validateName('ensemble', name);
+    const vote = opts.vote === undefined || opts.vote === null ? null : parseVoteMode(opts.vote);
     if (!Array.isArray(members) || members.length < 1 || members.length > this.maxEnsembleSize) {
       throw new SoftserveError('INVALID_INPUT', `an ensemble needs 1-${this.maxEnsembleSize} members, got ${Array.isArray(members) ? members.length : 'none'}`);
     }
@@ -782,28 +799,28 @@ export class PromptStore {
           throw err;
         }
       }
-      const res = this.sql('INSERT INTO ensembles (task_id, name, created_at) VALUES (?, ?, ?)').run(t.id, name, createdAt);
+      const res = this.sql('INSERT INTO ensembles (task_id, name, vote, created_at) VALUES (?, ?, ?, ?)').run(t.id, name, vote, createdAt);
       const ins = this.sql('INSERT INTO ensemble_members (ensemble_id, position, prompt_name, version) VALUES (?, ?, ?, ?)');
       clean.forEach((m, i) => ins.run(res.lastInsertRowid, i, m.prompt, m.version ?? null));
     }).immediate();
-    return { task: taskName, name, members: clean, createdAt };
+    return { task: taskName, name, members: clean, vote, createdAt };
   }
 
-  private ensembleFromRow(taskName: string, e: { id: number; name: string; created_at: string }): EnsembleInfo {
+  private ensembleFromRow(taskName: string, e: EnsembleRow): EnsembleInfo {
     const ms = this.sql('SELECT prompt_name, version FROM ensemble_members WHERE ensemble_id = ? ORDER BY position').all(e.id) as Array<{ prompt_name: string; version: number | null }>;
-    return { task: taskName, name: e.name, createdAt: e.created_at, members: ms.map((m) => (m.version === null ? { prompt: m.prompt_name } : { prompt: m.prompt_name, version: m.version })) };
+    return { task: taskName, name: e.name, createdAt: e.created_at, vote: e.vote as VoteMode | null, members: ms.map((m) => (m.version === null ? { prompt: m.prompt_name } : { prompt: m.prompt_name, version: m.version })) };
   }
 
   listEnsembles(tenantId: string, taskName: string): EnsembleInfo[] {
     const t = this.taskRow(tenantId, taskName);
-    const rows = this.sql('SELECT id, name, created_at FROM ensembles WHERE task_id = ? ORDER BY name').all(t.id) as Array<{ id: number; name: string; created_at: string }>;
+    const rows = this.sql('SELECT id, name, vote, created_at FROM ensembles WHERE task_id = ? ORDER BY name').all(t.id) as EnsembleRow[];
     return rows.map((e) => this.ensembleFromRow(taskName, e));
   }
 
   getEnsemble(tenantId: string, taskName: string, name: string): EnsembleInfo {
     const t = this.taskRow(tenantId, taskName);
     validateName('ensemble', name);
-    const e = this.sql('SELECT id, name, created_at FROM ensembles WHERE task_id = ? AND name = ?').get(t.id, name) as { id: number; name: string; created_at: string } | undefined;
+    const e = this.sql('SELECT id, name, vote, created_at FROM ensembles WHERE task_id = ? AND name = ?').get(t.id, name) as EnsembleRow | undefined;
     if (!e) throw new SoftserveError('NOT_FOUND', `no ensemble ${JSON.stringify(name)} in task ${JSON.stringify(taskName)}`);
     return this.ensembleFromRow(taskName, e);
   }
@@ -829,6 +846,7 @@ export class PromptStore {
   async resolve(tenantId: string, taskName: string, selector: PromptSelector = {}): Promise<ResolvedTask> {
     const rows: VersionRow[] = [];
     let ensemble: string | null = null;
+    let vote: VoteMode | null = null;
     // Read every row in one transaction so an ensemble resolves to one consistent snapshot.
     const task = this.db.transaction((): Task => {
       const t = this.getTask(tenantId, taskName);
@@ -838,6 +856,7 @@ export class PromptStore {
       if (selector.ensemble !== undefined) {
         const e = this.getEnsemble(tenantId, taskName, selector.ensemble);
         ensemble = e.name;
+        vote = e.vote;
         for (const m of e.members) rows.push(this.versionRow(tenantId, taskName, m.prompt, m.version));
       } else if (selector.prompt !== undefined) {
         rows.push(this.versionRow(tenantId, taskName, selector.prompt, selector.version));
@@ -849,6 +868,6 @@ export class PromptStore {
       return t;
     })();
     const members = await Promise.all(rows.map((r) => this.loadRow(r)));
-    return { task, ensemble, members };
+    return { task, ensemble, vote, members };
   }
 }

@@ -1,8 +1,8 @@
 // The classify path: validate the request, resolve the task and its prompts
 // (through the store's residency cache), tokenise each input into one engine
 // row per prompt, queue the rows with the scheduler, and reduce the scores to
-// labels, probabilities and, for ensembles, majority votes (ties broken by the
-// mean probability, as Lester et al. 2021 do).
+// labels, probabilities and, for ensembles, votes (server/ensemble-answer.ts:
+// majority, mean_probability or weighted, with agreement and abstention).
 
 import { SoftserveError } from '../kernels/errors.ts';
 import type { EngineRow } from '../models/batch.ts';
@@ -10,6 +10,8 @@ import type { ModelSpec } from '../models/spec.ts';
 import type { PromptStore, ResolvedPrompt, ResolvedTask, Task } from '../prompts/store.ts';
 import { buildRow, labelTokenId, parseTemplate, specialTokens, type Tokenizes } from '../prompts/template.ts';
 import { estimateCost, type Admission } from './admission.ts';
+import { argmax, parseMinAgreement, parseVoteMode, type VoteMode } from '../prompts/vote.ts';
+import { ensembleAnswer, planVote, type Vote } from './ensemble-answer.ts';
 import type { Metrics } from './metrics.ts';
 import type { Scheduler } from './scheduler.ts';
 
@@ -37,16 +39,22 @@ export interface ClassifyBody {
   ensemble?: string;
   prompts?: Array<{ name: string; version?: number }>;
   deadline_ms?: number;
+  vote?: VoteMode;
+  min_agreement?: number;
 }
 
-export interface Vote { prompt: string; version: number; label: string; score: number }
+export type { Vote };
 
 export interface ClassifyResult {
-  label: string;
+  /** null when an ensemble abstained (agreement below min_agreement). */
+  label: string | null;
   /** Probability of `label` (softmax over the task's classes; ensemble: mean over members). */
   score: number;
   scores: Record<string, number>;
   votes?: Vote[];
+  /** Multi-prompt answers: fraction of members voting `label` (the winner, also when abstaining). */
+  agreement?: number;
+  abstained?: true;
 }
 
 export interface ClassifyResponse {
@@ -66,7 +74,7 @@ function bad(message: string): never {
 export function parseClassifyBody(body: unknown, limits: ClassifyLimits): ClassifyBody {
   if (typeof body !== 'object' || body === null || Array.isArray(body)) bad('body must be a JSON object');
   const b = body as Record<string, unknown>;
-  const known = new Set(['inputs', 'prompt', 'version', 'ensemble', 'prompts', 'deadline_ms']);
+  const known = new Set(['inputs', 'prompt', 'version', 'ensemble', 'prompts', 'deadline_ms', 'vote', 'min_agreement']);
   for (const k of Object.keys(b)) if (!known.has(k)) bad(`unknown field ${JSON.stringify(k)}`);
   const { inputs } = b;
   if (!Array.isArray(inputs) || inputs.length === 0) bad('inputs must be a non-empty array of strings');
@@ -118,6 +126,8 @@ export function parseClassifyBody(body: unknown, limits: ClassifyLimits): Classi
     if (!Number.isSafeInteger(b.deadline_ms) || (b.deadline_ms as number) < 1) bad('deadline_ms must be a positive integer');
     out.deadline_ms = Math.min(b.deadline_ms as number, limits.deadlineMs);
   }
+  if (b.vote !== undefined) out.vote = parseVoteMode(b.vote);
+  if (b.min_agreement !== undefined) out.min_agreement = parseMinAgreement(b.min_agreement);
   return out;
 }
 
@@ -127,28 +137,6 @@ function softmax(scores: Float32Array): number[] {
   const exps = Array.from(scores, (s) => Math.exp(s - max));
   const sum = exps.reduce((a, b) => a + b, 0);
   return exps.map((e) => e / sum);
-}
-
-function argmax(xs: number[]): number {
-  let best = 0;
-  for (let i = 1; i < xs.length; i++) if (xs[i]! > xs[best]!) best = i;
-  return best;
-}
-
-/** Majority vote over members' labels; ties go to the higher mean probability. */
-export function majorityVote(memberProbs: number[][]): { winner: number; meanProbs: number[] } {
-  const C = memberProbs[0]!.length;
-  const votes = new Array<number>(C).fill(0);
-  const meanProbs = new Array<number>(C).fill(0);
-  for (const probs of memberProbs) {
-    votes[argmax(probs)]!++;
-    probs.forEach((p, c) => { meanProbs[c]! += p / memberProbs.length; });
-  }
-  let winner = 0;
-  for (let c = 1; c < C; c++) {
-    if (votes[c]! > votes[winner]! || (votes[c] === votes[winner] && meanProbs[c]! > meanProbs[winner]!)) winner = c;
-  }
-  return { winner, meanProbs };
 }
 
 export class ClassifyService {
@@ -182,7 +170,7 @@ export class ClassifyService {
     if (body.prompts) {
       const parts = await Promise.all(body.prompts.map((p) =>
         this.store.resolve(tenantId, taskName, p.version === undefined ? { prompt: p.name } : { prompt: p.name, version: p.version })));
-      return { task: parts[0]!.task, ensemble: null, members: parts.flatMap((p) => p.members) };
+      return { task: parts[0]!.task, ensemble: null, vote: null, members: parts.flatMap((p) => p.members) };
     }
     const selector: { prompt?: string; version?: number; ensemble?: string } = {};
     if (body.prompt !== undefined) selector.prompt = body.prompt;
@@ -228,6 +216,7 @@ export class ClassifyService {
   private async run(tenantId: string, body: ClassifyBody, resolved: ResolvedTask): Promise<ClassifyResponse> {
     const { task } = resolved;
     const members: Array<ResolvedPrompt | null> = resolved.members.length > 0 ? resolved.members : [null];
+    const votePlan = planVote(resolved.members, task.labels.length, body.vote, resolved.vote, body.min_agreement);
 
     let tokenizeMs = 0;
     let tokenizeStart = performance.now();
@@ -277,14 +266,7 @@ export class ClassifyService {
         const best = argmax(probs);
         return { label: task.labels[best]!, score: probs[best]!, scores: named(probs) };
       }
-      const { winner, meanProbs } = majorityVote(memberProbs);
-      return {
-        label: task.labels[winner]!, score: meanProbs[winner]!, scores: named(meanProbs),
-        votes: members.map((m, k) => {
-          const best = argmax(memberProbs[k]!);
-          return { prompt: m!.name, version: m!.version, label: task.labels[best]!, score: memberProbs[k]![best]! };
-        }),
-      };
+      return ensembleAnswer(memberProbs, resolved.members, task.labels, votePlan);
     });
     const single = members.length === 1 && members[0] ? { name: members[0].name, version: members[0].version } : null;
     return {

@@ -74,12 +74,19 @@ const schemas: Record<string, Json> = {
       task: { type: 'string' }, name: { type: 'string' }, version: { type: 'integer' }, kind: { enum: ['soft', 'ptuning', 'prefix'] },
       num_virtual_tokens: { type: 'integer' }, has_head: { type: 'boolean' }, tensor_sha256: { type: 'string' }, tensor_bytes: { type: 'integer' },
       source: { enum: ['peft', 'json', 'training'] }, source_dtype: { type: 'string', nullable: true }, created_at: { type: 'string' },
+      provenance: {
+        type: 'object', nullable: true, additionalProperties: true,
+        description: 'trained versions: job, method, seed, init, held_out_accuracy (a weighted vote\'s weight), held_out_examples; distill: student, gold_weight, teacher {ensemble, members}; transfer: init_from {prompt, version, task?}. null for uploads',
+      },
     },
   },
   Prompt: { type: 'object', properties: { task: { type: 'string' }, name: { type: 'string' }, latest_version: { type: 'integer' }, versions: { type: 'array', items: ref('PromptVersion') } } },
   Ensemble: {
     type: 'object',
-    properties: { task: { type: 'string' }, name: { type: 'string' }, members: { type: 'array', items: { type: 'object', properties: { prompt: { type: 'string' }, version: { type: 'integer', nullable: true } } } } },
+    properties: {
+      task: { type: 'string' }, name: { type: 'string' }, members: { type: 'array', items: { type: 'object', properties: { prompt: { type: 'string' }, version: { type: 'integer', nullable: true } } } },
+      vote: { enum: ['majority', 'mean_probability', 'weighted'], description: 'the ensemble\'s vote mode (default majority); a request\'s vote overrides it' },
+    },
   },
   Info: {
     type: 'object',
@@ -138,6 +145,8 @@ const schemas: Record<string, Json> = {
       prompt: { type: 'string' }, version: { type: 'integer', minimum: 1 }, ensemble: { type: 'string' },
       prompts: { type: 'array', items: { oneOf: [{ type: 'string' }, { type: 'object', properties: { name: { type: 'string' }, version: { type: 'integer' } } }] } },
       deadline_ms: { type: 'integer', minimum: 1, description: 'shorter than the server default only' },
+      vote: { enum: ['majority', 'mean_probability', 'weighted'], description: 'multi-prompt calls: how the members\' answers are reduced (default: the ensemble\'s mode, else majority); 400 INVALID_VOTE_MODE otherwise' },
+      min_agreement: { type: 'number', minimum: 0, maximum: 1, description: 'multi-prompt calls: abstain (label null) on inputs whose agreement is below this; 400 INVALID_MIN_AGREEMENT outside [0, 1]' },
     },
   },
   ClassifyResponse: {
@@ -151,7 +160,10 @@ const schemas: Record<string, Json> = {
         items: {
           type: 'object',
           properties: {
-            label: { type: 'string' }, score: { type: 'number', description: 'probability of label (ensemble: mean over members)' },
+            label: { type: 'string', nullable: true, description: 'null when the ensemble abstained (agreement below min_agreement)' },
+            score: { type: 'number', description: 'probability of label (ensemble: mean over members)' },
+            agreement: { type: 'number', description: 'multi-prompt calls: fraction of members whose own answer is the winning label' },
+            abstained: { type: 'boolean', description: 'present (true) when the answer was withheld' },
             scores: { type: 'object', additionalProperties: { type: 'number' } },
             votes: { type: 'array', items: { type: 'object', properties: { prompt: { type: 'string' }, version: { type: 'integer' }, label: { type: 'string' }, score: { type: 'number' } } } },
           },

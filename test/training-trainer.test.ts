@@ -90,15 +90,18 @@ describe('trainer', () => {
     await assert.rejects(trainPrompt(model, VERBAL, EXAMPLES, [], opts({ method: 'linear_head', num_virtual_tokens: 1 })), /must score with one/);
   });
 
-  it('folds the standardised head back: serving on raw features reproduces the trained head', async () => {
-    const r = await trainPrompt(model, HEAD, EXAMPLES, EXAMPLES.slice(0, 6), opts({ method: 'linear_head', num_virtual_tokens: 1, epochs: 20, patience: 0, batch_size: 12 }));
+  it('folds the standardised head back: serving on raw features reproduces the trained head (exact and Adam)', async () => {
+    for (const solver of ['lbfgs', 'adam']) {
+    const r = await trainPrompt(model, HEAD, EXAMPLES, EXAMPLES.slice(0, 6), opts({ method: 'linear_head', solver, num_virtual_tokens: 1, epochs: 20, patience: 0, batch_size: 12 }));
     assert.ok(r.heldOut, 'held-out evaluated');
+    if (solver === 'lbfgs') assert.ok(r.probe && r.probe.grid.every((p) => p.converged), 'every λ of the grid converged');
     // The trainer measured held-out accuracy on standardised features in TypeScript;
     // the serving graph on the folded head must agree exactly.
     const ev = await evaluatePrompt(model, HEAD, EXAMPLES.slice(0, 6), r.tensors, 128);
     assert.equal(ev.accuracy, r.heldOut.accuracy);
     assert.ok(Math.abs(ev.loss - r.heldOut.loss) < 1e-4, `loss ${ev.loss} vs ${r.heldOut.loss}`);
     assert.ok(r.heldOut.accuracy >= 5 / 6, `a head separates these easily: ${r.heldOut.accuracy}`);
+    }
   });
 
   it('stops between steps when cancelled, and early when held-out accuracy stops improving', async () => {

@@ -8,8 +8,10 @@ import { shuffle } from './rng.ts';
 
 export interface Example {
   text: string;
-  /** Class index into the task's labels. */
+  /** Class index into the task's labels (distillation: the gold label, or the teacher's choice for an unlabelled text). */
   label: number;
+  /** Distillation: the training target, a distribution over the classes (replaces the one-hot label in the loss). */
+  target?: number[];
 }
 
 export interface RowError {

@@ -4,6 +4,7 @@
 // the field named.
 
 import { SoftserveError } from '../../kernels/errors.ts';
+import { extendedView, parseExtendedOptions, type DistillSpec, type InitFrom, type ProbeSolver } from './extended-options.ts';
 import type { Schedule } from './optim.ts';
 
 export const METHODS = ['prompt_tuning', 'p_tuning', 'prefix_tuning', 'linear_head'] as const;
@@ -54,6 +55,12 @@ export interface TrainingOptions {
   ensembleSize: number;
   /** Per-member inits for an ensemble (cycled); default: `init` for all. */
   ensembleInits: PromptInit[] | null;
+  /** linear_head: exact L-BFGS fit (default) or minibatch Adam (extended-options.ts). */
+  solver: ProbeSolver;
+  /** Transfer: start from this prompt instead of `init` (extended-options.ts). */
+  initFrom: InitFrom | null;
+  /** Distillation: `method` is the student's; targets come from this teacher (extended-options.ts). */
+  distill: DistillSpec | null;
 }
 
 const BASE: Omit<TrainingOptions, 'method' | 'numVirtualTokens' | 'init' | 'encoder' | 'learningRate'> = {
@@ -72,6 +79,9 @@ const BASE: Omit<TrainingOptions, 'method' | 'numVirtualTokens' | 'init' | 'enco
   maxTextTokens: 128,
   ensembleSize: 1,
   ensembleInits: null,
+  solver: 'lbfgs',
+  initFrom: null,
+  distill: null,
 };
 
 export function defaultOptions(method: TrainingMethod): TrainingOptions {
@@ -137,7 +147,8 @@ export function parseTrainingOptions(raw: unknown, limits: OptionLimits = DEFAUL
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
     throw new SoftserveError('BAD_REQUEST', 'options must be a JSON object');
   }
-  const o = raw as Record<string, unknown>;
+  const ext = parseExtendedOptions(raw as Record<string, unknown>, limits.maxEnsembleSize);
+  const o = ext.rest;
   for (const k of Object.keys(o)) if (!(k in FIELDS)) bad(k, `unknown option (known: ${Object.keys(FIELDS).join(', ')})`);
   const method = oneOf('method', o.method ?? 'prompt_tuning', METHODS);
   const opts = defaultOptions(method);
@@ -169,6 +180,10 @@ export function parseTrainingOptions(raw: unknown, limits: OptionLimits = DEFAUL
   if (method === 'prefix_tuning' && opts.encoder === 'lstm') bad('encoder', 'prefix tuning takes none or mlp');
   if ((method === 'prompt_tuning' || method === 'linear_head') && opts.encoder !== 'none') bad('encoder', `${method} has no encoder (use p_tuning for an MLP/LSTM prompt encoder)`);
   if (method === 'linear_head' && opts.numVirtualTokens !== 1) bad('num_virtual_tokens', 'linear_head uses a single fixed token');
+  if (ext.solver) opts.solver = ext.solver;
+  opts.initFrom = ext.initFrom;
+  opts.distill = ext.distill;
+  if (opts.distill && opts.ensembleSize > 1) bad('ensemble_size', 'distillation trains one prompt');
   return opts;
 }
 
@@ -176,5 +191,6 @@ export function parseTrainingOptions(raw: unknown, limits: OptionLimits = DEFAUL
 export function optionsView(o: TrainingOptions): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [api, key] of Object.entries(FIELDS)) out[api] = o[key];
+  extendedView(o, out);
   return out;
 }

@@ -23,6 +23,7 @@ import type { PromptKind, PromptTensors } from '../kinds.ts';
 import type { Scoring } from '../store.ts';
 import { buildRow, labelTokenId, parseTemplate, specialTokens } from '../template.ts';
 import type { Example } from './data.ts';
+import { fitWithGrid, type GridFit, type GridPoint, type LogRegData } from './logreg.ts';
 import { AdamW, clipGradNorm, learningRate, param, zeroGrads, type Param } from './optim.ts';
 import type { PromptInit, TrainingOptions } from './options.ts';
 import {
@@ -82,11 +83,19 @@ export interface TrainResult {
   examplesPerSec: number;
   trainExamples: number;
   heldOutExamples: number;
-  init: PromptInit;
+  init: PromptInit | 'from_prompt';
   seed: number;
+  /** linear_head with the exact solver: the λ chosen and the grid's held-out results. */
+  probe?: { lambda: number; grid: GridPoint[] };
 }
 
-interface Encoded { ids: number[]; scorePosition: number; label: number }
+/** What a run may start from or learn towards besides its options (resolved by the caller). */
+export interface TrainExtras {
+  /** Transfer: the prompt's tensors to start from (same kind family and length; checked here). */
+  initPrompt?: PromptTensors;
+}
+
+interface Encoded { ids: number[]; scorePosition: number; label: number; target?: number[] }
 
 interface Materialised {
   prompt: Float32Array;
@@ -102,7 +111,9 @@ function encodeAll(model: TrainableModel, task: TaskSpec, examples: Example[], v
   const special = specialTokens(model.spec, model.tokenizer, model.tokenizer.addBos);
   return examples.map((e) => {
     const b = buildRow(pieces, e.text, model.tokenizer, model.spec, special, virtualTokens, maxTextTokens);
-    return { ids: b.ids, scorePosition: b.scorePosition, label: e.label };
+    const enc: Encoded = { ids: b.ids, scorePosition: b.scorePosition, label: e.label };
+    if (e.target) enc.target = e.target;
+    return enc;
   });
 }
 
@@ -235,7 +246,7 @@ export interface MemberInfo { index: number; count: number }
 
 export async function trainPrompt(
   model: TrainableModel, task: TaskSpec, train: Example[], heldOut: Example[],
-  opts: TrainingOptions, hooks: TrainHooks = {}, member: MemberInfo = { index: 0, count: 1 },
+  opts: TrainingOptions, hooks: TrainHooks = {}, member: MemberInfo = { index: 0, count: 1 }, extras: TrainExtras = {},
 ): Promise<TrainResult> {
   const started = performance.now();
   const spec = model.spec;
@@ -268,14 +279,15 @@ export async function trainPrompt(
   const orderRng = stream(opts.seed, 'order');
   const pool = vocabularyPool(model, trainEnc);
 
+  const from = extras.initPrompt ? transferInit(extras.initPrompt, kind, P, isPrefix ? prefixSize(spec, P) : P * H) : null;
   let encoder: PromptEncoder;
   if (isPrefix) {
-    const base = await initPrefix(model, task, opts.init, P, pool, initRng);
+    const base = from ?? await initPrefix(model, task, opts.init, P, pool, initRng);
     encoder = opts.encoder === 'mlp'
       ? new PrefixMlpEncoder(base, P, spec, H, opts.encoderHidden, initRng)
       : new DirectEncoder('prefix', base);
   } else {
-    const init = initSoftPrompt(model, task, opts.init, P, pool, initRng);
+    const init = from ?? initSoftPrompt(model, task, opts.init, P, pool, initRng);
     encoder = method === 'linear_head' ? new FrozenEncoder(init)
       : method === 'p_tuning' ? (opts.encoder === 'lstm' ? new LstmEncoder(init, P, H, opts.encoderHidden, initRng) : new MlpEncoder(init, P, H, opts.encoderHidden, initRng))
       : new DirectEncoder('soft_prompt', init);
@@ -387,9 +399,33 @@ export async function trainPrompt(
     featureCache = { train: await features(trainEnc, m0), held: await features(heldEnc, m0) };
   }
 
-  if (heldEnc.length > 0) await runEval();
+  if (heldEnc.length > 0 && !(headStep && opts.solver === 'lbfgs')) await runEval();
   const wrt: TrainableInput[] = [isPrefix ? 'prefix_table' : 'soft_prompt_table', ...(head ? ['head_table', 'head_bias'] as TrainableInput[] : [])];
-  if (!headStep) await model.prepare(wrt);
+  const finishExact = (fit: GridFit): TrainResult => {
+    fit.points.forEach((p, i) => {
+      const point: EvalPoint = { member: member.index, step: i, epoch: 0, trainLoss: NaN, heldOutLoss: p.heldOutLoss, heldOutAccuracy: p.heldOutAccuracy, elapsedMs: performance.now() - started };
+      history.push(point);
+      hooks.onEval?.(point);
+    });
+    const snapshot = materialise();
+    const tensors: PromptTensors = { kind, numVirtualTokens: P, data: snapshot.prompt, head: snapshot.head! };
+    const wallMs = performance.now() - started;
+    progress({ phase: 'done', step: fit.iterations, totalSteps: fit.iterations, bestHeldOutAccuracy: fit.heldOut?.accuracy ?? null });
+    return {
+      tensors, steps: fit.iterations, totalSteps: fit.iterations, bestStep: fit.iterations, heldOut: fit.heldOut, history, stoppedEarly: false, cancelled: false,
+      wallMs, examplesPerSec: (trainEnc.length * 1000) / Math.max(1, wallMs), trainExamples: train.length, heldOutExamples: heldOut.length,
+      init: opts.init, seed: opts.seed, probe: { lambda: fit.lambda, grid: fit.points },
+    };
+  };
+  const distilling = trainEnc.some((e) => e.target !== undefined);
+  if (!headStep) await model.prepare(wrt, distilling);
+  if (headStep && opts.solver === 'lbfgs') {
+    // The exact probe: no minibatch loop; the optimum for each λ of the grid, the best on held-out kept.
+    const fit = exactProbe(head!, featureCache!, trainEnc, heldEnc, C, H);
+    step = fit.iterations;
+    const result = finishExact(fit);
+    return result;
+  }
 
   outer: while (step < totalSteps) {
     for (const batch of makeBatches(trainEnc, opts.batchSize, orderRng)) {
@@ -403,7 +439,7 @@ export async function trainPrompt(
         loss = logisticStep(head!, featureCache!.train, batch, items, C, H);
       } else {
         const m = materialise();
-        const out = await model.step(items.map((e) => rowFor(e, m)), items.map((e) => e.label), items.map(() => weight), wrt);
+        const out = await model.step(items.map((e) => rowFor(e, m)), items.map((e) => e.label), items.map(() => weight), wrt, softTargets(items, C, weight));
         loss = out.loss;
         const gPrompt = out.grads[wrt[0]!]!;
         encoder.backward(Float64Array.from(gPrompt));
@@ -451,7 +487,7 @@ export async function trainPrompt(
     heldOut: Number.isFinite(chosen.accuracy) ? { accuracy: chosen.accuracy, loss: chosen.loss } : null,
     history, stoppedEarly, cancelled, wallMs: performance.now() - started,
     examplesPerSec: trainMs > 0 ? (seen * 1000) / trainMs : 0,
-    trainExamples: train.length, heldOutExamples: heldOut.length, init: opts.init, seed: opts.seed,
+    trainExamples: train.length, heldOutExamples: heldOut.length, init: extras.initPrompt ? 'from_prompt' : opts.init, seed: opts.seed,
   };
   progress({ phase: 'done', step, totalSteps, epoch, examplesPerSec: result.examplesPerSec, bestHeldOutAccuracy: result.heldOut?.accuracy ?? null });
   return result;
@@ -470,15 +506,15 @@ function logisticStep(head: HeadState, feats: Float32Array, batch: number[], ite
       for (let k = 0; k < H; k++) v += head.w.data[c * H + k]! * z[k]!;
       s[c] = v;
     }
-    const label = items[r]!.label;
-    const { logp } = logSoftmaxAt(s, 0, C, label);
-    loss -= logp / n;
+    const { label, target } = items[r]!;
+    const q = (c: number) => (target ? target[c]! : c === label ? 1 : 0);
     let max = -Infinity;
     for (let c = 0; c < C; c++) max = Math.max(max, s[c]!);
     let sum = 0;
     for (let c = 0; c < C; c++) sum += Math.exp(s[c]! - max);
+    for (let c = 0; c < C; c++) if (q(c) !== 0) loss -= (q(c) * (s[c]! - max - Math.log(sum))) / n;
     for (let c = 0; c < C; c++) {
-      const d = (Math.exp(s[c]! - max) / sum - (c === label ? 1 : 0)) / n;
+      const d = (Math.exp(s[c]! - max) / sum - q(c)) / n;
       head.b.grad[c]! += d;
       for (let k = 0; k < H; k++) head.w.grad[c * H + k]! += d * z[k]!;
     }
@@ -503,6 +539,58 @@ function evaluateFeatures(head: HeadState, feats: Float32Array, items: Encoded[]
   return { accuracy: correct / Math.max(1, items.length), loss: loss / Math.max(1, items.length) };
 }
 
+/** Soft-target rows [B,C] with the row weight folded in, or undefined when the batch has none (plain labels). */
+function softTargets(items: Encoded[], C: number, weight: number): Float32Array | undefined {
+  if (!items.some((e) => e.target !== undefined)) return undefined;
+  const t = new Float32Array(items.length * C);
+  items.forEach((e, b) => {
+    if (e.target) for (let c = 0; c < C; c++) t[b * C + c] = weight * e.target[c]!;
+    else t[b * C + e.label] = weight;
+  });
+  return t;
+}
+
+function prefixSize(spec: TrainableModel['spec'], P: number): number {
+  return spec.numLayers * 2 * spec.numKvHeads * P * spec.headDim;
+}
+
+/** A transferred prompt as the encoder's starting point: soft and P-tuning prompts are both P×H embeddings; prefixes only from prefixes. */
+function transferInit(src: PromptTensors, kind: PromptKind, P: number, size: number): Float64Array {
+  const embeds = (k: PromptKind) => k === 'soft' || k === 'ptuning';
+  if (src.kind !== kind && !(embeds(src.kind) && embeds(kind))) {
+    throw new SoftserveError('INVALID_INPUT', `cannot start a ${kind} prompt from a ${src.kind} prompt`);
+  }
+  if (src.numVirtualTokens !== P || src.data.length !== size) {
+    throw new SoftserveError('INVALID_INPUT', `the prompt to start from has ${src.numVirtualTokens} virtual tokens; this job trains ${P} (set num_virtual_tokens to ${src.numVirtualTokens})`);
+  }
+  return Float64Array.from(src.data);
+}
+
+/**
+ * Standardises the cached features over the whole training set, fits the
+ * exact probe for each λ of the grid, and leaves the chosen solution in the
+ * head state (on the standardised scale; foldHead publishes it).
+ */
+function exactProbe(head: HeadState, feats: { train: Float32Array; held: Float32Array }, trainEnc: Encoded[], heldEnc: Encoded[], C: number, H: number): GridFit {
+  const { mu, sigma } = standardise(feats.train, trainEnc.length, H);
+  head.mu = mu;
+  head.sigma = sigma;
+  const data = (f: Float32Array, items: Encoded[]): LogRegData => {
+    const x = new Float64Array(items.length * H);
+    for (let i = 0; i < items.length; i++) for (let k = 0; k < H; k++) x[i * H + k] = (f[i * H + k]! - mu[k]!) / sigma[k]!;
+    const q = new Float64Array(items.length * C);
+    items.forEach((e, i) => {
+      if (e.target) for (let c = 0; c < C; c++) q[i * C + c] = e.target[c]!;
+      else q[i * C + e.label] = 1;
+    });
+    return { x, q, n: items.length, H, C };
+  };
+  const fit = fitWithGrid(data(feats.train, trainEnc), heldEnc.length > 0 ? data(feats.held, heldEnc) : null);
+  head.w.data.set(fit.theta.subarray(0, C * H));
+  head.b.data.set(fit.theta.subarray(C * H));
+  return fit;
+}
+
 export interface EnsembleResult {
   members: TrainResult[];
   cancelled: boolean;
@@ -510,12 +598,12 @@ export interface EnsembleResult {
 
 /** N prompts with seeds seed, seed+1, ... (and cycled inits when given). */
 export async function trainEnsemble(
-  model: TrainableModel, task: TaskSpec, train: Example[], heldOut: Example[], opts: TrainingOptions, hooks: TrainHooks = {},
+  model: TrainableModel, task: TaskSpec, train: Example[], heldOut: Example[], opts: TrainingOptions, hooks: TrainHooks = {}, extras: TrainExtras = {},
 ): Promise<EnsembleResult> {
   const members: TrainResult[] = [];
   for (let i = 0; i < opts.ensembleSize; i++) {
     const init = opts.ensembleInits ? opts.ensembleInits[i % opts.ensembleInits.length]! : opts.init;
-    const r = await trainPrompt(model, task, train, heldOut, { ...opts, seed: opts.seed + i, init }, hooks, { index: i, count: opts.ensembleSize });
+    const r = await trainPrompt(model, task, train, heldOut, { ...opts, seed: opts.seed + i, init }, hooks, { index: i, count: opts.ensembleSize }, extras);
     if (r.cancelled) return { members, cancelled: true };
     members.push(r);
   }

@@ -5,6 +5,7 @@ import express, { type Request, type Response } from 'express';
 
 import { SoftserveError } from '../../kernels/errors.ts';
 import type { EnsembleMember, PromptStore } from '../../prompts/store.ts';
+import { parseVoteMode, type VoteMode } from '../../prompts/vote.ts';
 import { tenantOf } from '../auth.ts';
 import { ensembleView } from './views.ts';
 
@@ -21,6 +22,12 @@ function members(req: Request): EnsembleMember[] {
   });
 }
 
+/** The body's optional `vote` mode (stored with the ensemble; a request's `vote` overrides it). */
+function voteOf(req: Request): VoteMode | null {
+  const v = (req.body as Record<string, unknown> | undefined)?.vote;
+  return v === undefined || v === null ? null : parseVoteMode(v);
+}
+
 export function ensemblesRouter(store: PromptStore): express.Router {
   const r = express.Router({ mergeParams: true });
   const task = (req: Request): string => req.params.task as string;
@@ -31,12 +38,12 @@ export function ensemblesRouter(store: PromptStore): express.Router {
 
   r.post('/', (req: Request, res: Response) => {
     const name = (req.body as Record<string, unknown> | undefined)?.name;
-    const e = store.createEnsemble(tenantOf(res).id, task(req), name as string, members(req));
+    const e = store.createEnsemble(tenantOf(res).id, task(req), name as string, members(req), { vote: voteOf(req) });
     res.status(201).json(ensembleView(e));
   });
 
   r.post('/:name', (req: Request, res: Response) => {
-    const e = store.createEnsemble(tenantOf(res).id, task(req), req.params.name as string, members(req));
+    const e = store.createEnsemble(tenantOf(res).id, task(req), req.params.name as string, members(req), { vote: voteOf(req) });
     res.status(201).json(ensembleView(e));
   });
 

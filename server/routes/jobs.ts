@@ -57,14 +57,14 @@ function examplesFrom(b: Record<string, unknown>, arrayKey: string, jsonlKey: st
   return undefined;
 }
 
-const KNOWN_JSON = new Set(['prompt', 'ensemble', 'options', 'examples', 'jsonl', 'validation', 'validation_jsonl']);
+const KNOWN_JSON = new Set(['prompt', 'ensemble', 'options', 'examples', 'jsonl', 'validation', 'validation_jsonl', 'unlabelled', 'unlabelled_jsonl']);
 
 async function readJobRequest(req: Request, maxBytes: number, json: RequestHandler, text: RequestHandler, res: Response): Promise<JobRequest> {
   const type = req.headers['content-type'] ?? '';
   const run = (h: RequestHandler) => new Promise<void>((resolve, reject) => { h(req, res, (err?: unknown) => (err ? reject(err) : resolve())); });
   if (/^multipart\/form-data/i.test(type)) {
-    const body = await readMultipart(req, { maxFileBytes: maxBytes, maxFiles: 2, maxFields: 3, maxFieldBytes: 64 * 1024 });
-    for (const f of body.files) if (f.field !== 'examples' && f.field !== 'validation') throw new SoftserveError('INVALID_MULTIPART', `unexpected file part "${f.field}"; send "examples" (and optionally "validation") as JSONL files`);
+    const body = await readMultipart(req, { maxFileBytes: maxBytes, maxFiles: 3, maxFields: 3, maxFieldBytes: 64 * 1024 });
+    for (const f of body.files) if (!['examples', 'validation', 'unlabelled'].includes(f.field)) throw new SoftserveError('INVALID_MULTIPART', `unexpected file part "${f.field}"; send "examples" (and optionally "validation", "unlabelled") as JSONL files`);
     for (const k of body.fields.keys()) if (!['prompt', 'ensemble', 'options'].includes(k)) throw new SoftserveError('INVALID_MULTIPART', `unexpected field "${k}"; fields are prompt, ensemble, options`);
     const examples = body.files.find((f) => f.field === 'examples');
     if (!examples) throw new SoftserveError('INVALID_MULTIPART', 'the job needs a file part "examples" (JSONL)');
@@ -76,6 +76,8 @@ async function readJobRequest(req: Request, maxBytes: number, json: RequestHandl
     };
     if (body.fields.has('ensemble')) out.ensemble = body.fields.get('ensemble');
     if (validation) out.validation = { jsonl: utf8(validation.data, 'validation') };
+    const unlabelled = body.files.find((f) => f.field === 'unlabelled');
+    if (unlabelled) out.unlabelled = { jsonl: utf8(unlabelled.data, 'unlabelled') };
     return out;
   }
   if (JSONL_TYPES.some((t) => type.toLowerCase().startsWith(t))) {
@@ -99,6 +101,8 @@ async function readJobRequest(req: Request, maxBytes: number, json: RequestHandl
     if (o.ensemble !== undefined) out.ensemble = o.ensemble;
     const validation = examplesFrom(o, 'validation', 'validation_jsonl', false);
     if (validation) out.validation = validation;
+    const unlabelled = examplesFrom(o, 'unlabelled', 'unlabelled_jsonl', false);
+    if (unlabelled) out.unlabelled = unlabelled;
     return out;
   }
   throw new SoftserveError('UNSUPPORTED_MEDIA_TYPE', `send application/json, multipart/form-data or JSON lines (application/x-ndjson), not ${JSON.stringify(type || 'no content type')}`);
@@ -168,7 +172,7 @@ export function jobsOpenApiPaths(): Record<string, Record<string, unknown>> {
     '/v1/tasks/{task}/jobs': {
       post: {
         summary: 'Submit a training job (JSON, multipart with a JSONL file, or a raw JSONL body)', parameters: [task],
-        requestBody: { content: { 'application/json': { schema: { type: 'object', required: ['prompt'], properties: { prompt: { type: 'string' }, ensemble: { type: 'string' }, options: { type: 'object' }, examples: { type: 'array', items: { type: 'object', properties: { text: { type: 'string' }, label: { type: 'string' } } } }, jsonl: { type: 'string' }, validation: { type: 'array' }, validation_jsonl: { type: 'string' } } } }, 'multipart/form-data': { schema: { type: 'object' } }, 'application/x-ndjson': { schema: { type: 'string' } } } },
+        requestBody: { content: { 'application/json': { schema: { type: 'object', required: ['prompt'], properties: { prompt: { type: 'string' }, ensemble: { type: 'string' }, options: { type: 'object' }, examples: { type: 'array', items: { type: 'object', properties: { text: { type: 'string' }, label: { type: 'string' } } } }, jsonl: { type: 'string' }, validation: { type: 'array' }, validation_jsonl: { type: 'string' }, unlabelled: { type: 'array', description: 'method distill: texts without labels ({text}) for the teacher to label' }, unlabelled_jsonl: { type: 'string' } } } }, 'multipart/form-data': { schema: { type: 'object' } }, 'application/x-ndjson': { schema: { type: 'string' } } } },
         responses: { ...one('queued', '202'), ...err(400, 401, 404, 409, 413, 415, 422, 429, 503) },
       },
       get: { summary: "The task's training jobs", parameters: [task], responses: { ...list, ...err(401, 404) } },

@@ -34,6 +34,7 @@ export function versionView(v: PromptVersionInfo) {
     tensor_bytes: v.tensorBytes,
     source: v.source,
     source_dtype: v.sourceDtype,
+    provenance: v.provenance,
     created_at: v.createdAt,
   };
 }
@@ -53,6 +54,7 @@ export function ensembleView(e: EnsembleInfo) {
     task: e.task,
     name: e.name,
     members: e.members.map((m) => ({ prompt: m.prompt, version: m.version ?? null })),
+    vote: e.vote ?? 'majority',
     created_at: e.createdAt,
   };
 }

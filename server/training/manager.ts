@@ -43,6 +43,7 @@ import { checkTrainingBudget } from './budget.ts';
 import type { TrainingConfig } from './config.ts';
 import { MemoryWatch } from './memory-watch.ts';
 import { FINAL_STATES, JobsTable, newJobId, now, type JobRow } from './jobs-db.ts';
+import { loadJobSources, parseUnlabelled, pinJobSources, provenanceFor, type JobSources } from './job-sources.ts';
 import type { FromTrainer, MemberSummary, ToTrainer } from './protocol.ts';
 import { jobView, type JobResult, type JobView, type PublishedMember } from './views.ts';
 import type { PromptTensors } from '../../prompts/kinds.ts';
@@ -67,6 +68,8 @@ export interface JobRequest {
   options?: unknown;
   examples: ExamplesInput;
   validation?: ExamplesInput;
+  /** Distillation only: texts without labels, for the teacher to label. */
+  unlabelled?: ExamplesInput;
 }
 
 /** How an attempt ended: the worker's answer, or the worker thread gone. */
@@ -192,6 +195,10 @@ export class TrainingManager {
     }
     // A template with {soft:a-b} slots takes prompts of exactly their length: refuse now, not at publish.
     checkPromptFitsTemplate(softPlacement(task.template, parseTemplate(task.template), Number.MAX_SAFE_INTEGER), options.numVirtualTokens, options.method === 'prefix_tuning' ? 'prefix' : 'soft');
+    // Transfer and distillation sources, checked and pinned to versions (job-sources.ts).
+    const pinned = pinJobSources(store, tenantId, task, options);
+    if (req.unlabelled && !options.distill) throw new SoftserveError('BAD_REQUEST', 'unlabelled texts are for method distill (the teacher labels them)');
+    const unlabelled = req.unlabelled ? parseUnlabelled(req.unlabelled, { maxExamples: this.opts.config.maxExamples, maxTextChars: this.opts.config.maxTextChars }) : [];
     let ensembleName: string | null = null;
     if (options.ensembleSize > 1) {
       ensembleName = validateName('ensemble', req.ensemble ?? prompt);
@@ -233,10 +240,11 @@ export class TrainingManager {
         { limit_seconds: config.tenantSeconds, used_seconds: Math.round(quota.usedMs / 1000), retryAfter: quota.retryAfterS });
     }
     const id = newJobId();
-    const encode = (xs: Example[]) => JSON.stringify(xs.map((e) => [e.text, e.label]));
+    // Unlabelled texts (distillation) are stored with the examples, label null.
+    const encode = (xs: Example[], extra: string[] = []) => JSON.stringify([...xs.map((e) => [e.text, e.label]), ...extra.map((t) => [t, null])]);
     this.table.insert({
       id, tenant_id: tenantId, task_name: taskName, task_created_at: task.createdAt, prompt_name: prompt, ensemble_name: ensembleName,
-      state: 'queued', options: JSON.stringify(optionsView(options)), examples: encode(parsed.examples),
+      state: 'queued', options: JSON.stringify(optionsView(pinned)), examples: encode(parsed.examples, unlabelled),
       validation: validation ? encode(validation) : null, num_examples: parsed.examples.length, created_at: now(),
       memory: JSON.stringify({ estimate_mb: Math.ceil(budget.estimate.bytes / MB), limit_mb: config.memoryMb }),
     });
@@ -499,10 +507,20 @@ export class TrainingManager {
       fail(e.code ?? 'INTERNAL', e.code === 'NOT_FOUND' ? `the job's task is gone: ${e.message}` : e.message);
       return;
     }
-    const decode = (s: string): Example[] => (JSON.parse(s) as Array<[string, number]>).map(([text, label]) => ({ text, label }));
+    const rows = (s: string) => JSON.parse(s) as Array<[string, number | null]>;
+    const decode = (s: string): Example[] => rows(s).filter(([, label]) => label !== null).map(([text, label]) => ({ text, label: label! }));
     const stored = this.table.examples(row.id);
     if (!stored) return;
     const examples = decode(stored.examples);
+    const unlabelled = rows(stored.examples).filter(([, label]) => label === null).map(([text]) => text);
+    let sources: JobSources;
+    try {
+      sources = await loadJobSources(this.opts.store, row.tenant_id, row.task_name, options);
+    } catch (err) {
+      const e = err as SoftserveError;
+      fail(e.code ?? 'INTERNAL', `a prompt the job starts from or learns from is gone: ${e.message}`);
+      return;
+    }
     const split = stored.validation
       ? { train: examples, heldOut: decode(stored.validation) }
       : splitHeldOut(examples, options.heldOutFraction, stream(options.seed, 'split'));
@@ -530,7 +548,7 @@ export class TrainingManager {
       }
       outcome = await new Promise((resolve) => {
         cur.settle = resolve;
-        this.post({ type: 'start', jobId: row.id, task: { labels: task.labels, template: task.template, scoring: task.scoring }, train: split.train, heldOut: split.heldOut, options });
+        this.post({ type: 'start', jobId: row.id, task: { labels: task.labels, template: task.template, scoring: task.scoring }, train: split.train, heldOut: split.heldOut, options, extras: { ...sources, unlabelled } });
         if (this.table.get(row.id)?.cancel_requested === 1) this.post({ type: 'cancel', jobId: row.id });
       });
     } catch (err) {
@@ -582,7 +600,7 @@ export class TrainingManager {
       return;
     }
     try {
-      const result = await this.publish(row, outcome.members);
+      const result = await this.publish(row, outcome.members, options, split.heldOut.length);
       this.finish(row.id, 'succeeded', { ...accounted(), result: JSON.stringify(result), progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) },
         { published: result.prompts.map((p) => `${p.name}@${p.version}`), ensemble: result.ensemble });
     } catch (err) {
@@ -592,7 +610,7 @@ export class TrainingManager {
     }
   }
 
-  private async publish(row: JobRow, members: Array<{ tensors: PromptTensors; summary: MemberSummary }>): Promise<JobResult> {
+  private async publish(row: JobRow, members: Array<{ tensors: PromptTensors; summary: MemberSummary }>, options: TrainingOptions, heldOutExamples: number): Promise<JobResult> {
     const { store } = this.opts;
     const names = this.memberNames(row.prompt_name, members.length);
     const ensembleExists = row.ensemble_name ? this.checkEnsemble(row.tenant_id, row.task_name, row.ensemble_name, names) : false;
@@ -601,6 +619,7 @@ export class TrainingManager {
       const { tensors, summary } = members[i]!;
       const v = await store.putPrompt(row.tenant_id, row.task_name, names[i]!, tensors, {
         source: 'training',
+        provenance: provenanceFor(row.id, options, summary, heldOutExamples),
         // Checked in the write's transaction: a task deleted (and perhaps re-created) while the job ran gets nothing.
         precondition: () => {
           if (this.table.taskDeleted(row.id)) throw new SoftserveError('NOT_FOUND', `the task ${JSON.stringify(row.task_name)} the job was submitted to was deleted`);

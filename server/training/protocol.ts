@@ -19,7 +19,11 @@ export interface MemberSummary {
 }
 
 export type ToTrainer =
-  | { type: 'start'; jobId: string; task: TaskSpec; train: Example[]; heldOut: Example[]; options: TrainingOptions }
+  | {
+    type: 'start'; jobId: string; task: TaskSpec; train: Example[]; heldOut: Example[]; options: TrainingOptions;
+    /** Transfer: the prompt to start from; distillation: the teacher's members and unlabelled texts. */
+    extras?: { initPrompt?: PromptTensors; teacher?: PromptTensors[]; unlabelled?: string[] };
+  }
   | { type: 'cancel'; jobId: string }
   | { type: 'close' }
   /** Test-only (TrainingManager.crashWorkerForTest, never reachable from HTTP): the worker exits as if it crashed. */

@@ -9,6 +9,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 
 import type { ExecutionProvider } from '../../kernels/session.ts';
 import { TrainableModel } from '../../models/training-graph.ts';
+import { distillTrainingSet } from '../../prompts/training/distill.ts';
 import { trainEnsemble } from '../../prompts/training/trainer.ts';
 import type { FromTrainer, ToTrainer } from './protocol.ts';
 
@@ -66,11 +67,16 @@ async function main(): Promise<void> {
     queue = queue.then(async () => {
       const { jobId } = msg;
       try {
-        const res = await trainEnsemble(model, msg.task, msg.train, msg.heldOut, msg.options, {
+        const { extras, options } = msg;
+        // Distillation: the teacher labels the job's texts (and the unlabelled ones) first.
+        const train = options.distill && extras?.teacher
+          ? await distillTrainingSet(model, msg.task, msg.train, extras.unlabelled ?? [], extras.teacher, options.distill.goldWeight, options.maxTextTokens, options.distill.temperature)
+          : msg.train;
+        const res = await trainEnsemble(model, msg.task, train, msg.heldOut, options, {
           onProgress: (progress) => post({ type: 'progress', jobId, progress }),
           onEval: (point) => post({ type: 'eval', jobId, point }),
           shouldStop: () => cancelled.has(jobId),
-        });
+        }, extras?.initPrompt ? { initPrompt: extras.initPrompt } : {});
         const members = res.members.map((r) => ({
           tensors: r.tensors,
           summary: {
