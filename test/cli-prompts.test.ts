@@ -2,7 +2,7 @@
 // pull back as the files PEFT loads, push again to the same tensors; ls,
 // show, inspect, rm), ensembles, and classify (texts; a file split into
 // requests of at most the server's max inputs from /info, in input order;
-// 429s made for real by a tiny per-tenant queue, retried after Retry-After).
+// 429s made for real by a one-request-per-tenant limit, retried after Retry-After).
 
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -23,8 +23,7 @@ const jsonOf = (r: { stdout: string }) => JSON.parse(r.stdout);
 const lines = (s: string) => s.split('\n').filter((l) => l.trim() !== '').map((l) => JSON.parse(l));
 
 before(async () => {
-  // Tiny limits: MAX_INPUTS per request, a per-tenant queue of MAX_INPUTS rows and one row per
-  // batch, so that concurrent requests of one tenant are refused with 429 while one is queued.
+  // MAX_INPUTS per request and one row per batch: the splitting test reads requests and batches from the logs.
   srv = await startCliServer(join(work, 'data'), {
     SOFTSERVE_ADMIN_KEY: ADMIN, SOFTSERVE_MAX_INPUTS: String(MAX_INPUTS), SOFTSERVE_QUEUE_MAX_TENANT_ROWS: String(MAX_INPUTS), SOFTSERVE_BATCH_MAX_ROWS: '1',
   });
@@ -179,31 +178,56 @@ describe('ensembles and classify', () => {
     assert.equal(stdin.code, 0, stdin.stderr);
     assert.equal(lines(stdin.stdout)[0].text, 'from stdin');
   });
+});
+
+// 429s made by state, not by luck: one request in flight per tenant, and a
+// request's rows wait in the queue for company for 1.5 s (no other tenant
+// sends any), so the requests the CLI sends together find the first one
+// still in flight and are refused with TENANT_LIMIT.
+describe('classify retries on 429', () => {
+  let busy: CliServer;
+  let busyKey: string;
+  const busyCli = (args: string[]) => runCli(args, { env: { SOFTSERVE_URL: busy.url, SOFTSERVE_API_KEY: busyKey } });
+  const refusals = () => busy.logs.filter((l) => l.path === '/v1/tasks/sentiment/classify' && l.status === 429);
+
+  before(async () => {
+    busy = await startCliServer(join(work, 'busy-data'), {
+      SOFTSERVE_ADMIN_KEY: ADMIN, SOFTSERVE_MAX_INPUTS: String(MAX_INPUTS),
+      SOFTSERVE_TENANT_MAX_CONCURRENCY: '1', SOFTSERVE_BATCH_MAX_WAIT_MS: '1500', SOFTSERVE_REFUSAL_DELAY_MS: '0',
+    });
+    const t = await api(busy.url, 'POST', '/v1/tenants', { key: ADMIN, json: { name: 'busy' } });
+    busyKey = t.json.api_key;
+    const task = await api(busy.url, 'POST', '/v1/tasks', { key: busyKey, json: { name: 'sentiment', labels: ['negative', 'positive'], template: '{text} It was', scoring: { type: 'verbalizer', label_words: ['sad', 'happy'] } } });
+    assert.equal(task.status, 201);
+  });
+  after(async () => {
+    await busy.stop();
+  });
 
   it('classify --file retries requests answered 429 after their Retry-After and still answers every line in order', async () => {
-    const texts = Array.from({ length: 24 }, (_, i) => `the little dog ran to the park and played with the ball number ${i}`);
+    const texts = Array.from({ length: 12 }, (_, i) => `the little dog ran to the park and played with the ball number ${i}`);
     const file = join(work, 'flood.jsonl');
     writeFileSync(file, texts.map((t) => JSON.stringify({ text: t })).join('\n'));
-    const before = srv.logs.filter((l) => l.path === '/v1/tasks/sentiment/classify' && l.status === 429).length;
-    // Six requests of MAX_INPUTS rows at once against a per-tenant queue of MAX_INPUTS rows served one row per batch.
-    const r = await cli(['classify', 'sentiment', '--file', file, '--concurrency', '6', '--max-retries', '30']);
+    const before = refusals().length;
+    // Three requests of MAX_INPUTS rows at once against one request in flight per tenant.
+    const r = await busyCli(['classify', 'sentiment', '--file', file, '--concurrency', '3', '--max-retries', '30']);
     assert.equal(r.code, 0, r.stderr);
     assert.deepEqual(lines(r.stdout).map((l) => l.text), texts);
-    const retries = [...r.stderr.matchAll(/server busy \(429 OVERLOADED\), retry \d+\/30 in (\d+) s/g)];
+    const retries = [...r.stderr.matchAll(/server busy \(429 TENANT_LIMIT\), retry \d+\/30 in (\d+) s/g)];
     assert.ok(retries.length > 0, `no 429 was retried:\n${r.stderr}`);
     for (const m of retries) assert.ok(Number(m[1]) >= 1, 'waits what Retry-After says (at least 1 s)');
-    await srv.waitLogs((logs) => logs.filter((l) => l.path === '/v1/tasks/sentiment/classify' && l.status === 429).length >= before + retries.length);
-    const refused = srv.logs.filter((l) => l.path === '/v1/tasks/sentiment/classify' && l.status === 429).slice(before);
+    await busy.waitLogs(() => refusals().length >= before + retries.length);
+    const refused = refusals().slice(before);
     assert.equal(refused.length, retries.length, 'every 429 the server sent was retried');
-    for (const l of refused) assert.equal(l.code, 'OVERLOADED');
+    for (const l of refused) assert.equal(l.code, 'TENANT_LIMIT');
   });
 
   it('a 429 beyond --max-retries is an error with the server code', async () => {
-    const texts = Array.from({ length: 24 }, (_, i) => `a cat sat on a warm mat in the sun all day ${i}`);
+    const texts = Array.from({ length: 8 }, (_, i) => `a cat sat on a warm mat in the sun all day ${i}`);
     const file = join(work, 'flood2.jsonl');
     writeFileSync(file, texts.map((t) => JSON.stringify(t)).join('\n'));
-    const r = await cli(['classify', 'sentiment', '--file', file, '--concurrency', '6', '--max-retries', '0']);
+    const r = await busyCli(['classify', 'sentiment', '--file', file, '--concurrency', '2', '--max-retries', '0']);
     assert.equal(r.code, 1, r.stderr);
-    assert.match(r.stderr, /error OVERLOADED \(HTTP 429\)/);
+    assert.match(r.stderr, /error TENANT_LIMIT \(HTTP 429\)/);
   });
 });
