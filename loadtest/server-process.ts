@@ -36,6 +36,38 @@ export interface StartProcessOptions {
   nodeArgs?: string[];
 }
 
+/**
+ * The URL of a starting server's "listening" log line. Warnings, errors,
+ * non-JSON lines and the lines `alsoKeep` picks go to `keep`; once listening,
+ * stdout is read and thrown away (cheaply) so the pipe never fills and stalls
+ * the server.
+ */
+export function waitForListening(
+  child: ChildProcess, exited: Promise<number | null>, keep: (line: string) => void, timeoutMs: number,
+  alsoKeep: (entry: Record<string, unknown>) => boolean = () => false,
+): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`server did not start within ${timeoutMs} ms`)), timeoutMs);
+    const rl = createInterface({ input: child.stdout! });
+    rl.on('line', (line) => {
+      let entry: Record<string, unknown> | null = null;
+      try { entry = JSON.parse(line) as Record<string, unknown>; } catch { keep(line); }
+      if (entry && ((entry.level as number) >= 40 || alsoKeep(entry))) keep(line);
+      if (entry?.msg === 'listening' && typeof entry.url === 'string') {
+        clearTimeout(timer);
+        rl.close();
+        child.stdout!.on('data', () => {});
+        child.stdout!.resume();
+        resolve(entry.url);
+      }
+    });
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`server exited with ${code} before listening`));
+    });
+  });
+}
+
 export async function startServerProcess(opts: StartProcessOptions = {}): Promise<ServerProcess> {
   const dataDir = mkdtempSync(join(tmpdir(), 'softserve-load-'));
   const adminKey = `loadtest-admin-${Math.random().toString(36).slice(2)}-${Date.now().toString(36)}`;
@@ -69,27 +101,8 @@ export async function startServerProcess(opts: StartProcessOptions = {}): Promis
 
   let url: string;
   try {
-    url = await new Promise<string>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`server did not start within ${opts.startTimeoutMs ?? 180_000} ms`)), opts.startTimeoutMs ?? 180_000);
-      const rl = createInterface({ input: child.stdout! });
-      rl.on('line', (line) => {
-        let entry: Record<string, unknown> | null = null;
-        try { entry = JSON.parse(line) as Record<string, unknown>; } catch { keep(line); }
-        if (entry && (entry.level as number) >= 40) keep(line);
-        if (entry?.msg === 'listening' && typeof entry.url === 'string') {
-          clearTimeout(timer);
-          rl.close();
-          // From here on the request log is read and thrown away (cheaply):
-          // the pipe must not fill up and stall the server.
-          child.stdout!.on('data', () => {});
-          child.stdout!.resume();
-          resolve(entry.url);
-        }
-      });
-      void exited.then((code) => {
-        clearTimeout(timer);
-        reject(new Error(`server exited with ${code} before listening:\n${tail.join('\n')}`));
-      });
+    url = await waitForListening(child, exited, keep, opts.startTimeoutMs ?? 180_000).catch((err: Error) => {
+      throw new Error(`${err.message}:\n${tail.join('\n')}`);
     });
   } catch (err) {
     child.kill('SIGKILL');

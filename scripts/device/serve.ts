@@ -10,8 +10,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { HttpClient } from '../../loadtest/client.ts';
+import { waitForListening } from '../../loadtest/server-process.ts';
 import { readModelDims, setupWorkload, STYLE_CAUSAL } from '../../loadtest/scenarios.ts';
 import { errorText } from './args.ts';
 
@@ -53,24 +53,8 @@ async function startServer(o: ServeOptions, adminKey: string, dataDir: string): 
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : null))));
   let done = false;
   void exited.then(() => { done = true; });
-  const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`server did not listen within ${o.startTimeoutMs} ms`)), o.startTimeoutMs);
-    const rl = createInterface({ input: child.stdout! });
-    rl.on('line', (line) => {
-      let entry: Record<string, unknown> | null = null;
-      try { entry = JSON.parse(line) as Record<string, unknown>; } catch { keep(line); }
-      if (entry && (entry.level as number) >= 40) keep(line);
-      if (entry?.msg === 'model loaded') keep(line);
-      if (entry?.msg === 'listening' && typeof entry.url === 'string') {
-        clearTimeout(timer);
-        rl.close();
-        child.stdout!.on('data', () => {});
-        child.stdout!.resume();
-        resolve(entry.url);
-      }
-    });
-    void exited.then((code) => { clearTimeout(timer); reject(new Error(`server exited with ${code} before listening`)); });
-  }).catch((err: unknown) => { child.kill('SIGKILL'); throw err; });
+  const url = await waitForListening(child, exited, keep, o.startTimeoutMs, (entry) => entry.msg === 'model loaded')
+    .catch((err: unknown) => { child.kill('SIGKILL'); throw err; });
   return {
     url, tail,
     async stop() {
