@@ -17,9 +17,10 @@ import { after, describe, it } from 'node:test';
 import { loadCheckpoint } from '../models/checkpoint.ts';
 import { familyOf } from '../models/families.ts';
 import { PromptStore } from '../prompts/store.ts';
-import { createApp } from '../server/app.ts';
+import { apiRoutes, createApp } from '../server/app.ts';
+import { healthRoutes } from '../server/routes/system.ts';
 import { DEFAULT_CONFIG, promptLimits, type ServerConfig } from '../server/config.ts';
-import { jobsExtension } from '../server/routes/jobs.ts';
+import { jobsRoutes } from '../server/routes/jobs.ts';
 import { DEFAULT_TRAINING_CONFIG, type TrainingConfig } from '../server/training/config.ts';
 import { TrainingManager } from '../server/training/manager.ts';
 
@@ -46,7 +47,7 @@ async function startEnv(training: Partial<TrainingConfig> = {}, dataDir?: string
   const store = PromptStore.open({ dataDir: dir, spec: SPEC, limits: promptLimits(config) });
   const manager = new TrainingManager({ store, modelDir: STORIES, config: { ...DEFAULT_TRAINING_CONFIG, niceness: 0, progressIntervalMs: 50, ...training } });
   manager.start();
-  const app = createApp({ store, spec: SPEC, config, extensions: [jobsExtension(manager)] });
+  const app = createApp({ store, spec: SPEC, config, routes: [healthRoutes(), ...apiRoutes(), jobsRoutes(manager)] });
   const server: Server = await new Promise((resolve) => { const s = app.listen(0, '127.0.0.1', () => resolve(s)); });
   const { port } = server.address() as AddressInfo;
   return {

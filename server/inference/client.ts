@@ -3,7 +3,7 @@
 // not copied) and get outputs back as promises.
 
 import { Worker } from 'node:worker_threads';
-import { SoftserveError, type ErrorCode, ERROR_STATUS } from '../../kernels/errors.ts';
+import { SoftserveError, isErrorCode } from '../../kernels/errors.ts';
 import { assembleBatch, type AssembledBatch, type EngineRow } from '../../models/batch.ts';
 import type { ModelSpec } from '../../models/spec.ts';
 import type { ExecutionProvider } from '../../kernels/session.ts';
@@ -20,7 +20,7 @@ export interface InferenceWorkerOptions {
 }
 
 function toError(code: string, message: string): SoftserveError {
-  return new SoftserveError((code in ERROR_STATUS ? code : 'INTERNAL') as ErrorCode, message);
+  return new SoftserveError(isErrorCode(code) ? code : 'INTERNAL', message);
 }
 
 const restarting = (message: string) => new SoftserveError('INFERENCE_WORKER_RESTARTING', message, { retryAfter: 1 });

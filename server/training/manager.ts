@@ -27,7 +27,7 @@ import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 
-import { ERROR_STATUS, SoftserveError, type ErrorCode } from '../../kernels/errors.ts';
+import { isErrorCode, SoftserveError } from '../../kernels/errors.ts';
 import type { ExecutionProvider } from '../../kernels/session.ts';
 import { validateName, type PromptStore, type Task } from '../../prompts/store.ts';
 import { checkPromptFitsTemplate, parseTemplate, softPlacement } from '../../prompts/template.ts';
@@ -95,7 +95,7 @@ const MB = 2 ** 20;
 const ISOLATION_CODES = new Set(['TASK_DELETED', 'TRAINING_MEMORY_LIMIT', 'TRAINING_TIME_QUOTA', 'WORKER_EXITED']);
 
 function asError(code: string, message: string): SoftserveError {
-  return new SoftserveError((code in ERROR_STATUS ? code : 'INTERNAL') as ErrorCode, message);
+  return new SoftserveError(isErrorCode(code) ? code : 'INTERNAL', message);
 }
 
 function describeErrors(errors: RowError[], count: number, what: string): string {
