@@ -19,9 +19,8 @@ import { familyOf } from '../models/families.ts';
 import { PromptStore } from '../prompts/store.ts';
 import { apiRoutes, createApp } from '../server/app.ts';
 import { healthRoutes } from '../server/routes/system.ts';
-import { DEFAULT_CONFIG, promptLimits, type ServerConfig } from '../server/config.ts';
+import { DEFAULT_CONFIG, DEFAULT_TRAINING_CONFIG, promptLimits, type ServerConfig, type TrainingConfig } from '../server/config.ts';
 import { jobsRoutes } from '../server/routes/jobs.ts';
-import { DEFAULT_TRAINING_CONFIG, type TrainingConfig } from '../server/training/config.ts';
 import { TrainingManager } from '../server/training/manager.ts';
 
 const STORIES = fileURLToPath(new URL('../../shared/models/stories260k', import.meta.url));

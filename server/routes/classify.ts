@@ -16,7 +16,7 @@ import { requireJson } from '../json-only.ts';
 import type { Metrics } from '../metrics.ts';
 import { errors, json, name, ok, ref } from '../openapi.ts';
 import type { RouteModule } from '../route-module.ts';
-import type { ServingConfig } from '../serving-config.ts';
+import type { ServingConfig } from '../config.ts';
 
 export interface ClassifyRouteDeps {
   classify: ClassifyService;
