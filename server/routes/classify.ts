@@ -36,34 +36,34 @@ export function classifyRoutes(deps: ClassifyRouteDeps): RouteModule {
     name: 'classify',
     mount(app, ctx) {
       const classifyJson = express.json({ limit: classifyBodyBytes(deps.limits), strict: true, verify: jsonDepthGuard(ctx.config.maxJsonDepth) });
-    app.post('/v1/tasks/:task/classify', ctx.tenantAuth, requireJson, admission.concurrencyGate(tenantOf), classifyJson, async (req: Request, res: Response, next: NextFunction) => {
-      const tenant = tenantOf(res);
-      try {
-        const result = await classify.classify(tenant.id, String(req.params.task), req.body);
-        res.locals.classify = {
-          rows: result.usage.rows, tokens: result.usage.tokens, batches: result.batch_ids,
-          queueMs: result.timing.queue_ms, inferenceMs: result.timing.inference_ms, tokenizeMs: result.timing.tokenize_ms,
-        };
-        res.json(result);
-      } catch (err) {
-        if (isSoftserveError(err)) {
-          res.locals.errorCode = err.code;
-          const status = httpStatus(err);
-          if (status === 429 || err.code === 'INFERENCE_WORKER_RESTARTING') {
-            metrics.rejected.inc({ reason: status === 429 ? 'overloaded' : 'worker_restart' });
-          } else if (err.code === 'DEADLINE_EXCEEDED') {
-            metrics.rejected.inc({ reason: 'deadline' });
-          } else if (err.code === 'DRAINING') {
-            metrics.rejected.inc({ reason: 'draining' });
+      app.post('/v1/tasks/:task/classify', ctx.tenantAuth, requireJson, admission.concurrencyGate(tenantOf), classifyJson, async (req: Request, res: Response, next: NextFunction) => {
+        const tenant = tenantOf(res);
+        try {
+          const result = await classify.classify(tenant.id, String(req.params.task), req.body);
+          res.locals.classify = {
+            rows: result.usage.rows, tokens: result.usage.tokens, batches: result.batch_ids,
+            queueMs: result.timing.queue_ms, inferenceMs: result.timing.inference_ms, tokenizeMs: result.timing.tokenize_ms,
+          };
+          res.json(result);
+        } catch (err) {
+          if (isSoftserveError(err)) {
+            res.locals.errorCode = err.code;
+            const status = httpStatus(err);
+            if (status === 429 || err.code === 'INFERENCE_WORKER_RESTARTING') {
+              metrics.rejected.inc({ reason: status === 429 ? 'overloaded' : 'worker_restart' });
+            } else if (err.code === 'DEADLINE_EXCEEDED') {
+              metrics.rejected.inc({ reason: 'deadline' });
+            } else if (err.code === 'DRAINING') {
+              metrics.rejected.inc({ reason: 'draining' });
+            }
+            if (status === 429) {
+              admission.answerRefusal(retryAfterSeconds(err, deps.retryAfterEstimate), () => next(err));
+              return;
+            }
           }
-          if (status === 429) {
-            admission.answerRefusal(retryAfterSeconds(err, deps.retryAfterEstimate), () => next(err));
-            return;
-          }
+          next(err);
         }
-        next(err);
-      }
-    });
+      });
     },
     openapi: {
       paths: {
