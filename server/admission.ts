@@ -295,8 +295,8 @@ export class Admission {
       try {
         slot = this.enter(tenantOf(res).id);
       } catch (err) {
+        // The error handler (server/errors.ts) sends details.retryAfter as Retry-After.
         const retry = (err as SoftserveError).details?.retryAfter;
-        if (retry !== undefined) res.setHeader('Retry-After', String(retry));
         res.locals.errorCode = (err as SoftserveError).code;
         this.answerRefusal(Number(retry ?? 1), () => next(err));
         return;
