@@ -99,7 +99,9 @@ export function errorHandler(opts: ErrorHandlerOptions = {}): ErrorRequestHandle
     const e = isSoftserveError(err) ? err : fromHttpError((err ?? {}) as Record<string, unknown>) ?? new SoftserveError('INTERNAL', 'internal error');
     const status = httpStatus(e);
     const requestId = typeof res.locals.requestId === 'string' ? res.locals.requestId : undefined;
-    if (status >= 500) requestLog(res, opts.logger)?.error({ err, method: req.method, path: req.path, code: e.code }, 'request failed');
+    // Failures are logged with their cause. A 503 is a lifecycle answer (not ready, draining, the
+    // inference worker restarting): the event itself is logged once, not once per refused request.
+    if (status >= 500 && status !== 503) requestLog(res, opts.logger)?.error({ err, method: req.method, path: req.path, code: e.code }, 'request failed');
     if (res.headersSent) {
       res.destroy();
       return;
