@@ -9,6 +9,7 @@
 // tokenises exactly as the sentence would.
 
 import { SoftserveError } from '../kernels/errors.ts';
+import { familyOfSpec, type SpecialTokens } from '../models/families.ts';
 import type { ModelSpec } from '../models/spec.ts';
 
 export interface Tokenizes {
@@ -92,20 +93,11 @@ export function parseTemplate(template: string): Piece[] {
   return pieces;
 }
 
-/** The special tokens a family wraps an input in. */
-export interface SpecialTokens { start: number[]; end: number[]; mask: number | null }
+export type { SpecialTokens };
 
+/** The special tokens the model's family wraps an input in (models/<family>). */
 export function specialTokens(spec: ModelSpec, tok: Tokenizes, addBos: boolean): SpecialTokens {
-  switch (spec.family) {
-    case 'llama':
-      return { start: addBos && spec.bosTokenId !== null ? [spec.bosTokenId] : [], end: [], mask: null };
-    case 'gpt2':
-      return { start: [], end: [], mask: null };
-    case 'bert':
-      return { start: [tok.tokenId('[CLS]') ?? 101], end: [tok.tokenId('[SEP]') ?? 102], mask: spec.maskTokenId };
-    case 'roberta':
-      return { start: [tok.tokenId('<s>') ?? 0], end: [tok.tokenId('</s>') ?? 2], mask: spec.maskTokenId };
-  }
+  return familyOfSpec(spec).specialTokens(spec, tok, addBos);
 }
 
 export interface BuiltRow {

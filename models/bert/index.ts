@@ -5,6 +5,7 @@
 
 import type { Graph, Value } from '../../kernels/graph.ts';
 import { configInt, configNumber, configOptionalInt, type Checkpoint } from '../checkpoint.ts';
+import type { Family } from '../family.ts';
 import type { ModelSpec } from '../spec.ts';
 import {
   activation, attendWithPrefix, attentionBias, declareServingInputs, embedTokens, layerNorm, linear,
@@ -100,3 +101,13 @@ export function buildBertGraph(g: Graph, ckpt: Checkpoint, spec: ModelSpec): voi
     scoreAndPool(g, inp, spec, x, { outputEmbedding: null });
   }
 }
+
+export const bert: Family = {
+  name: 'bert',
+  modelTypes: ['bert'],
+  spec: (ckpt) => bertSpec(ckpt, 'bert'),
+  buildServingGraph: buildBertGraph,
+  positionOffset,
+  specialTokens: (spec, tok) => ({ start: [tok.tokenId('[CLS]') ?? 101], end: [tok.tokenId('[SEP]') ?? 102], mask: spec.maskTokenId }),
+  inputEmbeddingNames: (spec) => [`${spec.family}.embeddings.word_embeddings.weight`, 'embeddings.word_embeddings.weight'],
+};
