@@ -35,6 +35,11 @@ export function isPromptKind(kind: unknown): kind is PromptKind {
   return typeof kind === 'string' && Object.hasOwn(KINDS, kind);
 }
 
+/** Whether a prompt of kind `from` can start training a prompt of kind `to` (same tensor layout: soft <-> ptuning, prefix <-> prefix). */
+export function canTransfer(from: PromptKind, to: PromptKind): boolean {
+  return KINDS[from].layout === KINDS[to].layout;
+}
+
 /** Virtual tokens a prompt places in the token sequence (0 for none, and for a prefix, which lives in attention). */
 export function tokensInText(prompt: { kind: PromptKind; numVirtualTokens: number } | null | undefined): number {
   return prompt && KINDS[prompt.kind].placesTokens ? prompt.numVirtualTokens : 0;

@@ -10,6 +10,7 @@
 
 import { SoftserveError } from '../kernels/errors.ts';
 import { familyOfSpec, type SpecialTokens } from '../models/families.ts';
+import { promptKind, type PromptKind } from './kinds.ts';
 import type { ModelSpec } from '../models/spec.ts';
 
 export interface Tokenizes {
@@ -68,8 +69,8 @@ export function softPlacement(template: string, pieces: Piece[], maxVirtualToken
 }
 
 /** A prompt of `virtualTokens` against the template's placement: ranged slots need exactly their count. */
-export function checkPromptFitsTemplate(placement: SoftPlacement, virtualTokens: number, kind: string): void {
-  if (placement.kind === 'ranged' && kind !== 'prefix' && virtualTokens !== placement.count) {
+export function checkPromptFitsTemplate(placement: SoftPlacement, virtualTokens: number, kind: PromptKind): void {
+  if (placement.kind === 'ranged' && promptKind(kind).placesTokens && virtualTokens !== placement.count) {
     throw new SoftserveError('PROMPT_TEMPLATE_MISMATCH',
       `the task's template places ${placement.count} virtual tokens with {soft:a-b} slots; this ${kind} prompt has ${virtualTokens}`,
       { expected: placement.count, got: virtualTokens });

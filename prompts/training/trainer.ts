@@ -19,7 +19,7 @@
 import { SoftserveError } from '../../kernels/errors.ts';
 import type { EngineRow } from '../../models/batch.ts';
 import type { TrainableInput, TrainableModel } from '../../models/training-graph.ts';
-import { promptKind, tokensInText, type PromptKind, type PromptTensors } from '../kinds.ts';
+import { canTransfer, promptKind, tokensInText, type PromptKind, type PromptTensors } from '../kinds.ts';
 import { engineRow, taskRows, tokenizeInput, type RowModel, type RowPrompt, type TaskRows } from '../rows.ts';
 import { softmax } from '../softmax.ts';
 import type { Scoring } from '../store.ts';
@@ -27,7 +27,7 @@ import { labelTokenId, specialTokens } from '../template.ts';
 import type { Example } from './data.ts';
 import { fitWithGrid, type GridFit, type GridPoint, type LogRegData } from './logreg.ts';
 import { AdamW, clipGradNorm, learningRate, param, zeroGrads, type Param } from './optim.ts';
-import type { PromptInit, TrainingOptions } from './options.ts';
+import { methodKind, type PromptInit, type TrainingOptions } from './options.ts';
 import {
   DirectEncoder, FrozenEncoder, LstmEncoder, MlpEncoder, PrefixMlpEncoder, type PromptEncoder,
 } from './reparam.ts';
@@ -269,7 +269,7 @@ export async function trainPrompt(
   // A linear probe without any virtual token (P = 0) is for evaluation only:
   // the store needs a prompt to publish, so the API's linear_head uses P = 1.
   const noPrompt = method === 'linear_head' && P === 0;
-  const kind: PromptKind = isPrefix ? 'prefix' : method === 'p_tuning' ? 'ptuning' : 'soft';
+  const kind = methodKind(method);
   const def = promptKind(kind);
   const plan = taskRows(rowModel(model), task);
 
@@ -557,7 +557,7 @@ function softTargets(items: Encoded[], C: number, weight: number): Float32Array 
 
 /** A transferred prompt as the encoder's starting point: soft and P-tuning prompts are both P×H embeddings; prefixes only from prefixes. */
 function transferInit(src: PromptTensors, kind: PromptKind, P: number, size: number): Float64Array {
-  if (promptKind(src.kind).layout !== promptKind(kind).layout) {
+  if (!canTransfer(src.kind, kind)) {
     throw new SoftserveError('INVALID_INPUT', `cannot start a ${kind} prompt from a ${src.kind} prompt`);
   }
   if (src.numVirtualTokens !== P || src.data.length !== size) {
