@@ -16,7 +16,6 @@
 // (for initialising prefixes from the model's own activations).
 
 import { addGradients } from '../kernels/autodiff.ts';
-import { SoftserveError } from '../kernels/errors.ts';
 import { Graph, type Value } from '../kernels/graph.ts';
 import { openSession, ort, type SessionOptions } from '../kernels/session.ts';
 import { assembleBatch, type AssembledBatch, type EngineRow, type TensorData } from './batch.ts';
