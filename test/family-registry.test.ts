@@ -11,6 +11,7 @@ import { SoftserveError } from '../kernels/errors.ts';
 import { loadCheckpoint } from '../models/checkpoint.ts';
 import { Engine } from '../models/engine.ts';
 import { FAMILIES, familyOf, familyOfSpec, inputEmbeddingName } from '../models/families.ts';
+import { buildTrainingGraph } from '../models/training-graph.ts';
 import { TextTokenizer } from '../models/tokenizer.ts';
 import { engineRow, taskRows, tokenizeInput } from '../prompts/rows.ts';
 import { writeRandomCheckpoint, type FixtureFamily, type RandomCheckpointOptions } from './fixtures/random-checkpoint.ts';
@@ -80,6 +81,12 @@ for (const family of FAMILIES) {
 
       const offset = family.positionOffset(spec);
       assert.ok(Number.isInteger(offset) && offset >= 0 && offset < spec.maxPositions, `${family.name}: position offset ${offset}`);
+
+      // Training graphs are built on the family's serving graph: prompt gradients come out.
+      const tg = buildTrainingGraph(loaded, family, spec, ['soft_prompt_table', 'prefix_table']);
+      assert.ok(tg.backwardNodes > 0, `${family.name}: the training graph has no backward pass`);
+      for (const w of tg.wrt) assert.ok(tg.graph.nodes.some((n) => n.name === `out_grad_${w}`), `${family.name}: no grad_${w} output`);
+      assert.ok(tg.graph.toOnnx().bytes.byteLength > 0);
 
       // A serving graph builds and scores a row the row builder made from a template.
       const engine = await Engine.load(ckpt.dir);
