@@ -16,12 +16,11 @@
 // (for initialising prefixes from the model's own activations).
 
 import { addGradients } from '../kernels/autodiff.ts';
-import { SoftserveError } from '../kernels/errors.ts';
 import { Graph, type Value } from '../kernels/graph.ts';
 import { openSession, ort, type SessionOptions } from '../kernels/session.ts';
 import { assembleBatch, type AssembledBatch, type EngineRow, type TensorData } from './batch.ts';
 import { loadCheckpoint, type Checkpoint } from './checkpoint.ts';
-import { familyOf, type Family } from './families.ts';
+import { familyOf, inputEmbeddingName, type Family } from './families.ts';
 import type { ModelSpec } from './spec.ts';
 import { TextTokenizer } from './tokenizer.ts';
 
@@ -102,16 +101,6 @@ export function buildKvCaptureGraph(ckpt: Checkpoint, family: Family, spec: Mode
   }
   captured.forEach((v, i) => g.output(v, `kv_${Math.floor(i / 2)}_${i % 2}`, 'float32', ['B', spec.numKvHeads, 'T', spec.headDim]));
   return g;
-}
-
-/** The name of the input word-embedding matrix [V,H] in a checkpoint. */
-export function inputEmbeddingName(ckpt: Checkpoint, spec: ModelSpec): string {
-  const candidates = spec.family === 'llama' ? ['model.embed_tokens.weight']
-    : spec.family === 'gpt2' ? ['transformer.wte.weight', 'wte.weight']
-    : [`${spec.family}.embeddings.word_embeddings.weight`, 'embeddings.word_embeddings.weight'];
-  const name = ckpt.weights.resolve(...candidates);
-  if (!name) throw new SoftserveError('MODEL_TENSOR_MISSING', `no input embedding matrix (${candidates.join(' / ')})`);
-  return name;
 }
 
 function toOrt(t: TensorData): ort.Tensor {

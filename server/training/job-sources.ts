@@ -8,18 +8,14 @@
 // published version records.
 
 import { SoftserveError } from '../../kernels/errors.ts';
-import type { PromptKind, PromptTensors } from '../../prompts/kinds.ts';
+import { canTransfer, type PromptTensors } from '../../prompts/kinds.ts';
 import type { PromptStore, PromptVersionInfo, Task } from '../../prompts/store.ts';
-import type { TrainingOptions } from '../../prompts/training/options.ts';
+import { methodKind, type TrainingOptions } from '../../prompts/training/options.ts';
 import type { MemberSummary } from './protocol.ts';
 
 export interface JobSources {
   initPrompt?: PromptTensors;
   teacher?: PromptTensors[];
-}
-
-function kindOf(method: TrainingOptions['method']): PromptKind {
-  return method === 'prefix_tuning' ? 'prefix' : method === 'p_tuning' ? 'ptuning' : 'soft';
 }
 
 /** A named prompt version, with the option that named it in the error when it is missing. */
@@ -54,9 +50,8 @@ export function pinJobSources(store: PromptStore, tenantId: string, task: Task, 
       }
     }
     const v = lookUp(store, tenantId, taskName, from.prompt, from.version, 'init.from_prompt');
-    const want = kindOf(options.method);
-    const embeds = (k: PromptKind) => k === 'soft' || k === 'ptuning';
-    if (v.kind !== want && !(embeds(v.kind) && embeds(want))) {
+    const want = methodKind(options.method);
+    if (!canTransfer(v.kind, want)) {
       throw new SoftserveError('PROMPT_SHAPE_MISMATCH', `options.init.from_prompt: ${from.prompt} v${v.version} is a ${v.kind} prompt; ${options.method} trains a ${want} prompt (soft and P-tuning prompts transfer to each other, prefixes only to prefixes)`, { field: 'init.from_prompt', expected: want, got: v.kind });
     }
     if (v.numVirtualTokens !== options.numVirtualTokens) {

@@ -32,7 +32,7 @@ import type { ExecutionProvider } from '../../kernels/session.ts';
 import { validateName, type PromptStore, type Task } from '../../prompts/store.ts';
 import { checkPromptFitsTemplate, parseTemplate, softPlacement } from '../../prompts/template.ts';
 import { labelCounts, parseArray, parseJsonl, splitHeldOut, type Example, type Parsed, type RowError } from '../../prompts/training/data.ts';
-import { optionsView, parseTrainingOptions, type TrainingOptions } from '../../prompts/training/options.ts';
+import { methodKind, optionsView, parseTrainingOptions, type TrainingOptions } from '../../prompts/training/options.ts';
 import { stream } from '../../prompts/training/rng.ts';
 import type { EvalPoint, Progress } from '../../prompts/training/trainer.ts';
 import type { ModelSpec } from '../../models/spec.ts';
@@ -194,7 +194,7 @@ export class TrainingManager {
       throw new SoftserveError('INVALID_TASK', `method linear_head trains a linear head, but task ${JSON.stringify(taskName)} scores with a verbalizer`);
     }
     // A template with {soft:a-b} slots takes prompts of exactly their length: refuse now, not at publish.
-    checkPromptFitsTemplate(softPlacement(task.template, parseTemplate(task.template), Number.MAX_SAFE_INTEGER), options.numVirtualTokens, options.method === 'prefix_tuning' ? 'prefix' : 'soft');
+    checkPromptFitsTemplate(softPlacement(task.template, parseTemplate(task.template), Number.MAX_SAFE_INTEGER), options.numVirtualTokens, methodKind(options.method));
     // Transfer and distillation sources, checked and pinned to versions (job-sources.ts).
     const pinned = pinJobSources(store, tenantId, task, options);
     if (req.unlabelled && !options.distill) throw new SoftserveError('BAD_REQUEST', 'unlabelled texts are for method distill (the teacher labels them)');
