@@ -3,10 +3,10 @@
 // sees a graph; running is assemble (pure) + session.run.
 
 import { Graph } from '../kernels/graph.ts';
-import { openSession, ort, type SessionOptions } from '../kernels/session.ts';
+import { openSession, type Session, type SessionOptions } from '../kernels/session.ts';
 import { loadCheckpoint } from './checkpoint.ts';
 import { familyOf } from './families.ts';
-import { assembleBatch, type AssembledBatch, type EngineRow, type TensorData } from './batch.ts';
+import { assembleBatch, type AssembledBatch, type EngineRow } from './batch.ts';
 import { TextTokenizer } from './tokenizer.ts';
 import type { ModelSpec } from './spec.ts';
 
@@ -24,16 +24,12 @@ export interface BatchOutput {
   classes: number;
 }
 
-function toOrtTensor(t: TensorData): ort.Tensor {
-  return new ort.Tensor(t.type, t.data, t.dims);
-}
-
 export class Engine {
   private constructor(
     readonly spec: ModelSpec,
     readonly tokenizer: TextTokenizer,
     readonly positionOffset: number,
-    private readonly session: ort.InferenceSession,
+    private readonly session: Session,
     readonly modelDir: string,
   ) {}
 
@@ -54,11 +50,8 @@ export class Engine {
 
   /** Runs an assembled batch; returns the raw [B,C] scores and [B,H] pooled features. */
   async runAssembled(batch: AssembledBatch): Promise<BatchOutput> {
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const [name, t] of Object.entries(batch.feeds)) feeds[name] = toOrtTensor(t);
-    const out = await this.session.run(feeds);
-    const scores = out.scores!;
-    return { scores: scores.data as Float32Array, pooled: out.pooled!.data as Float32Array, classes: scores.dims[1]! };
+    const out = await this.session.run(batch.feeds);
+    return { scores: out.float32('scores'), pooled: out.float32('pooled'), classes: out.dims('scores')[1]! };
   }
 
   async run(rows: EngineRow[]): Promise<RowResult[]> {
