@@ -7,7 +7,7 @@ import { openSession, type Session, type SessionOptions } from '../kernels/sessi
 import { loadCheckpoint } from './checkpoint.ts';
 import { familyOf } from './families.ts';
 import { assembleBatch, type AssembledBatch, type EngineRow } from './batch.ts';
-import { TextTokenizer } from './tokenizer.ts';
+import { loadTokenizer, type TextTokenizer } from './tokenizer.ts';
 import type { ModelSpec } from './spec.ts';
 
 export interface RowResult {
@@ -27,21 +27,30 @@ export interface BatchOutput {
 export class Engine {
   private constructor(
     readonly spec: ModelSpec,
-    readonly tokenizer: TextTokenizer,
+    private loadedTokenizer: TextTokenizer | null,
     readonly positionOffset: number,
     private readonly session: Session,
     readonly modelDir: string,
   ) {}
 
-  static async load(dir: string, options: SessionOptions = {}): Promise<Engine> {
+  /**
+   * `tokenizer`: the process's tokenizer, if it has one already. Without it
+   * the engine reads one on first use of `tokenizer`: the inference worker
+   * gets rows already tokenised and never builds one.
+   */
+  static async load(dir: string, options: SessionOptions = {}, tokenizer?: TextTokenizer): Promise<Engine> {
     const ckpt = loadCheckpoint(dir);
     const family = familyOf(ckpt);
     const spec = family.spec(ckpt);
-    const tokenizer = new TextTokenizer(ckpt);
     const graph = new Graph(`${spec.family}_serving`);
     family.buildServingGraph(graph, ckpt, spec);
     const session = await openSession(graph.toOnnx(), options);
-    return new Engine(spec, tokenizer, family.positionOffset(spec), session, dir);
+    return new Engine(spec, tokenizer ?? null, family.positionOffset(spec), session, dir);
+  }
+
+  get tokenizer(): TextTokenizer {
+    this.loadedTokenizer ??= loadTokenizer(this.modelDir);
+    return this.loadedTokenizer;
   }
 
   assemble(rows: EngineRow[]): AssembledBatch {

@@ -23,7 +23,7 @@ import { assembleBatch, type AssembledBatch, type EngineRow } from './batch.ts';
 import { loadCheckpoint, type Checkpoint } from './checkpoint.ts';
 import { familyOf, type Family } from './families.ts';
 import type { ModelSpec } from './spec.ts';
-import { TextTokenizer } from './tokenizer.ts';
+import { loadTokenizer, type TextTokenizer } from './tokenizer.ts';
 
 export type TrainableInput = 'soft_prompt_table' | 'prefix_table' | 'head_table' | 'head_bias';
 
@@ -137,20 +137,26 @@ export class TrainableModel {
     readonly ckpt: Checkpoint,
     readonly family: Family,
     readonly spec: ModelSpec,
-    readonly tokenizer: TextTokenizer,
+    private loadedTokenizer: TextTokenizer | null,
     readonly positionOffset: number,
     private readonly forwardSession: Session,
     private readonly options: SessionOptions,
   ) {}
 
-  static async load(dir: string, options: SessionOptions = {}): Promise<TrainableModel> {
+  /** `tokenizer`: the process's, if it has one already; else read on first use. */
+  static async load(dir: string, options: SessionOptions = {}, tokenizer?: TextTokenizer): Promise<TrainableModel> {
     const ckpt = loadCheckpoint(dir);
     const family = familyOf(ckpt);
     const spec = family.spec(ckpt);
     const g = new Graph(`${spec.family}_serving`);
     family.buildServingGraph(g, ckpt, spec);
     const session = await openSession(g.toOnnx(), options);
-    return new TrainableModel(ckpt, family, spec, new TextTokenizer(ckpt), family.positionOffset(spec), session, options);
+    return new TrainableModel(ckpt, family, spec, tokenizer ?? null, family.positionOffset(spec), session, options);
+  }
+
+  get tokenizer(): TextTokenizer {
+    this.loadedTokenizer ??= loadTokenizer(this.ckpt.dir);
+    return this.loadedTokenizer;
   }
 
   assemble(rows: EngineRow[]): AssembledBatch {
