@@ -1,6 +1,8 @@
 // The engine: a checkpoint directory in, one onnxruntime session that scores
-// heterogeneous batches out. Loading validates everything before onnxruntime
-// sees a graph; running is assemble (pure) + session.run.
+// heterogeneous batches out. Loading validates the checkpoint (tokenizer.json
+// included, as JSON) before onnxruntime sees a graph; the tokenizer itself is
+// built on first use only (the inference worker never tokenises). Running is
+// assemble (pure) + Session.run (kernels/session.ts, plain typed arrays).
 
 import { Graph } from '../kernels/graph.ts';
 import { openSession, type Session, type SessionOptions } from '../kernels/session.ts';
