@@ -117,8 +117,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   training.start();
 
   const scheduler = new Scheduler(
-    (batch) => worker.run(batch),
-    (rows) => worker.assemble(rows),
+    worker,
     serving.scheduler,
     {
       onBatch: (b) => {

@@ -63,7 +63,6 @@ export function loadServingConfig(env: NodeJS.ProcessEnv = process.env): Serving
       maxQueueTokens: int(env, 'SOFTSERVE_QUEUE_MAX_TOKENS', s.maxQueueTokens),
       maxTenantQueueRows: int(env, 'SOFTSERVE_QUEUE_MAX_TENANT_ROWS', s.maxTenantQueueRows),
       quantumTokens: int(env, 'SOFTSERVE_DRR_QUANTUM', s.quantumTokens),
-      concurrency: 1,
       policy: batchPolicy(env.SOFTSERVE_BATCH_POLICY),
     },
     classify: {

@@ -1,5 +1,6 @@
 // The training manager (on the HTTP thread): validates and queues jobs in the
-// database, runs them one at a time on the training worker thread, keeps
+// database, runs them one at a time on the training worker thread (through
+// TrainingWorkerClient, client.ts, which owns the thread), keeps
 // their progress (throttled to the database, live in memory), cancels them,
 // and publishes the trained prompts through the prompt store only once a job
 // has completed: each prompt as a new version (source "training"), then the
@@ -23,11 +24,10 @@
 // - a job is bound to its task row: deleting the task stops the job
 //   (TASK_DELETED) and nothing is ever published into a re-created task.
 
-import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 
-import { ERROR_STATUS, SoftserveError, type ErrorCode } from '../../kernels/errors.ts';
+import { SoftserveError } from '../../kernels/errors.ts';
 import type { ExecutionProvider } from '../../kernels/session.ts';
 import { validateName, type PromptStore, type Task } from '../../prompts/store.ts';
 import { checkPromptFitsTemplate, parseTemplate, softPlacement } from '../../prompts/template.ts';
@@ -44,7 +44,8 @@ import type { TrainingConfig } from './config.ts';
 import { MemoryWatch } from './memory-watch.ts';
 import { FINAL_STATES, JobsTable, newJobId, now, type JobRow } from './jobs-db.ts';
 import { loadJobSources, parseUnlabelled, pinJobSources, provenanceFor, type JobSources } from './job-sources.ts';
-import type { FromTrainer, MemberSummary, ToTrainer } from './protocol.ts';
+import type { MemberSummary } from './protocol.ts';
+import { TrainingWorkerClient, type Outcome } from './client.ts';
 import { jobView, type JobResult, type JobView, type PublishedMember } from './views.ts';
 import type { PromptTensors } from '../../prompts/kinds.ts';
 
@@ -72,9 +73,6 @@ export interface JobRequest {
   unlabelled?: ExamplesInput;
 }
 
-/** How an attempt ended: the worker's answer, or the worker thread gone. */
-type Outcome = Extract<FromTrainer, { type: 'done' | 'failed' }> | { type: 'exited'; code: number };
-
 /** Why the manager stopped a running job itself (the job fails with this). */
 interface StopReason { code: 'TASK_DELETED' | 'TRAINING_MEMORY_LIMIT' | 'TRAINING_TIME_QUOTA'; message: string }
 
@@ -86,17 +84,12 @@ interface Running {
   lastPersist: number;
   startedAt: number;
   stopReason: StopReason | null;
-  settle: (msg: Outcome) => void;
 }
 
 const MB = 2 ** 20;
 
 /** Failures that isolation decided (not the trainer's own): their code also goes on the job's last event. */
 const ISOLATION_CODES = new Set(['TASK_DELETED', 'TRAINING_MEMORY_LIMIT', 'TRAINING_TIME_QUOTA', 'WORKER_EXITED']);
-
-function asError(code: string, message: string): SoftserveError {
-  return new SoftserveError((code in ERROR_STATUS ? code : 'INTERNAL') as ErrorCode, message);
-}
 
 function describeErrors(errors: RowError[], count: number, what: string): string {
   const shown = errors.slice(0, 5).map((e) => (e.line !== undefined ? `line ${e.line}: ${e.message}` : e.index !== undefined ? `[${e.index}]: ${e.message}` : e.message));
@@ -105,8 +98,7 @@ function describeErrors(errors: RowError[], count: number, what: string): string
 
 export class TrainingManager {
   readonly table: JobsTable;
-  private worker: Worker | null = null;
-  private workerReady: Promise<void> | null = null;
+  private readonly worker: TrainingWorkerClient;
   private current: Running | null = null;
   private stopping = false;
   private started = false;
@@ -120,6 +112,12 @@ export class TrainingManager {
   } | null = null;
 
   constructor(private readonly opts: TrainingManagerOptions) {
+    const { config } = opts;
+    this.worker = new TrainingWorkerClient(
+      { modelDir: opts.modelDir, executionProvider: opts.executionProvider ?? 'cpu', intraOpThreads: config.intraOpThreads, niceness: config.niceness },
+      opts.logger,
+      { onExit: (code) => { if (!this.stopping) this.opts.logger?.error({ code }, 'training worker exited'); } },
+    );
     this.table = new JobsTable(opts.store.db);
     if (opts.registry) {
       const r = opts.registry;
@@ -288,9 +286,7 @@ export class TrainingManager {
    * inside (process.exit in a worker ends the thread). Not reachable from HTTP.
    */
   crashWorkerForTest(code = 70): boolean {
-    if (!this.worker) return false;
-    this.post({ type: 'test_exit', code });
-    return true;
+    return this.worker.crashForTest(code);
   }
 
   get(tenantId: string, id: string): JobView {
@@ -318,7 +314,7 @@ export class TrainingManager {
     } else {
       this.table.update(id, { cancel_requested: 1 });
       this.table.appendEvent(id, { type: 'cancel_requested' });
-      if (this.current?.id === id) this.post({ type: 'cancel', jobId: id });
+      if (this.current?.id === id) this.worker.cancel(id);
     }
     return this.get(tenantId, id);
   }
@@ -346,61 +342,7 @@ export class TrainingManager {
     return true;
   }
 
-  private post(msg: ToTrainer, transfer: ArrayBuffer[] = []): void {
-    this.worker?.postMessage(msg, transfer);
-  }
-
-  private ensureWorker(): Promise<void> {
-    if (this.workerReady) return this.workerReady;
-    const { config } = this.opts;
-    const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
-      workerData: { modelDir: this.opts.modelDir, executionProvider: this.opts.executionProvider ?? 'cpu', intraOpThreads: config.intraOpThreads, niceness: config.niceness },
-      execArgv: [],
-    });
-    this.worker = worker;
-    this.workerReady = new Promise<void>((resolve, reject) => {
-      worker.on('message', (msg: FromTrainer) => {
-        switch (msg.type) {
-          case 'ready':
-            this.opts.logger?.info({ loadMs: Math.round(msg.loadMs) }, 'training worker ready');
-            resolve();
-            break;
-          case 'fatal':
-            reject(asError(msg.code, msg.message));
-            break;
-          case 'progress':
-            this.onProgress(msg.jobId, msg.progress);
-            break;
-          case 'eval':
-            this.onEval(msg.jobId, msg.point);
-            break;
-          case 'done':
-          case 'failed':
-            if (this.current?.id === msg.jobId) this.current.settle(msg);
-            break;
-        }
-      });
-      worker.on('error', (err) => {
-        this.opts.logger?.error({ err }, 'training worker failed');
-        reject(err);
-      });
-      worker.on('exit', (code) => {
-        reject(new SoftserveError('INTERNAL', `training worker exited with code ${code}`));
-        // A retired worker (closed after a job went over its memory ceiling) may exit while its successor runs.
-        if (this.worker !== worker) return;
-        this.worker = null;
-        this.workerReady = null;
-        if (!this.stopping) this.opts.logger?.error({ code }, 'training worker exited');
-        this.current?.settle({ type: 'exited', code });
-      });
-    });
-    this.workerReady.catch(() => {});
-    return this.workerReady;
-  }
-
-  private onProgress(jobId: string, p: Progress): void {
-    const cur = this.current;
-    if (!cur || cur.id !== jobId) return;
+  private onProgress(cur: Running, p: Progress): void {
     cur.progress = p;
     this.metrics?.examplesPerSec.set(p.examplesPerSec);
     // One indexed read per step: the job stops at its next step once its task is gone.
@@ -410,9 +352,7 @@ export class TrainingManager {
     if (performance.now() - cur.lastPersist >= this.opts.config.progressIntervalMs) this.persist(cur);
   }
 
-  private onEval(jobId: string, point: EvalPoint): void {
-    const cur = this.current;
-    if (!cur || cur.id !== jobId) return;
+  private onEval(cur: Running, point: EvalPoint): void {
     cur.history.push(point);
     this.persist(cur);
   }
@@ -421,7 +361,7 @@ export class TrainingManager {
     cur.lastPersist = performance.now();
     const present = this.table.update(cur.id, { progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) });
     // The row went with its tenant (ON DELETE CASCADE): stop training for nobody.
-    if (!present) this.post({ type: 'cancel', jobId: cur.id });
+    if (!present) this.worker.cancel(cur.id);
   }
 
   /** Stops the running job at its next step; it then fails with `reason`. */
@@ -429,21 +369,7 @@ export class TrainingManager {
     if (cur.stopReason) return;
     cur.stopReason = reason;
     this.opts.logger?.warn({ job: cur.id, code: reason.code }, reason.message);
-    this.post({ type: 'cancel', jobId: cur.id });
-  }
-
-  /**
-   * Lets the idle worker go (it releases its sessions and exits) so that the
-   * next job starts on a fresh one with all of the old one's memory returned.
-   * Never Worker.terminate() during a step: onnxruntime's native run cannot be
-   * interrupted, and a terminated thread returning from it aborts the process.
-   */
-  private retireWorker(): void {
-    const worker = this.worker;
-    if (!worker) return;
-    this.worker = null;
-    this.workerReady = null;
-    worker.postMessage({ type: 'close' } satisfies ToTrainer);
+    this.worker.cancel(cur.id);
   }
 
   private pump(): void {
@@ -483,7 +409,7 @@ export class TrainingManager {
   private async run(row: JobRow): Promise<void> {
     const attempts = row.attempts + 1;
     if (!this.table.transition(row.id, ['queued'], { state: 'running', started_at: now(), attempts })) return;
-    const cur: Running = { id: row.id, row, progress: null, history: [], lastPersist: 0, startedAt: performance.now(), stopReason: null, settle: () => {} };
+    const cur: Running = { id: row.id, row, progress: null, history: [], lastPersist: 0, startedAt: performance.now(), stopReason: null };
     this.current = cur;
     let watch: MemoryWatch | null = null;
     // What this attempt cost: training time (for the tenant's quota) and peak memory growth (shown in the job).
@@ -528,7 +454,7 @@ export class TrainingManager {
     let outcome: Outcome;
     let quotaTimer: NodeJS.Timeout | null = null;
     try {
-      await this.ensureWorker();
+      await this.worker.start();
       // The baseline is taken with the worker's model loaded: the ceiling is the job's own growth.
       const limitBytes = this.opts.config.memoryMb * MB;
       watch = new MemoryWatch({
@@ -546,11 +472,11 @@ export class TrainingManager {
         }), Math.max(0, quota.remainingMs));
         quotaTimer.unref();
       }
-      outcome = await new Promise((resolve) => {
-        cur.settle = resolve;
-        this.post({ type: 'start', jobId: row.id, task: { labels: task.labels, template: task.template, scoring: task.scoring }, train: split.train, heldOut: split.heldOut, options, extras: { ...sources, unlabelled } });
-        if (this.table.get(row.id)?.cancel_requested === 1) this.post({ type: 'cancel', jobId: row.id });
-      });
+      outcome = await this.worker.run(
+        { jobId: row.id, task: { labels: task.labels, template: task.template, scoring: task.scoring }, train: split.train, heldOut: split.heldOut, options, extras: { ...sources, unlabelled } },
+        { onProgress: (p) => this.onProgress(cur, p), onEval: (point) => this.onEval(cur, point) },
+        this.table.get(row.id)?.cancel_requested === 1,
+      );
     } catch (err) {
       const e = err as SoftserveError;
       fail(e.code ?? 'INTERNAL', `the training worker could not start: ${e.message}`);
@@ -559,8 +485,7 @@ export class TrainingManager {
       if (quotaTimer) clearTimeout(quotaTimer);
       watch?.stop();
     }
-    cur.settle = () => {};
-    if (cur.stopReason?.code === 'TRAINING_MEMORY_LIMIT' && outcome.type !== 'exited') this.retireWorker();
+    if (cur.stopReason?.code === 'TRAINING_MEMORY_LIMIT' && outcome.type !== 'exited') this.worker.retire();
     if (outcome.type === 'exited') {
       if (cur.stopReason) {
         fail(cur.stopReason.code, cur.stopReason.message);
@@ -645,18 +570,11 @@ export class TrainingManager {
     if (this.repumpTimer) clearTimeout(this.repumpTimer);
     const cur = this.current;
     if (cur) {
-      this.post({ type: 'cancel', jobId: cur.id });
+      this.worker.cancel(cur.id);
       const deadline = Date.now() + timeoutMs;
       while (this.current && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     }
-    const worker = this.worker;
-    if (worker) {
-      this.post({ type: 'close' });
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => { void worker.terminate().then(() => resolve()); }, 5000);
-        worker.once('exit', () => { clearTimeout(timer); resolve(); });
-      });
-    }
+    await this.worker.close();
     if (this.current) {
       // The worker did not stop in time: leave the row "running"; the next start requeues it.
       this.opts.logger?.warn({ job: this.current.id }, 'training job did not stop in time');
