@@ -18,7 +18,7 @@
 // - memory: a job's peak is estimated at submit and refused over the budget
 //   (budget.ts); while it runs, the process's RSS growth is sampled and the
 //   job stopped at its next step if it passes the ceiling (memory-watch.ts);
-// - the queue is round-robin across tenants (jobs-db.ts, nextQueued), with
+// - the queue is round-robin across tenants (JobStore.nextQueued, prompts/store/), with
 //   per-tenant limits on active jobs and on training time in a window;
 // - a job is bound to its task row: deleting the task stops the job
 //   (TASK_DELETED) and nothing is ever published into a re-created task.
