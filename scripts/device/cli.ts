@@ -15,7 +15,7 @@
 
 import { appendFileSync, writeFileSync } from 'node:fs';
 import { parseExecutionProvider } from '../../kernels/session.ts';
-import { BERT_BASE, writeRandomBert } from '../../loadtest/random-model.ts';
+import { BERT_BASE, writeRandomBert } from '../../bench/random-model.ts';
 import { Args } from './args.ts';
 import { bench } from './bench.ts';
 import { parity } from './parity.ts';

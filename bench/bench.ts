@@ -37,20 +37,20 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { HttpClient, type HttpResult } from './client.ts';
-import { runLoad, type LoadMode, type RunResult } from './generator.ts';
-import { scrape, serverSide } from './metrics-scrape.ts';
+import { HttpClient, type HttpResult } from '../loadtest/client.ts';
+import { runLoad, type LoadMode, type RunResult } from '../loadtest/generator.ts';
+import { scrape, serverSide } from '../loadtest/metrics-scrape.ts';
 import { BERT_BASE, writeRandomBert } from './random-model.ts';
 import { replayBatches, type ReplayBatch, type ReplayResult } from './replay.ts';
 import {
   f, n0, distributionTable, replaceSection, runsTable, summarise, svgPlot, table, type Measurement, type Series,
-} from './report.ts';
+} from '../loadtest/report.ts';
 import {
   STYLE_CAUSAL, addTenants, emptyWorkload, growPrompts, loadTexts, makeTraffic, readModelDims, setupWorkload,
   type Popularity, type PromptShape, type TaskStyle, type Traffic, type TrafficSpec, type Workload, type WorkloadSpec,
-} from './scenarios.ts';
-import { startServerProcess, type ServerProcess } from './server-process.ts';
-import { benchIsolation, renderIsolation, type IsolationResult } from './isolation.ts';
+} from '../loadtest/scenarios.ts';
+import { startServerProcess, type ServerProcess } from '../loadtest/server-process.ts';
+import { benchIsolation, renderIsolation, type IsolationResult } from '../loadtest/isolation.ts';
 
 export const SCENARIOS = ['tax', 'batching', 'overhead', 'ensembles', 'latency', 'scale', 'mixed', 'isolation'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
@@ -78,7 +78,7 @@ function parseArgs(argv: string[]): Args {
     const a = argv[i]!;
     if (!a.startsWith('--')) continue;
     const name = a.split('=')[0]!;
-    if (!known.has(name)) throw new Error(`unknown option ${a}; see the top of loadtest/bench.ts`);
+    if (!known.has(name)) throw new Error(`unknown option ${a}; see the top of bench/bench.ts`);
   }
   if (argv.includes('--help')) {
     process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('\n').filter((l) => l.startsWith('//')).map((l) => l.slice(3)).join('\n') + '\n');

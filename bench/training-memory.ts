@@ -26,7 +26,7 @@ import { TrainableModel } from '../models/training-graph.ts';
 import { estimateTrainingMemory, modelDimsOf } from '../prompts/training/memory.ts';
 import { parseTrainingOptions } from '../prompts/training/options.ts';
 import { trainEnsemble, type TaskSpec } from '../prompts/training/trainer.ts';
-import { startServerProcess } from './server-process.ts';
+import { startServerProcess } from '../loadtest/server-process.ts';
 import { writeRandomCheckpoint, FIXTURE_WORDS } from '../test/fixtures/random-checkpoint.ts';
 
 const STORIES = fileURLToPath(new URL('../../shared/models/stories260k', import.meta.url));

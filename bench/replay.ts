@@ -3,13 +3,13 @@
 // names its batch), and run them back to back on the engine with no HTTP, no
 // scheduler and no worker thread. Rows are rebuilt from what the load
 // generator sent (template, text, prompt tensor) the way docs/API.md and
-// docs/ENGINE.md define them (loadtest imports models/, never the server),
+// docs/ENGINE.md define them (bench/ imports models/, never the server),
 // and checked against the token counts the server reported.
 
 import { Engine } from '../models/engine.ts';
 import type { EngineRow } from '../models/batch.ts';
-import type { IssuedRequest, Workload } from './scenarios.ts';
-import { promptValues } from './scenarios.ts';
+import type { IssuedRequest, Workload } from '../loadtest/scenarios.ts';
+import { promptValues } from '../loadtest/scenarios.ts';
 
 export interface ReplayBatch { id: number; tags: number[] }
 
