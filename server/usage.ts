@@ -55,8 +55,8 @@ export class UsageCounter {
 /** GET /v1/tenants/:id/usage (admin key): 404 for a tenant that does not exist. */
 export function usageExtension(usage: UsageCounter): AppExtension {
   return ({ app, adminAuth, store }) => {
-    app.get('/v1/tenants/:id/usage', adminAuth, (req: Request, res: Response) => {
-      const tenant = store.getTenant(String(req.params.id));
+    app.get('/v1/tenants/:id/usage', adminAuth, async (req: Request, res: Response) => {
+      const tenant = await store.getTenant(String(req.params.id));
       res.json({ tenant: tenant.id, since: usage.since, ...usage.get(tenant.id) });
     });
   };
