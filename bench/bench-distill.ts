@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 
 import type { EngineRow } from '../models/batch.ts';
 import { Engine } from '../models/engine.ts';
-import { buildRow, parseTemplate, specialTokens } from '../prompts/template.ts';
+import { engineRow, taskRows, tokenizeInput } from '../prompts/rows.ts';
 
 const MODEL_DIR = process.env.SOFTSERVE_MODEL_DIR ?? fileURLToPath(new URL('../../shared/models/stories260k', import.meta.url));
 const DATA = fileURLToPath(new URL('../../shared/data/sst2/test.jsonl', import.meta.url));
@@ -29,14 +29,14 @@ const BUDGET_MS = process.argv.includes('--quick') ? 300 : 4000;
 const engine = await Engine.load(MODEL_DIR, { intraOpThreads: 1 });
 const { spec, tokenizer } = engine;
 const texts = readFileSync(DATA, 'utf8').split('\n').filter(Boolean).slice(0, INPUTS).map((l) => (JSON.parse(l) as { text: string }).text);
-const pieces = parseTemplate('{text} It was');
-const special = specialTokens(spec, tokenizer, tokenizer.addBos);
+const model = { spec, tokenizer, addBos: tokenizer.addBos };
 const labelIds = [' sad', ' happy'].map((w) => tokenizer.encode(w)[0]!);
+const plan = taskRows(model, { labels: ['negative', 'positive'], template: '{text} It was', scoring: { type: 'verbalizer', labelWords: [' sad', ' happy'] } }, labelIds);
 let seed = 7;
 const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 4294967296 - 0.5) * 0.2;
 const prompts = Array.from({ length: MEMBERS }, () => Float32Array.from({ length: P * spec.hiddenSize }, rand));
-const built = texts.map((t) => buildRow(pieces, t, tokenizer, spec, special, P, 96));
-const row = (i: number, m: number): EngineRow => ({ inputIds: built[i]!.ids, scorePosition: built[i]!.scorePosition, softPrompt: { key: `m${m}`, length: P, data: prompts[m]! }, labelIds });
+const built = texts.map((t) => tokenizeInput(model, plan, t, P, 96));
+const row = (i: number, m: number): EngineRow => engineRow(plan, built[i]!, { key: `m${m}`, kind: 'soft', numVirtualTokens: P, data: prompts[m]! });
 
 /** Inputs per second: batches cover the inputs in order, `perInput` rows each, at most `batchRows` rows a batch. */
 async function measure(perInput: number, batchRows: number): Promise<{ inputsPerSec: number; rowsPerSec: number; msPerInput: number }> {

@@ -2,14 +2,15 @@
 // process, the exact batches the server ran during a load run (each answer
 // names its batch), and run them back to back on the engine with no HTTP, no
 // scheduler and no worker thread. Rows are rebuilt from what the load
-// generator sent (template, text, prompt tensor) the way docs/API.md and
-// docs/ENGINE.md define them (bench/ imports models/, never the server),
+// generator sent (template, text, prompt tensor) by the product's row builder
+// (prompts/rows.ts, as serving builds them; bench/ never imports the server),
 // and checked against the token counts the server reported.
 
 import { Engine } from '../models/engine.ts';
 import type { EngineRow } from '../models/batch.ts';
 import type { IssuedRequest, Workload } from '../loadtest/scenarios.ts';
 import { promptValues } from '../loadtest/scenarios.ts';
+import { engineRow, taskRows, tokenizeInput, tokensInText, type RowModel, type TaskRows } from '../prompts/rows.ts';
 
 export interface ReplayBatch { id: number; tags: number[] }
 
@@ -25,62 +26,29 @@ export interface ReplayResult {
   tokenMismatches: number;
 }
 
-/** Same rule as the server: the first token of a label word as it appears after other text. */
-function labelTokenId(engine: Engine, word: string): number {
-  const context = engine.tokenizer.encode('a');
-  const withWord = engine.tokenizer.encode(`a ${word.trim()}`);
-  let i = 0;
-  while (i < context.length && context[i] === withWord[i]) i++;
-  const id = withWord[i];
-  if (id === undefined) throw new Error(`label word ${word} has no tokens`);
-  return id;
-}
-
-/** Rows for the benchmark templates, built as prompts/template.ts builds them. */
+/** Rows for the benchmark's requests, built by the server's own row builder (prompts/rows.ts). */
 export class RowBuilder {
-  private readonly labelIds: number[];
+  private readonly model: RowModel;
+  private readonly plan: TaskRows;
   private readonly tensors = new Map<number, Float32Array>();
 
-  constructor(private readonly engine: Engine, private readonly workload: Workload) {
-    this.labelIds = workload.spec.style.labelWords.map((w) => labelTokenId(engine, w));
+  constructor(engine: Engine, private readonly workload: Workload) {
+    this.model = { spec: engine.spec, tokenizer: engine.tokenizer, addBos: engine.tokenizer.addBos };
+    const { template, labels, labelWords } = workload.spec.style;
+    this.plan = taskRows(this.model, { template, labels, scoring: { type: 'verbalizer', labelWords } });
   }
 
   row(text: string, tenant: number, prompt: number): EngineRow {
-    const { spec, tokenizer } = this.engine;
-    const template = this.workload.spec.style.template;
     const p = this.workload.tenants[tenant]!.prompts[prompt]!;
-    // The benchmark templates are "{text}<literal>" (causal) or "{text}<literal>{mask}" (masked LMs).
-    const m = /^\{text\}([^{}]*)(\{mask\})?$/.exec(template);
-    if (!m) throw new Error(`replay knows only templates of the form {text}<literal>[{mask}], not ${JSON.stringify(template)}`);
-    const literal = m[1]!;
-    let ids: number[];
-    let scorePosition: number;
-    if (!m[2]) {
-      const start = tokenizer.addBos && spec.bosTokenId !== null && spec.family === 'llama' ? [spec.bosTokenId] : [];
-      ids = [...start, ...tokenizer.encode(`${text}${literal}`.replace(/^ +/, ''))];
-      scorePosition = ids.length - 1;
-    } else {
-      if (spec.family !== 'bert' && spec.family !== 'roberta') throw new Error(`a {mask} template needs a masked LM, not ${spec.family}`);
-      const cls = tokenizer.tokenId(spec.family === 'roberta' ? '<s>' : '[CLS]') ?? 101;
-      const sep = tokenizer.tokenId(spec.family === 'roberta' ? '</s>' : '[SEP]') ?? 102;
-      const body = tokenizer.encode(`${text}${literal}`.replace(/^ +/, ''));
-      ids = [cls, ...body, spec.maskTokenId!, sep];
-      scorePosition = 1 + body.length;
-    }
     let data = this.tensors.get(p.seed);
     if (!data) {
       data = promptValues(this.workload.dims, p.kind, p.length, p.seed);
       this.tensors.set(p.seed, data);
     }
-    const key = `s${p.seed}`;
-    const row: EngineRow = { inputIds: ids, scorePosition, labelIds: this.labelIds };
-    if (p.kind === 'prefix') row.prefix = { key, length: p.length, data };
-    else {
-      row.inputIds = [...Array.from({ length: p.length }, (_, j) => spec.vocabSize + j), ...ids];
-      row.scorePosition = scorePosition + p.length;
-      row.softPrompt = { key, length: p.length, data };
-    }
-    return row;
+    const rowPrompt = { key: `s${p.seed}`, kind: p.kind, numVirtualTokens: p.length, data };
+    // No truncation here: a request the server cut would show up as a token mismatch.
+    const tokens = tokenizeInput(this.model, this.plan, text, tokensInText(rowPrompt), Number.MAX_SAFE_INTEGER);
+    return engineRow(this.plan, tokens, rowPrompt);
   }
 }
 

@@ -9,12 +9,12 @@
 // forward sweep marks the float values that depend on a parameter ("active"),
 // and the reverse sweep visits those nodes in reverse order, summing the
 // cotangent contributions of every consumer. Each op's rule lives in
-// grad-rules/rules.ts; shapes come from grad-rules/shapes.ts (symbolic, so the
+// grad-rules/rules.ts; shapes come from shapes.ts (symbolic, so the
 // training graph keeps dynamic batch and sequence dimensions).
 
-import type { Graph, Value } from './graph.ts';
+import type { Dim, Graph, Value } from './graph.ts';
 import { GRAD_RULES, type RuleContext } from './grad-rules/rules.ts';
-import { type Dim, isUnknownDim, ShapeInference } from './grad-rules/shapes.ts';
+import { isUnknownDim, ShapeInference } from './shapes.ts';
 
 export { DIFFERENTIABLE_OPS } from './grad-rules/rules.ts';
 

@@ -6,6 +6,10 @@
 import { encodeModel, OnnxDataType, type AttributeValue, type NodeSpec, type TensorProtoSpec, type ValueInfoSpec } from './onnx-proto.ts';
 
 export type DType = 'float32' | 'int64' | 'bool';
+/**
+ * A dimension: a number, or a symbol ('B', 'T') or canonical symbolic product
+ * ("P*U", "(Pk+T)"); shapes.ts does the arithmetic. The one Dim type of kernels/.
+ */
 export type Dim = number | string;
 /** A value in the graph, referred to by name. */
 export type Value = string;

@@ -1,4 +1,6 @@
-// The one place that picks onnxruntime's execution provider and opens sessions.
+// The one place that picks onnxruntime's execution provider, opens sessions
+// and runs them: feeds go in as plain typed arrays with their dims, named
+// outputs come out the same way, so no caller builds onnxruntime tensors.
 // cpu is always there; cuda needs the CUDA build of onnxruntime-node (its
 // install script downloads it when network is available); webgpu is bundled on
 // linux-x64 but needs a real GPU with Vulkan.
@@ -38,7 +40,52 @@ function assertProviderInstalled(ep: ExecutionProvider): void {
   }
 }
 
-export async function openSession(model: OnnxModel, opts: SessionOptions = {}): Promise<ort.InferenceSession> {
+/** A tensor as plain data: a typed array (row-major) and its dims. */
+export interface TensorData {
+  type: 'float32' | 'int64' | 'bool';
+  data: Float32Array | BigInt64Array | Uint8Array;
+  dims: number[];
+}
+
+/** What a run returns, read by output name. */
+export class SessionOutputs {
+  constructor(private readonly raw: ort.InferenceSession.OnnxValueMapType) {}
+
+  private get(name: string): ort.Tensor {
+    const t = this.raw[name];
+    if (!t) throw new SoftserveError('INTERNAL', `the session produced no output "${name}"`);
+    return t as ort.Tensor;
+  }
+
+  /** A float32 output's data (the session's own buffer: transfer it, do not copy it). */
+  float32(name: string): Float32Array {
+    const t = this.get(name);
+    if (t.type !== 'float32') throw new SoftserveError('INTERNAL', `output "${name}" is ${t.type}, not float32`);
+    return t.data as Float32Array;
+  }
+
+  dims(name: string): readonly number[] {
+    return this.get(name).dims;
+  }
+}
+
+/** An onnxruntime session that takes and returns plain data. */
+export class Session {
+  constructor(private readonly inner: ort.InferenceSession) {}
+
+  /** Runs the graph; `fetches` limits the outputs computed (default: all). */
+  async run(feeds: Record<string, TensorData>, fetches?: readonly string[]): Promise<SessionOutputs> {
+    const tensors: Record<string, ort.Tensor> = {};
+    for (const [name, t] of Object.entries(feeds)) tensors[name] = new ort.Tensor(t.type, t.data, t.dims);
+    return new SessionOutputs(fetches ? await this.inner.run(tensors, [...fetches]) : await this.inner.run(tensors));
+  }
+
+  release(): Promise<void> {
+    return this.inner.release();
+  }
+}
+
+export async function openSession(model: OnnxModel, opts: SessionOptions = {}): Promise<Session> {
   const ep = opts.executionProvider ?? 'cpu';
   assertProviderInstalled(ep);
   // A session option set to undefined throws inside onnxruntime: add keys only when set.
@@ -52,7 +99,7 @@ export async function openSession(model: OnnxModel, opts: SessionOptions = {}): 
   }
   if (model.externalData.length > 0) options.externalData = model.externalData;
   try {
-    return await ort.InferenceSession.create(model.bytes, options);
+    return new Session(await ort.InferenceSession.create(model.bytes, options));
   } catch (err) {
     const message = (err as Error).message ?? String(err);
     if (ep !== 'cpu') {

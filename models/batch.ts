@@ -4,6 +4,7 @@
 // it can run on either side of a worker-thread boundary.
 
 import { SoftserveError } from '../kernels/errors.ts';
+import type { TensorData } from '../kernels/session.ts';
 import type { ModelSpec } from './spec.ts';
 
 /** A soft prompt [length, H]. `key` identifies it for deduplication. */
@@ -27,11 +28,7 @@ export interface EngineRow {
   scorePosition?: number;
 }
 
-export interface TensorData {
-  type: 'float32' | 'int64' | 'bool';
-  data: Float32Array | BigInt64Array | Uint8Array;
-  dims: number[];
-}
+export type { TensorData };
 
 export interface AssembledBatch {
   feeds: Record<string, TensorData>;

@@ -3,8 +3,7 @@
 // which reads it inside the graph.
 
 import { loadCheckpoint } from './checkpoint.ts';
-import { familyOf } from './families.ts';
-import { inputEmbeddingName } from './training-graph.ts';
+import { familyOf, inputEmbeddingName } from './families.ts';
 
 export interface InputEmbeddings {
   vocabSize: number;

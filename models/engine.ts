@@ -1,13 +1,15 @@
 // The engine: a checkpoint directory in, one onnxruntime session that scores
-// heterogeneous batches out. Loading validates everything before onnxruntime
-// sees a graph; running is assemble (pure) + session.run.
+// heterogeneous batches out. Loading validates the checkpoint (tokenizer.json
+// included, as JSON) before onnxruntime sees a graph; the tokenizer itself is
+// built on first use only (the inference worker never tokenises). Running is
+// assemble (pure) + Session.run (kernels/session.ts, plain typed arrays).
 
 import { Graph } from '../kernels/graph.ts';
-import { openSession, ort, type SessionOptions } from '../kernels/session.ts';
+import { openSession, type Session, type SessionOptions } from '../kernels/session.ts';
 import { loadCheckpoint } from './checkpoint.ts';
 import { familyOf } from './families.ts';
-import { assembleBatch, type AssembledBatch, type EngineRow, type TensorData } from './batch.ts';
-import { TextTokenizer } from './tokenizer.ts';
+import { assembleBatch, type AssembledBatch, type EngineRow } from './batch.ts';
+import { loadTokenizer, type TextTokenizer } from './tokenizer.ts';
 import type { ModelSpec } from './spec.ts';
 
 export interface RowResult {
@@ -24,28 +26,33 @@ export interface BatchOutput {
   classes: number;
 }
 
-function toOrtTensor(t: TensorData): ort.Tensor {
-  return new ort.Tensor(t.type, t.data, t.dims);
-}
-
 export class Engine {
   private constructor(
     readonly spec: ModelSpec,
-    readonly tokenizer: TextTokenizer,
+    private loadedTokenizer: TextTokenizer | null,
     readonly positionOffset: number,
-    private readonly session: ort.InferenceSession,
+    private readonly session: Session,
     readonly modelDir: string,
   ) {}
 
-  static async load(dir: string, options: SessionOptions = {}): Promise<Engine> {
+  /**
+   * `tokenizer`: the process's tokenizer, if it has one already. Without it
+   * the engine reads one on first use of `tokenizer`: the inference worker
+   * gets rows already tokenised and never builds one.
+   */
+  static async load(dir: string, options: SessionOptions = {}, tokenizer?: TextTokenizer): Promise<Engine> {
     const ckpt = loadCheckpoint(dir);
     const family = familyOf(ckpt);
     const spec = family.spec(ckpt);
-    const tokenizer = new TextTokenizer(ckpt);
     const graph = new Graph(`${spec.family}_serving`);
     family.buildServingGraph(graph, ckpt, spec);
     const session = await openSession(graph.toOnnx(), options);
-    return new Engine(spec, tokenizer, family.positionOffset(spec), session, dir);
+    return new Engine(spec, tokenizer ?? null, family.positionOffset(spec), session, dir);
+  }
+
+  get tokenizer(): TextTokenizer {
+    this.loadedTokenizer ??= loadTokenizer(this.modelDir);
+    return this.loadedTokenizer;
   }
 
   assemble(rows: EngineRow[]): AssembledBatch {
@@ -54,11 +61,8 @@ export class Engine {
 
   /** Runs an assembled batch; returns the raw [B,C] scores and [B,H] pooled features. */
   async runAssembled(batch: AssembledBatch): Promise<BatchOutput> {
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const [name, t] of Object.entries(batch.feeds)) feeds[name] = toOrtTensor(t);
-    const out = await this.session.run(feeds);
-    const scores = out.scores!;
-    return { scores: scores.data as Float32Array, pooled: out.pooled!.data as Float32Array, classes: scores.dims[1]! };
+    const out = await this.session.run(batch.feeds);
+    return { scores: out.float32('scores'), pooled: out.float32('pooled'), classes: out.dims('scores')[1]! };
   }
 
   async run(rows: EngineRow[]): Promise<RowResult[]> {

@@ -1,7 +1,8 @@
 // The facts about a loaded model that the layers above need (prompt validation,
 // PEFT shapes, batch assembly) without touching its weights.
 
-export type ModelFamily = 'llama' | 'gpt2' | 'bert' | 'roberta';
+/** A registered family's name (models/families.ts: llama, gpt2, bert, roberta, ...). */
+export type ModelFamily = string;
 
 export interface ModelSpec {
   family: ModelFamily;

@@ -16,17 +16,15 @@
 // (for initialising prefixes from the model's own activations).
 
 import { addGradients } from '../kernels/autodiff.ts';
-import { SoftserveError } from '../kernels/errors.ts';
 import { Graph, type Value } from '../kernels/graph.ts';
-import { openSession, ort, type SessionOptions } from '../kernels/session.ts';
-import { assembleBatch, type AssembledBatch, type EngineRow, type TensorData } from './batch.ts';
+import { openSession, type Session, type SessionOptions, type TensorData } from '../kernels/session.ts';
+import { assembleBatch, type AssembledBatch, type EngineRow } from './batch.ts';
 import { loadCheckpoint, type Checkpoint } from './checkpoint.ts';
-import { familyOf, type Family } from './families.ts';
+import { familyOf, inputEmbeddingName, type Family } from './families.ts';
 import type { ModelSpec } from './spec.ts';
-import { TextTokenizer } from './tokenizer.ts';
+import { loadTokenizer, type TextTokenizer } from './tokenizer.ts';
 
 export type TrainableInput = 'soft_prompt_table' | 'prefix_table' | 'head_table' | 'head_bias';
-export const TRAINABLE_INPUTS: readonly TrainableInput[] = ['soft_prompt_table', 'prefix_table', 'head_table', 'head_bias'];
 
 export interface TrainingGraph {
   graph: Graph;
@@ -104,19 +102,6 @@ export function buildKvCaptureGraph(ckpt: Checkpoint, family: Family, spec: Mode
   return g;
 }
 
-/** The name of the input word-embedding matrix [V,H] in a checkpoint. */
-export function inputEmbeddingName(ckpt: Checkpoint, spec: ModelSpec): string {
-  const candidates = spec.family === 'llama' ? ['model.embed_tokens.weight']
-    : spec.family === 'gpt2' ? ['transformer.wte.weight', 'wte.weight']
-    : [`${spec.family}.embeddings.word_embeddings.weight`, 'embeddings.word_embeddings.weight'];
-  const name = ckpt.weights.resolve(...candidates);
-  if (!name) throw new SoftserveError('MODEL_TENSOR_MISSING', `no input embedding matrix (${candidates.join(' / ')})`);
-  return name;
-}
-
-function toOrt(t: TensorData): ort.Tensor {
-  return new ort.Tensor(t.type, t.data, t.dims);
-}
 
 export interface StepOutput {
   loss: number;
@@ -134,28 +119,34 @@ export interface ForwardOutput {
 }
 
 export class TrainableModel {
-  private readonly training = new Map<string, Promise<ort.InferenceSession>>();
-  private kvSession: Promise<ort.InferenceSession> | null = null;
+  private readonly training = new Map<string, Promise<Session>>();
+  private kvSession: Promise<Session> | null = null;
   private embeddingCache: Float32Array | null = null;
 
   private constructor(
     readonly ckpt: Checkpoint,
     readonly family: Family,
     readonly spec: ModelSpec,
-    readonly tokenizer: TextTokenizer,
+    private loadedTokenizer: TextTokenizer | null,
     readonly positionOffset: number,
-    private readonly forwardSession: ort.InferenceSession,
+    private readonly forwardSession: Session,
     private readonly options: SessionOptions,
   ) {}
 
-  static async load(dir: string, options: SessionOptions = {}): Promise<TrainableModel> {
+  /** `tokenizer`: the process's, if it has one already; else read on first use. */
+  static async load(dir: string, options: SessionOptions = {}, tokenizer?: TextTokenizer): Promise<TrainableModel> {
     const ckpt = loadCheckpoint(dir);
     const family = familyOf(ckpt);
     const spec = family.spec(ckpt);
     const g = new Graph(`${spec.family}_serving`);
     family.buildServingGraph(g, ckpt, spec);
     const session = await openSession(g.toOnnx(), options);
-    return new TrainableModel(ckpt, family, spec, new TextTokenizer(ckpt), family.positionOffset(spec), session, options);
+    return new TrainableModel(ckpt, family, spec, tokenizer ?? null, family.positionOffset(spec), session, options);
+  }
+
+  get tokenizer(): TextTokenizer {
+    this.loadedTokenizer ??= loadTokenizer(this.ckpt.dir);
+    return this.loadedTokenizer;
   }
 
   assemble(rows: EngineRow[]): AssembledBatch {
@@ -169,14 +160,11 @@ export class TrainableModel {
   }
 
   async forward(rows: EngineRow[]): Promise<ForwardOutput> {
-    const batch = this.assemble(rows);
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const [k, t] of Object.entries(batch.feeds)) feeds[k] = toOrt(t);
-    const out = await this.forwardSession.run(feeds);
-    return { scores: out.scores!.data as Float32Array, pooled: out.pooled!.data as Float32Array, classes: out.scores!.dims[1]! };
+    const out = await this.forwardSession.run(this.assemble(rows).feeds);
+    return { scores: out.float32('scores'), pooled: out.float32('pooled'), classes: out.dims('scores')[1]! };
   }
 
-  private trainingSession(wrt: readonly TrainableInput[], softTargets = false): Promise<ort.InferenceSession> {
+  private trainingSession(wrt: readonly TrainableInput[], softTargets = false): Promise<Session> {
     const key = `${softTargets ? 'soft:' : ''}${[...wrt].sort().join(',')}`;
     let s = this.training.get(key);
     if (!s) {
@@ -199,20 +187,17 @@ export class TrainableModel {
    */
   async step(rows: EngineRow[], labels: number[], weights: number[], wrt: readonly TrainableInput[], targets?: Float32Array): Promise<StepOutput> {
     const session = await this.trainingSession(wrt, targets !== undefined);
-    const batch = this.assemble(rows);
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const [k, t] of Object.entries(batch.feeds)) feeds[k] = toOrt(t);
+    const feeds: Record<string, TensorData> = { ...this.assemble(rows).feeds };
     if (targets) {
-      feeds.targets = new ort.Tensor('float32', targets, [rows.length, targets.length / rows.length]);
+      feeds.targets = { type: 'float32', data: targets, dims: [rows.length, targets.length / rows.length] };
     } else {
-      feeds.labels = new ort.Tensor('int64', BigInt64Array.from(labels.map(BigInt)), [rows.length]);
-      feeds.example_weight = new ort.Tensor('float32', Float32Array.from(weights), [rows.length]);
+      feeds.labels = { type: 'int64', data: BigInt64Array.from(labels.map(BigInt)), dims: [rows.length] };
+      feeds.example_weight = { type: 'float32', data: Float32Array.from(weights), dims: [rows.length] };
     }
-    const fetches = ['loss', 'scores', ...wrt.map((w) => `grad_${w}`)];
-    const out = await session.run(feeds, fetches);
+    const out = await session.run(feeds, ['loss', 'scores', ...wrt.map((w) => `grad_${w}`)]);
     const grads: Partial<Record<TrainableInput, Float32Array>> = {};
-    for (const w of wrt) grads[w] = out[`grad_${w}`]!.data as Float32Array;
-    return { loss: (out.loss!.data as Float32Array)[0]!, grads, scores: out.scores!.data as Float32Array, classes: out.scores!.dims[1]! };
+    for (const w of wrt) grads[w] = out.float32(`grad_${w}`);
+    return { loss: out.float32('loss')[0]!, grads, scores: out.float32('scores'), classes: out.dims('scores')[1]! };
   }
 
   /**
@@ -222,9 +207,7 @@ export class TrainableModel {
   async captureKv(ids: number[], length: number): Promise<Float32Array> {
     this.kvSession ??= openSession(buildKvCaptureGraph(this.ckpt, this.family, this.spec).toOnnx(), this.options);
     const session = await this.kvSession;
-    const batch = this.assemble([{ inputIds: ids, labelIds: [0] }]);
-    const feeds: Record<string, ort.Tensor> = {};
-    for (const [k, t] of Object.entries(batch.feeds)) feeds[k] = toOrt(t);
+    const { feeds } = this.assemble([{ inputIds: ids, labelIds: [0] }]);
     const { numLayers: L, numKvHeads: KV, headDim: D } = this.spec;
     const T = ids.length;
     const fetches: string[] = [];
@@ -233,7 +216,7 @@ export class TrainableModel {
     const P = Math.min(length, T);
     const res = new Float32Array(L * 2 * KV * P * D);
     for (let l = 0; l < L; l++) for (let w = 0; w < 2; w++) {
-      const src = out[`kv_${l}_${w}`]!.data as Float32Array; // [1,KV,T,D]
+      const src = out.float32(`kv_${l}_${w}`); // [1,KV,T,D]
       for (let k = 0; k < KV; k++) for (let t = 0; t < P; t++) for (let d = 0; d < D; d++) {
         res[((((l * 2 + w) * KV + k) * P + t) * D) + d] = src[(k * T + t) * D + d]!;
       }

@@ -1,5 +1,8 @@
-// Prompt kinds, their shapes against a loaded model, validation, the plain-JSON
-// upload form, and the on-disk encoding of a prompt's tensors.
+// The prompt-kind registry and what every kind shares: validation against a
+// loaded model, the plain-JSON upload form, and the on-disk encoding of a
+// prompt's tensors. Each kind's own facts (layout, stored name, PEFT mapping,
+// the engine input it feeds) live in its file under prompts/kinds/; adding a
+// kind is that file and one line in KINDS below.
 //
 // Layouts (float32, row-major), as docs/ENGINE.md takes them:
 //   soft, ptuning   [P, H]            input embeddings of P virtual tokens
@@ -10,8 +13,37 @@ import { SoftserveError } from '../kernels/errors.ts';
 import type { ModelSpec } from '../models/spec.ts';
 import { parseSafetensors, serializeSafetensors, toFloat32, type TensorToWrite } from '../models/safetensors.ts';
 
-export type PromptKind = 'soft' | 'ptuning' | 'prefix';
-export const PROMPT_KINDS: readonly PromptKind[] = ['soft', 'ptuning', 'prefix'];
+import type { ModelDims, PromptKindDef } from './kinds/kind.ts';
+import { soft } from './kinds/soft.ts';
+import { ptuning } from './kinds/ptuning.ts';
+import { prefix } from './kinds/prefix.ts';
+
+export type { ModelDims, PromptKindDef } from './kinds/kind.ts';
+
+/** Every prompt kind, by name. */
+const KINDS = { soft, ptuning, prefix } satisfies Record<string, PromptKindDef>;
+
+export type PromptKind = keyof typeof KINDS;
+export const PROMPT_KINDS = Object.keys(KINDS) as readonly PromptKind[];
+
+/** A kind's definition (prompts/kinds/<kind>.ts). */
+export function promptKind(kind: PromptKind): PromptKindDef {
+  return KINDS[kind];
+}
+
+export function isPromptKind(kind: unknown): kind is PromptKind {
+  return typeof kind === 'string' && Object.hasOwn(KINDS, kind);
+}
+
+/** Whether a prompt of kind `from` can start training a prompt of kind `to` (same tensor layout: soft <-> ptuning, prefix <-> prefix). */
+export function canTransfer(from: PromptKind, to: PromptKind): boolean {
+  return KINDS[from].layout === KINDS[to].layout;
+}
+
+/** Virtual tokens a prompt places in the token sequence (0 for none, and for a prefix, which lives in attention). */
+export function tokensInText(prompt: { kind: PromptKind; numVirtualTokens: number } | null | undefined): number {
+  return prompt && KINDS[prompt.kind].placesTokens ? prompt.numVirtualTokens : 0;
+}
 
 export interface LinearHead {
   /** [C, H] */
@@ -46,15 +78,6 @@ export const DEFAULT_PROMPT_LIMITS: PromptLimits = {
   maxLabels: 256,
 };
 
-/** The model dimensions a prompt was validated against (stored with it). */
-export interface ModelDims {
-  hiddenSize: number;
-  numLayers: number;
-  numHeads: number;
-  numKvHeads: number;
-  headDim: number;
-}
-
 export function modelDims(spec: ModelSpec): ModelDims {
   return {
     hiddenSize: spec.hiddenSize,
@@ -71,7 +94,7 @@ export function sameDims(a: ModelDims, b: ModelDims): boolean {
 }
 
 export function promptShape(spec: ModelDims, kind: PromptKind, p: number): number[] {
-  return kind === 'prefix' ? [spec.numLayers, 2, spec.numKvHeads, p, spec.headDim] : [p, spec.hiddenSize];
+  return KINDS[kind].shape(spec, p);
 }
 
 function product(shape: number[]): number {
@@ -111,7 +134,7 @@ export function checkVirtualTokens(p: unknown, limits: PromptLimits, what = 'num
  * when given, is the task's label count the head must match.
  */
 export function validatePromptTensors(spec: ModelSpec, t: PromptTensors, limits: PromptLimits, numClasses?: number): void {
-  if (!PROMPT_KINDS.includes(t.kind)) {
+  if (!isPromptKind(t.kind)) {
     throw new SoftserveError('BAD_REQUEST', `unknown prompt kind ${JSON.stringify(t.kind)}; expected one of ${PROMPT_KINDS.join(', ')}`);
   }
   checkVirtualTokens(t.numVirtualTokens, limits);
@@ -136,12 +159,10 @@ export function validatePromptTensors(spec: ModelSpec, t: PromptTensors, limits:
 
 // --- stored form ----------------------------------------------------------
 
-const STORED_NAMES = { soft: 'soft_prompt', ptuning: 'soft_prompt', prefix: 'prefix' } as const;
-
 /** Deterministic safetensors bytes for a prompt (same tensors, same bytes, same hash). */
 export function encodePromptFile(spec: ModelDims, t: PromptTensors): Uint8Array {
   const tensors: TensorToWrite[] = [
-    { name: STORED_NAMES[t.kind], shape: promptShape(spec, t.kind, t.numVirtualTokens), data: t.data },
+    { name: KINDS[t.kind].storedName, shape: promptShape(spec, t.kind, t.numVirtualTokens), data: t.data },
   ];
   if (t.head) {
     const c = t.head.bias.length;
@@ -162,10 +183,10 @@ export function decodePromptFile(bytes: Uint8Array, dims: ModelDims, kind: Promp
   } catch (err) {
     return corrupt((err as Error).message);
   }
-  const main = parsed.tensors.get(STORED_NAMES[kind]);
+  const main = parsed.tensors.get(KINDS[kind].storedName);
   const shape = promptShape(dims, kind, p);
   if (!main || main.dtype !== 'F32' || fmtShape(main.shape) !== fmtShape(shape)) {
-    return corrupt(`expected ${STORED_NAMES[kind]} F32 ${fmtShape(shape)}`);
+    return corrupt(`expected ${KINDS[kind].storedName} F32 ${fmtShape(shape)}`);
   }
   const out: PromptTensors = { kind, numVirtualTokens: p, data: toFloat32(main) };
   if (hasHead) {
@@ -234,22 +255,22 @@ function flattenNested(value: unknown, expected: number[], what: string): Float3
  */
 export function parseJsonPrompt(body: Record<string, unknown>, spec: ModelSpec, limits: PromptLimits): PromptTensors {
   const kind = body.kind;
-  if (typeof kind !== 'string' || !PROMPT_KINDS.includes(kind as PromptKind)) {
+  if (!isPromptKind(kind)) {
     throw new SoftserveError('BAD_REQUEST', `"kind" must be one of ${PROMPT_KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
   }
-  const k = kind as PromptKind;
+  const k = kind;
+  const def = KINDS[k];
   if (!Array.isArray(body.tensor)) {
-    throw new SoftserveError('BAD_REQUEST', `"tensor" must be a nested array of shape ${k === 'prefix' ? '[L][2][KV][P][D]' : '[P][H]'}`);
+    throw new SoftserveError('BAD_REQUEST', `"tensor" must be a nested array of shape ${def.jsonShape}`);
   }
-  // P is read from the tensor itself (first axis for soft/ptuning, fourth for prefix).
+  // P is read from the tensor itself (the kind's length axis).
   const got = probeShape(body.tensor);
-  const rank = k === 'prefix' ? 5 : 2;
-  if (got.length !== rank) {
-    const pAxis = k === 'prefix' ? 3 : 0;
+  const pAxis = def.lengthAxis;
+  if (got.length !== promptShape(spec, k, 1).length) {
     const expected = promptShape(spec, k, 1).map((d, i): number | string => (i === pAxis ? 'P' : d));
     throw new SoftserveError('PROMPT_SHAPE_MISMATCH', `${k} tensor has shape ${fmtShape(got)}; the loaded model expects ${fmtShape(expected)}`, { expected, got });
   }
-  const p = checkVirtualTokens(got[k === 'prefix' ? 3 : 0], limits, 'the number of virtual tokens');
+  const p = checkVirtualTokens(got[pAxis], limits, 'the number of virtual tokens');
   const data = flattenNested(body.tensor, promptShape(spec, k, p), `${k} tensor`);
   const out: PromptTensors = { kind: k, numVirtualTokens: p, data };
   if (body.head !== undefined && body.head !== null) {

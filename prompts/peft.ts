@@ -11,16 +11,10 @@
 //   P-tuning MLP/LSTM or a prefix projection is run before saving).
 // - PROMPT_TUNING, P_TUNING: [num_virtual_tokens * num_transformer_submodules,
 //   token_dim], token_dim = hidden size.
-// - PREFIX_TUNING: [num_virtual_tokens, num_layers * 2 * token_dim]. For a
-//   model whose config has num_key_value_heads (llama and its kin, grouped or
-//   not), PEFT rewrites token_dim = head_dim * num_key_value_heads and
-//   num_attention_heads = num_key_value_heads before building the prompt
-//   encoder, so the adapter_config it saves already carries the KV width.
-//   get_prompt views a row as [num_layers * 2, num_attention_heads,
-//   token_dim / num_attention_heads] and permutes to
-//   [num_layers * 2, batch, heads, P, head_dim], then splits in pairs: layer l's
-//   key is slot 2l, its value 2l + 1. Flat column index of (l, k|v, h, d):
-//   ((l * 2 + kv) * KV + h) * D + d. The engine keeps [L, 2, KV, P, D].
+// - PREFIX_TUNING: [num_virtual_tokens, num_layers * 2 * token_dim], with
+//   PEFT's grouped-query handling (prompts/kinds/prefix.ts has the layout).
+// Each kind's PEFT type, dims, layout conversion and config fields live in
+// its file under prompts/kinds/; this module is the shared part.
 // - SEQ_CLS adapters also save the classifier they trained
 //   (modules_to_save); for a decoder model that is `score`, read at the last
 //   token, which is what this server's linear head with pooling 'last' does.
@@ -32,15 +26,20 @@ import type { ModelSpec } from '../models/spec.ts';
 import { findDuplicateKey } from '../models/json-keys.ts';
 import { parseSafetensors, serializeSafetensors, toFloat32, type TensorToWrite, type TensorView } from '../models/safetensors.ts';
 import {
-  checkVirtualTokens, fmtShape, validatePromptTensors,
+  checkVirtualTokens, fmtShape, promptKind, PROMPT_KINDS, validatePromptTensors,
   type PromptKind, type PromptLimits, type PromptTensors,
 } from './kinds.ts';
+import type { PeftDims } from './kinds/kind.ts';
 
-export type PeftType = 'PROMPT_TUNING' | 'P_TUNING' | 'PREFIX_TUNING';
-export const PEFT_TYPES: readonly PeftType[] = ['PROMPT_TUNING', 'P_TUNING', 'PREFIX_TUNING'];
+export { prefixFromPeft, prefixToPeft } from './kinds/prefix.ts';
 
-export const PEFT_KIND: Record<PeftType, PromptKind> = { PROMPT_TUNING: 'soft', P_TUNING: 'ptuning', PREFIX_TUNING: 'prefix' };
-export const KIND_PEFT: Record<PromptKind, PeftType> = { soft: 'PROMPT_TUNING', ptuning: 'P_TUNING', prefix: 'PREFIX_TUNING' };
+/** A PEFT prompt-learning type (adapter_config.json peft_type): PROMPT_TUNING, P_TUNING, PREFIX_TUNING. */
+export type PeftType = string;
+
+/** peft_type -> kind, from the kind registry. */
+export const PEFT_KIND: Readonly<Record<PeftType, PromptKind>> = Object.fromEntries(PROMPT_KINDS.map((k) => [promptKind(k).peft.type, k]));
+export const PEFT_TYPES: readonly PeftType[] = Object.keys(PEFT_KIND);
+export const KIND_PEFT = Object.fromEntries(PROMPT_KINDS.map((k) => [k, promptKind(k).peft.type])) as Readonly<Record<PromptKind, PeftType>>;
 
 export const ADAPTER_CONFIG_NAME = 'adapter_config.json';
 export const ADAPTER_MODEL_NAME = 'adapter_model.safetensors';
@@ -66,12 +65,8 @@ export interface ImportedPeft {
 }
 
 /** What PEFT's adapter_config.json records for this model, per PEFT type. */
-export function expectedPeftDims(spec: ModelSpec, peftType: PeftType): { tokenDim: number; numAttentionHeads: number; numLayers: number; width: number } {
-  if (peftType === 'PREFIX_TUNING') {
-    const tokenDim = spec.numKvHeads * spec.headDim;
-    return { tokenDim, numAttentionHeads: spec.numKvHeads, numLayers: spec.numLayers, width: spec.numLayers * 2 * tokenDim };
-  }
-  return { tokenDim: spec.hiddenSize, numAttentionHeads: spec.numHeads, numLayers: spec.numLayers, width: spec.hiddenSize };
+export function expectedPeftDims(spec: ModelSpec, peftType: PeftType): PeftDims {
+  return promptKind(PEFT_KIND[peftType]!).peft.dims(spec);
 }
 
 function badConfig(message: string, details?: Record<string, unknown>): never {
@@ -113,7 +108,7 @@ function mismatch(field: string, expected: unknown, got: unknown, why: string): 
 export function checkAdapterConfig(cfg: Record<string, unknown>, spec: ModelSpec, limits: PromptLimits): { peftType: PeftType; numVirtualTokens: number } {
   const pt = cfg.peft_type;
   if (typeof pt !== 'string') badConfig(`"peft_type" must be a string, got ${JSON.stringify(pt)}`);
-  if (!PEFT_TYPES.includes(pt as PeftType)) {
+  if (!Object.hasOwn(PEFT_KIND, pt)) {
     throw new SoftserveError('UNSUPPORTED_PEFT_TYPE', `peft_type ${JSON.stringify(pt)} is not supported; expected one of ${PEFT_TYPES.join(', ')}`, { expected: PEFT_TYPES, got: pt });
   }
   const peftType = pt as PeftType;
@@ -124,20 +119,16 @@ export function checkAdapterConfig(cfg: Record<string, unknown>, spec: ModelSpec
   if (submodules !== undefined && submodules !== 1) {
     mismatch('num_transformer_submodules', 1, submodules, 'encoder-decoder adapters do not apply to this model');
   }
-  const exp = expectedPeftDims(spec, peftType);
+  const kind = promptKind(PEFT_KIND[peftType]!);
+  const exp = kind.peft.dims(spec);
   const tokenDim = optInt(cfg, 'token_dim');
   const heads = optInt(cfg, 'num_attention_heads');
   const layers = optInt(cfg, 'num_layers');
   if (layers !== undefined && layers !== exp.numLayers) mismatch('num_layers', exp.numLayers, layers, 'the model\'s layer count');
-  if (peftType === 'PREFIX_TUNING' && spec.numKvHeads !== spec.numHeads && tokenDim === spec.hiddenSize) {
-    mismatch('token_dim', exp.tokenDim, tokenDim,
-      `prefixes of this grouped-query model carry ${spec.numKvHeads} key/value heads of ${spec.headDim}: token_dim = num_key_value_heads * head_dim, as current PEFT writes it; a token_dim of the hidden size comes from a PEFT that predates grouped-query support`);
-  }
-  if (tokenDim !== undefined && tokenDim !== exp.tokenDim) {
-    mismatch('token_dim', exp.tokenDim, tokenDim, peftType === 'PREFIX_TUNING' ? 'num_key_value_heads * head_dim' : 'the model\'s hidden size');
-  }
+  kind.peft.checkConfig?.({ tokenDim }, spec, exp);
+  if (tokenDim !== undefined && tokenDim !== exp.tokenDim) mismatch('token_dim', exp.tokenDim, tokenDim, kind.peft.meaning.tokenDim);
   if (heads !== undefined && heads !== exp.numAttentionHeads) {
-    mismatch('num_attention_heads', exp.numAttentionHeads, heads, peftType === 'PREFIX_TUNING' ? 'num_key_value_heads' : 'the model\'s attention heads');
+    mismatch('num_attention_heads', exp.numAttentionHeads, heads, kind.peft.meaning.numAttentionHeads);
   }
   return { peftType, numVirtualTokens: p };
 }
@@ -147,38 +138,6 @@ function floatTensor(t: TensorView, what: string): Float32Array {
     throw new SoftserveError('PROMPT_DTYPE_UNSUPPORTED', `${what} has dtype ${t.dtype}; expected F32, F16 or BF16`, { expected: ['F32', 'F16', 'BF16'], got: t.dtype, tensor: t.name });
   }
   return toFloat32(t);
-}
-
-/** PEFT's [P, L*2*KV*D] prefix rows -> the engine's [L, 2, KV, P, D]. */
-export function prefixFromPeft(src: Float32Array, spec: ModelSpec, p: number): Float32Array {
-  const { numLayers: L, numKvHeads: KV, headDim: D } = spec;
-  const slots = L * 2 * KV; // (l, kv, h) flattened, in PEFT's column order and the engine's outer order alike
-  const width = slots * D;
-  const out = new Float32Array(src.length);
-  for (let pos = 0; pos < p; pos++) {
-    for (let s = 0; s < slots; s++) {
-      const from = pos * width + s * D;
-      const to = (s * p + pos) * D;
-      for (let d = 0; d < D; d++) out[to + d] = src[from + d]!;
-    }
-  }
-  return out;
-}
-
-/** The engine's [L, 2, KV, P, D] -> PEFT's [P, L*2*KV*D]. */
-export function prefixToPeft(src: Float32Array, spec: ModelSpec, p: number): Float32Array {
-  const { numLayers: L, numKvHeads: KV, headDim: D } = spec;
-  const slots = L * 2 * KV;
-  const width = slots * D;
-  const out = new Float32Array(src.length);
-  for (let pos = 0; pos < p; pos++) {
-    for (let s = 0; s < slots; s++) {
-      const to = pos * width + s * D;
-      const from = (s * p + pos) * D;
-      for (let d = 0; d < D; d++) out[to + d] = src[from + d]!;
-    }
-  }
-  return out;
 }
 
 /**
@@ -201,14 +160,12 @@ export function importPeft(files: PeftFiles, spec: ModelSpec, limits: PromptLimi
   const exp = expectedPeftDims(spec, peftType);
   const expectedShape = [p, exp.width];
   if (fmtShape(emb.shape) !== fmtShape(expectedShape)) {
-    const detail = peftType === 'PREFIX_TUNING'
-      ? `num_virtual_tokens=${p}, num_layers*2*token_dim = ${spec.numLayers}*2*${exp.tokenDim}`
-      : `num_virtual_tokens=${p}, token_dim=${exp.tokenDim}`;
+    const detail = promptKind(PEFT_KIND[peftType]!).peft.meaning.width(spec, p, exp);
     throw new SoftserveError('PROMPT_SHAPE_MISMATCH', `${EMBEDDINGS} has shape ${fmtShape(emb.shape)}; the loaded model expects ${fmtShape(expectedShape)} (${detail})`, { expected: expectedShape, got: emb.shape });
   }
   const raw = floatTensor(emb, EMBEDDINGS);
-  const kind = PEFT_KIND[peftType];
-  const data = kind === 'prefix' ? prefixFromPeft(raw, spec, p) : raw;
+  const kind = PEFT_KIND[peftType]!;
+  const data = promptKind(kind).peft.fromPeft(raw, spec, p);
   const tensors: PromptTensors = { kind, numVirtualTokens: p, data };
 
   const w = parsed.tensors.get(HEAD_WEIGHT);
@@ -269,13 +226,8 @@ export function exportPeft(t: PromptTensors, spec: ModelSpec, opts: ExportOption
     task_type: t.head ? 'SEQ_CLS' : spec.causal ? 'CAUSAL_LM' : null,
     token_dim: exp.tokenDim,
   };
-  if (peftType === 'PROMPT_TUNING') {
-    Object.assign(cfg, { prompt_tuning_init: 'RANDOM', prompt_tuning_init_text: null, tokenizer_kwargs: null, tokenizer_name_or_path: null });
-  } else if (peftType === 'P_TUNING') {
-    Object.assign(cfg, { encoder_dropout: 0.0, encoder_hidden_size: spec.hiddenSize, encoder_num_layers: 2, encoder_reparameterization_type: 'MLP' });
-  } else {
-    Object.assign(cfg, { encoder_hidden_size: exp.tokenDim, prefix_projection: false });
-  }
+  const kindFields = promptKind(t.kind).peft.configFields(spec, exp);
+  Object.assign(cfg, kindFields.defaults);
   // What the upload said, where it does not decide shapes.
   for (const [k, v] of Object.entries(stored)) {
     if (k in cfg && ['base_model_name_or_path', 'revision', 'task_type', 'prompt_tuning_init', 'prompt_tuning_init_text',
@@ -284,7 +236,7 @@ export function exportPeft(t: PromptTensors, spec: ModelSpec, opts: ExportOption
       cfg[k] = v;
     }
   }
-  if (peftType === 'PREFIX_TUNING') cfg.encoder_hidden_size = exp.tokenDim;
+  Object.assign(cfg, kindFields.fixed ?? {});
   if (t.head) {
     cfg.task_type = 'SEQ_CLS';
     cfg.modules_to_save = ['score'];
@@ -293,7 +245,7 @@ export function exportPeft(t: PromptTensors, spec: ModelSpec, opts: ExportOption
   for (const k of Object.keys(cfg).sort()) sorted[k] = cfg[k];
   const config = new TextEncoder().encode(JSON.stringify(sorted, null, 2) + '\n');
 
-  const embeddings = t.kind === 'prefix' ? prefixToPeft(t.data, spec, p) : t.data;
+  const embeddings = promptKind(t.kind).peft.toPeft(t.data, spec, p);
   const tensors: TensorToWrite[] = [{ name: EMBEDDINGS, shape: [p, exp.width], data: embeddings }];
   if (t.head) {
     const c = t.head.bias.length;

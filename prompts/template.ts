@@ -9,6 +9,8 @@
 // tokenises exactly as the sentence would.
 
 import { SoftserveError } from '../kernels/errors.ts';
+import { familyOfSpec, type SpecialTokens } from '../models/families.ts';
+import { promptKind, type PromptKind } from './kinds.ts';
 import type { ModelSpec } from '../models/spec.ts';
 
 export interface Tokenizes {
@@ -67,8 +69,8 @@ export function softPlacement(template: string, pieces: Piece[], maxVirtualToken
 }
 
 /** A prompt of `virtualTokens` against the template's placement: ranged slots need exactly their count. */
-export function checkPromptFitsTemplate(placement: SoftPlacement, virtualTokens: number, kind: string): void {
-  if (placement.kind === 'ranged' && kind !== 'prefix' && virtualTokens !== placement.count) {
+export function checkPromptFitsTemplate(placement: SoftPlacement, virtualTokens: number, kind: PromptKind): void {
+  if (placement.kind === 'ranged' && promptKind(kind).placesTokens && virtualTokens !== placement.count) {
     throw new SoftserveError('PROMPT_TEMPLATE_MISMATCH',
       `the task's template places ${placement.count} virtual tokens with {soft:a-b} slots; this ${kind} prompt has ${virtualTokens}`,
       { expected: placement.count, got: virtualTokens });
@@ -92,20 +94,11 @@ export function parseTemplate(template: string): Piece[] {
   return pieces;
 }
 
-/** The special tokens a family wraps an input in. */
-export interface SpecialTokens { start: number[]; end: number[]; mask: number | null }
+export type { SpecialTokens };
 
+/** The special tokens the model's family wraps an input in (models/<family>). */
 export function specialTokens(spec: ModelSpec, tok: Tokenizes, addBos: boolean): SpecialTokens {
-  switch (spec.family) {
-    case 'llama':
-      return { start: addBos && spec.bosTokenId !== null ? [spec.bosTokenId] : [], end: [], mask: null };
-    case 'gpt2':
-      return { start: [], end: [], mask: null };
-    case 'bert':
-      return { start: [tok.tokenId('[CLS]') ?? 101], end: [tok.tokenId('[SEP]') ?? 102], mask: spec.maskTokenId };
-    case 'roberta':
-      return { start: [tok.tokenId('<s>') ?? 0], end: [tok.tokenId('</s>') ?? 2], mask: spec.maskTokenId };
-  }
+  return familyOfSpec(spec).specialTokens(spec, tok, addBos);
 }
 
 export interface BuiltRow {

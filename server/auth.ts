@@ -1,6 +1,6 @@
 // Authentication: `Authorization: Bearer <key>`. The admin key (from the
 // environment, or the one the server made on first run and keeps hashed in the
-// store: prompts/admin-keys.ts) manages tenants and nothing else; a tenant key reaches only its
+// store: KeyStore in prompts/store/) manages tenants and nothing else; a tenant key reaches only its
 // tenant's tasks, prompts and ensembles. Tenant keys are looked up by their
 // sha256 (only hashes are stored); the admin key is compared in constant time.
 
@@ -8,7 +8,6 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
 import { SoftserveError } from '../kernels/errors.ts';
-import { activeAdminKey, isStoredAdminKey } from '../prompts/admin-keys.ts';
 import type { PromptStore, Tenant } from '../prompts/store.ts';
 import type { ServerConfig } from './config.ts';
 
@@ -33,26 +32,28 @@ function needKey(): SoftserveError {
 }
 
 export function requireAdmin(config: ServerConfig, store: PromptStore): RequestHandler {
-  return (req: Request, _res: Response, next: NextFunction) => {
+  const keys = store.backend.keys;
+  return async (req: Request, _res: Response, next: NextFunction) => {
     const token = bearerToken(req);
     if (token === null) return next(needKey());
-    if (isAdminKey(config, token) || isStoredAdminKey(store.db, token)) return next();
-    if (config.adminKey === null && activeAdminKey(store.db) === null) return next(new SoftserveError('FORBIDDEN', 'the admin API is disabled: SOFTSERVE_ADMIN_KEY is not set'));
-    if (store.authenticate(token)) return next(new SoftserveError('FORBIDDEN', 'this route needs the admin key, not a tenant key'));
+    if (isAdminKey(config, token) || await keys.isAdminKey(token)) return next();
+    if (config.adminKey === null && await keys.activeAdminKey() === null) return next(new SoftserveError('FORBIDDEN', 'the admin API is disabled: SOFTSERVE_ADMIN_KEY is not set'));
+    if (await store.authenticate(token)) return next(new SoftserveError('FORBIDDEN', 'this route needs the admin key, not a tenant key'));
     return next(new SoftserveError('UNAUTHORIZED', 'unknown API key'));
   };
 }
 
 export function requireTenant(config: ServerConfig, store: PromptStore): RequestHandler {
-  return (req: Request, res: Response, next: NextFunction) => {
+  return async (req: Request, res: Response, next: NextFunction) => {
     const token = bearerToken(req);
     if (token === null) return next(needKey());
-    const tenant = store.authenticate(token);
+    // One indexed lookup per request (the classify hot path).
+    const tenant = await store.authenticate(token);
     if (tenant) {
       res.locals.tenant = tenant;
       return next();
     }
-    if (isAdminKey(config, token) || isStoredAdminKey(store.db, token)) return next(new SoftserveError('FORBIDDEN', 'the admin key manages tenants; use a tenant API key here'));
+    if (isAdminKey(config, token) || await store.backend.keys.isAdminKey(token)) return next(new SoftserveError('FORBIDDEN', 'the admin key manages tenants; use a tenant API key here'));
     return next(new SoftserveError('UNAUTHORIZED', 'unknown or revoked API key'));
   };
 }

@@ -8,7 +8,9 @@ import { SoftserveError } from '../kernels/errors.ts';
 import type { EngineRow } from '../models/batch.ts';
 import type { ModelSpec } from '../models/spec.ts';
 import type { PromptStore, ResolvedPrompt, ResolvedTask, Task } from '../prompts/store.ts';
-import { buildRow, labelTokenId, parseTemplate, specialTokens, type Tokenizes } from '../prompts/template.ts';
+import { engineRow, taskRows, tokenizeInput, tokensInText, verbalizerIds, type BuiltRow, type RowModel, type TaskRows } from '../prompts/rows.ts';
+import { softmax } from '../prompts/softmax.ts';
+import type { Tokenizes } from '../prompts/template.ts';
 import { estimateCost, type Admission } from './admission.ts';
 import { argmax, parseMinAgreement, parseVoteMode, type VoteMode } from '../prompts/vote.ts';
 import { ensembleAnswer, planVote, type Vote } from './ensemble-answer.ts';
@@ -131,16 +133,9 @@ export function parseClassifyBody(body: unknown, limits: ClassifyLimits): Classi
   return out;
 }
 
-function softmax(scores: Float32Array): number[] {
-  let max = -Infinity;
-  for (const s of scores) max = Math.max(max, s);
-  const exps = Array.from(scores, (s) => Math.exp(s - max));
-  const sum = exps.reduce((a, b) => a + b, 0);
-  return exps.map((e) => e / sum);
-}
-
 export class ClassifyService {
   private readonly labelIdCache = new Map<string, number[]>();
+  private readonly rowModel: RowModel;
 
   constructor(
     private readonly store: PromptStore,
@@ -152,14 +147,16 @@ export class ClassifyService {
     private readonly addBos: boolean,
     /** Decides, before any tokenisation, whether the request may run (absent: everything is admitted). */
     private readonly admission: Admission | null = null,
-  ) {}
+  ) {
+    this.rowModel = { spec, tokenizer, addBos };
+  }
 
   private labelIds(task: Task): number[] {
     if (task.scoring.type !== 'verbalizer') return [];
     const key = `${task.tenantId}\u0000${task.name}\u0000${task.createdAt}`;
     let ids = this.labelIdCache.get(key);
     if (!ids) {
-      ids = task.scoring.labelWords.map((w) => labelTokenId(w, this.tokenizer));
+      ids = verbalizerIds(task, this.tokenizer);
       if (this.labelIdCache.size > 10000) this.labelIdCache.clear();
       this.labelIdCache.set(key, ids);
     }
@@ -179,24 +176,13 @@ export class ClassifyService {
     return this.store.resolve(tenantId, taskName, selector);
   }
 
-  private rowFor(task: Task, member: ResolvedPrompt | null, ids: number[], scorePosition: number): EngineRow {
-    const row: EngineRow = { inputIds: ids, scorePosition };
-    if (member) {
-      const t = member.tensors;
-      const key = member.tensorHash;
-      if (t.kind === 'prefix') row.prefix = { key, length: t.numVirtualTokens, data: t.data };
-      else row.softPrompt = { key, length: t.numVirtualTokens, data: t.data };
-      if (task.scoring.type === 'head') {
-        if (!t.head) throw new SoftserveError('INVALID_TASK', `prompt ${member.name} v${member.version} has no linear head, which task ${task.name} needs`);
-        row.head = { key: `${key}:head`, numClasses: task.labels.length, weight: t.head.weight, bias: t.head.bias };
-        row.poolMean = task.scoring.pooling === 'mean';
-        return row;
-      }
-    } else if (task.scoring.type === 'head') {
-      throw new SoftserveError('INVALID_INPUT', `task ${task.name} scores with a linear head: name a prompt`);
+  /** Classify's own checks before the shared row builder: which prompt lacks the head a task needs. */
+  private rowFor(task: Task, plan: TaskRows, member: ResolvedPrompt | null, built: BuiltRow): EngineRow {
+    if (task.scoring.type === 'head') {
+      if (!member) throw new SoftserveError('INVALID_INPUT', `task ${task.name} scores with a linear head: name a prompt`);
+      if (!member.tensors.head) throw new SoftserveError('INVALID_TASK', `prompt ${member.name} v${member.version} has no linear head, which task ${task.name} needs`);
     }
-    row.labelIds = this.labelIds(task);
-    return row;
+    return engineRow(plan, built, member && { key: member.tensorHash, ...member.tensors });
   }
 
   async classify(tenantId: string, taskName: string, rawBody: unknown): Promise<ClassifyResponse> {
@@ -205,7 +191,7 @@ export class ClassifyService {
     // Admission from an upper bound on the cost, before tokenising or queueing: a refusal costs nothing more.
     const ticket = this.admission?.admit(tenantId, estimateCost(
       body.inputs, Buffer.byteLength(resolved.task.template, 'utf8'),
-      resolved.members.map((m) => (m.kind === 'prefix' ? 0 : m.numVirtualTokens)), this.limits.maxTextTokens));
+      resolved.members.map((m) => tokensInText(m)), this.limits.maxTextTokens));
     try {
       return await this.run(tenantId, body, resolved);
     } finally {
@@ -220,14 +206,13 @@ export class ClassifyService {
 
     let tokenizeMs = 0;
     let tokenizeStart = performance.now();
-    const pieces = parseTemplate(task.template);
-    const special = specialTokens(this.spec, this.tokenizer, this.addBos);
+    const plan = taskRows(this.rowModel, task, this.labelIds(task));
     // Members with the same number of virtual tokens share one tokenisation.
-    const builtByLength = new Map<number, ReturnType<typeof buildRow>[]>();
+    const builtByLength = new Map<number, BuiltRow[]>();
     const rows: EngineRow[] = [];
     let truncated = 0;
     for (const member of members) {
-      const P = member && member.kind !== 'prefix' ? member.numVirtualTokens : 0;
+      const P = tokensInText(member);
       let built = builtByLength.get(P);
       if (!built) {
         built = [];
@@ -238,12 +223,12 @@ export class ClassifyService {
             await new Promise((resolve) => setImmediate(resolve));
             tokenizeStart = performance.now();
           }
-          built.push(buildRow(pieces, body.inputs[i]!, this.tokenizer, this.spec, special, P, this.limits.maxTextTokens));
+          built.push(tokenizeInput(this.rowModel, plan, body.inputs[i]!, P, this.limits.maxTextTokens));
         }
         builtByLength.set(P, built);
         if (truncated === 0) truncated = built.filter((b) => b.truncated).length;
       }
-      for (const b of built) rows.push(this.rowFor(task, member, b.ids, b.scorePosition));
+      for (const b of built) rows.push(this.rowFor(task, plan, member, b));
     }
     tokenizeMs += performance.now() - tokenizeStart;
     this.metrics.tokenizeTime.observe(tokenizeMs / 1000);

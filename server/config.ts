@@ -207,7 +207,6 @@ export function loadServingConfig(env: NodeJS.ProcessEnv = process.env): Serving
     maxQueueTokens: e.int('SOFTSERVE_QUEUE_MAX_TOKENS', s.maxQueueTokens, { min: 1 }),
     maxTenantQueueRows: e.int('SOFTSERVE_QUEUE_MAX_TENANT_ROWS', s.maxTenantQueueRows, { min: 1 }),
     quantumTokens: e.int('SOFTSERVE_DRR_QUANTUM', s.quantumTokens, { min: 1 }),
-    concurrency: 1,
     policy: e.oneOf<BatchPolicy>('SOFTSERVE_BATCH_POLICY', BATCH_POLICIES, s.policy),
   };
   const admission: AdmissionConfig = {

@@ -1,21 +1,20 @@
 // First run: with no SOFTSERVE_ADMIN_KEY and no admin key in the store, make
-// one, keep only its hash (prompts/admin-keys.ts) and say it once, with the
+// one, keep only its hash (KeyStore, prompts/store/) and say it once, with the
 // next command to run. Later starts say where the key lives and how to replace
 // it. The notice goes to stderr only (never through the logger: logs are
 // shipped and kept, and the key must not be in them).
 
-import { activeAdminKey, ensureAdminKey } from '../prompts/admin-keys.ts';
-import type { Db } from '../prompts/db.ts';
+import type { KeyStore } from '../prompts/store/index.ts';
 import type { ServerConfig } from './config.ts';
 
 /** The lines to print on stderr at start, or null when there is nothing to say. */
-export function adminKeyNotice(db: Db, config: ServerConfig): string | null {
+export async function adminKeyNotice(keys: KeyStore, config: ServerConfig): Promise<string | null> {
   const rotate = `npx softserve admin rotate-key --data-dir ${config.dataDir}`;
   if (config.adminKey !== null) {
-    const stored = activeAdminKey(db);
+    const stored = await keys.activeAdminKey();
     return stored ? `softserve: admin keys: SOFTSERVE_ADMIN_KEY, and the stored one made on first run (${stored.prefix}…); replace the stored one with: ${rotate}\n` : null;
   }
-  const created = ensureAdminKey(db);
+  const created = await keys.ensureAdminKey();
   if (created) {
     return [
       '',
@@ -31,6 +30,6 @@ export function adminKeyNotice(db: Db, config: ServerConfig): string | null {
       '',
     ].join('\n');
   }
-  const stored = activeAdminKey(db)!;
+  const stored = (await keys.activeAdminKey())!;
   return `softserve: admin key: the one made on first run (${stored.prefix}…, ${stored.createdAt}), kept hashed in ${config.dataDir}; to replace it: ${rotate}\n`;
 }

@@ -18,7 +18,7 @@ try {
   process.exit(1);
 }
 const running = server;
-const notice = adminKeyNotice(running.store.db, config);
+const notice = await adminKeyNotice(running.store.backend.keys, config);
 if (notice) process.stderr.write(notice);
 let stopping = false;
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {

@@ -9,10 +9,13 @@
 // has waited `maxWaitMs`. The queue is bounded in rows and tokens, in total
 // and per tenant: past that, requests are refused with 429 at once rather
 // than queued into a timeout.
+//
+// Batches go to an InferenceBackend (inference/backend.ts), which assembles
+// and runs them; the scheduler keeps `backend.capacity` batches in flight.
 
 import { SoftserveError } from '../kernels/errors.ts';
-import type { AssembledBatch, EngineRow } from '../models/batch.ts';
-import type { InferenceOutput } from './inference/client.ts';
+import type { EngineRow } from '../models/batch.ts';
+import type { InferenceBackend } from './inference/backend.ts';
 
 export interface SchedulerConfig {
   /** Most padded tokens (rows × longest row) in one forward pass. */
@@ -35,8 +38,6 @@ export interface SchedulerConfig {
   maxTenantQueueRows: number;
   /** Deficit round-robin quantum, in tokens. */
   quantumTokens: number;
-  /** Forward passes in flight at once (one per inference worker). */
-  concurrency: number;
   /**
    * Who may share a forward pass: rows of any tenants (the product), rows of
    * one tenant only, or no one (batch size 1). The last two exist to measure
@@ -57,7 +58,6 @@ export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = {
   maxQueueTokens: 262144,
   maxTenantQueueRows: 1024,
   quantumTokens: 256,
-  concurrency: 1,
   policy: 'cross-tenant',
 };
 
@@ -134,8 +134,7 @@ export class Scheduler {
   private tokensPerSecond = 0;
 
   constructor(
-    private readonly run: (batch: AssembledBatch) => Promise<InferenceOutput>,
-    private readonly assemble: (rows: EngineRow[]) => AssembledBatch,
+    private readonly backend: Pick<InferenceBackend, 'run' | 'capacity'>,
     private readonly config: SchedulerConfig,
     private readonly hooks: SchedulerHooks = {},
   ) {}
@@ -235,7 +234,7 @@ export class Scheduler {
   }
 
   private pump(): void {
-    while (this.inFlight < this.config.concurrency && this.queuedRows > 0) {
+    while (this.inFlight < this.backend.capacity && this.queuedRows > 0) {
       const oldest = this.oldestRow()!;
       const waited = performance.now() - oldest.enqueuedAt;
       const full = this.config.policy === 'single' ||
@@ -330,39 +329,52 @@ export class Scheduler {
     const now = performance.now();
     for (const r of rows) if (!r.request.done) r.request.startedAt = now;
     try {
-      let live = rows.filter((r) => !r.request.done);
-      let assembled: AssembledBatch | null = null;
-      try {
-        if (live.length > 0) assembled = this.assemble(live.map((r) => r.row));
-      } catch {
-        // One request's bad row must not fail the others it shares the batch with.
-        live = this.rejectUnassemblable(live);
-        if (live.length > 0) assembled = this.assemble(live.map((r) => r.row));
-      }
-      if (assembled) {
-        const out = await this.run(assembled);
-        const elapsed = out.inferenceMs / 1000;
-        const rate = assembled.rows * assembled.paddedLength / Math.max(elapsed, 1e-6);
-        this.tokensPerSecond = this.tokensPerSecond === 0 ? rate : 0.8 * this.tokensPerSecond + 0.2 * rate;
-        this.hooks.onBatch?.({
-          id, rows: assembled.rows, paddedTokens: assembled.rows * assembled.paddedLength, realTokens: assembled.realTokens,
-          uniquePrompts: new Set(live.map((r) => r.row.softPrompt?.key ?? r.row.prefix?.key ?? '')).size,
-          tenants: new Set(live.map((r) => r.request.tenant)).size, inferenceMs: out.inferenceMs,
+      const live = rows.filter((r) => !r.request.done);
+      if (live.length > 0) {
+        // A group per request: a row the backend cannot assemble fails its own request only.
+        const requests: RequestJob[] = [];
+        const groupOf = new Map<RequestJob, number>();
+        const groups = live.map((r) => {
+          let g = groupOf.get(r.request);
+          if (g === undefined) {
+            g = requests.push(r.request) - 1;
+            groupOf.set(r.request, g);
+          }
+          return g;
         });
-        const H = out.pooled.length / assembled.rows;
-        live.forEach((r, b) => {
-          const job = r.request;
-          if (job.done) return;
-          const classes = assembled.numClasses[b]!;
-          job.outputs[r.index] = {
-            scores: out.scores.slice(b * out.classes, b * out.classes + classes),
-            pooled: out.pooled.slice(b * H, (b + 1) * H),
-            batchId: id,
-          };
-          job.batchIds.add(id);
-          if (--job.remaining === 0) this.finish(job, out.inferenceMs);
-          else job.inferenceMs += out.inferenceMs;
-        });
+        const out = await this.backend.run({ rows: live.map((r) => r.row), groups });
+        for (const f of out.failed) {
+          const job = requests[f.group]!;
+          if (job.done) continue;
+          job.done = true;
+          if (job.timer) clearTimeout(job.timer);
+          job.reject(f.error);
+        }
+        const ran = out.ran.map((i) => live[i]!);
+        if (ran.length > 0) {
+          const elapsed = out.inferenceMs / 1000;
+          const rate = ran.length * out.paddedLength / Math.max(elapsed, 1e-6);
+          this.tokensPerSecond = this.tokensPerSecond === 0 ? rate : 0.8 * this.tokensPerSecond + 0.2 * rate;
+          this.hooks.onBatch?.({
+            id, rows: ran.length, paddedTokens: ran.length * out.paddedLength, realTokens: out.realTokens,
+            uniquePrompts: new Set(ran.map((r) => r.row.softPrompt?.key ?? r.row.prefix?.key ?? '')).size,
+            tenants: new Set(ran.map((r) => r.request.tenant)).size, inferenceMs: out.inferenceMs,
+          });
+          const H = out.pooled.length / ran.length;
+          ran.forEach((r, b) => {
+            const job = r.request;
+            if (job.done) return;
+            const classes = out.numClasses[b]!;
+            job.outputs[r.index] = {
+              scores: out.scores.slice(b * out.classes, b * out.classes + classes),
+              pooled: out.pooled.slice(b * H, (b + 1) * H),
+              batchId: id,
+            };
+            job.batchIds.add(id);
+            if (--job.remaining === 0) this.finish(job, out.inferenceMs);
+            else job.inferenceMs += out.inferenceMs;
+          });
+        }
       }
     } catch (err) {
       for (const r of rows) {
@@ -377,24 +389,6 @@ export class Scheduler {
       this.pump();
       this.checkIdle();
     }
-  }
-
-  /** Rejects the requests whose rows cannot be assembled on their own; returns the rest. */
-  private rejectUnassemblable(rows: RowJob[]): RowJob[] {
-    const byRequest = new Map<RequestJob, RowJob[]>();
-    for (const r of rows) byRequest.set(r.request, [...(byRequest.get(r.request) ?? []), r]);
-    const kept: RowJob[] = [];
-    for (const [job, jobRows] of byRequest) {
-      try {
-        this.assemble(jobRows.map((r) => r.row));
-        kept.push(...jobRows);
-      } catch (err) {
-        job.done = true;
-        if (job.timer) clearTimeout(job.timer);
-        job.reject(err as Error);
-      }
-    }
-    return kept;
   }
 
   private finish(job: RequestJob, lastInferenceMs: number): void {

@@ -96,11 +96,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
 
   const trainingConfig = opts.training ?? loadTrainingConfig();
   const training = new TrainingManager({ store, modelDir: serving.modelDir, executionProvider: serving.executionProvider, config: trainingConfig, logger, registry: metrics.registry, spec });
-  training.start();
+  await training.start();
 
   const scheduler = new Scheduler(
-    (batch) => worker.run(batch),
-    (rows) => worker.assemble(rows),
+    worker,
     serving.scheduler,
     {
       onBatch: (b) => {
@@ -118,7 +117,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       },
     },
   );
-  const quotas = new TenantQuotas(store.db);
+  const quotas = await TenantQuotas.load(store.backend.quotas);
   const admissionConfig = serving.admission;
   const admission = new Admission(admissionConfig, (id) => quotas.get(id), () => scheduler.retryAfterSeconds(), metrics.registry);
   const classify = new ClassifyService(store, scheduler, tokenizer, spec, serving.classify, metrics, tokenizer.addBos, admission);
@@ -172,7 +171,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       });
       await training.stop();
       await worker.close();
-      store.close();
+      await store.close();
       logger.info('stopped');
     })();
     return shuttingDown;

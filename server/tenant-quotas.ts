@@ -1,11 +1,10 @@
 // Per-tenant admission settings (weight in the fair share, limit overrides),
-// kept in the store's database (table tenant_quotas, migration 2) and in
-// memory: admission reads them on every request, so reads never touch SQLite.
-// Only the admin API writes them, through this class, which keeps the two in
-// step. A tenant without a row has weight 1 and the default limits.
+// kept in the store (QuotaStore, prompts/store/) and in memory: admission
+// reads them on every request, so reads never touch the store. Only the admin
+// API writes them, through this class, which keeps the two in step. A tenant without a row has weight 1 and the default limits.
 
 import { SoftserveError } from '../kernels/errors.ts';
-import type { Db } from '../prompts/db.ts';
+import type { QuotaStore } from '../prompts/store/index.ts';
 import type { TenantLimits, TenantQuota } from './admission.ts';
 
 const DEFAULT_QUOTA: TenantQuota = Object.freeze({ weight: 1, limits: Object.freeze({}) }) as TenantQuota;
@@ -22,9 +21,13 @@ const MAX_LIMIT = 1e9;
 export class TenantQuotas {
   private readonly cache = new Map<string, TenantQuota>();
 
-  constructor(private readonly db: Db) {
-    const rows = db.prepare('SELECT tenant_id, weight, limits FROM tenant_quotas').all() as Array<{ tenant_id: string; weight: number; limits: string }>;
-    for (const r of rows) this.cache.set(r.tenant_id, { weight: r.weight, limits: JSON.parse(r.limits) as Partial<TenantLimits> });
+  private constructor(private readonly store: QuotaStore) {}
+
+  /** Reads every stored quota into memory. */
+  static async load(store: QuotaStore): Promise<TenantQuotas> {
+    const q = new TenantQuotas(store);
+    for (const r of await store.list()) q.cache.set(r.tenantId, { weight: r.quota.weight, limits: r.quota.limits as Partial<TenantLimits> });
+    return q;
   }
 
   get(tenantId: string): TenantQuota {
@@ -35,7 +38,7 @@ export class TenantQuotas {
    * Applies a PATCH body `{weight?, limits?: {max_concurrency?, max_rows?, max_tokens?}}`
    * (a limit of null goes back to the default) and returns the result.
    */
-  update(tenantId: string, patch: unknown): TenantQuota {
+  async update(tenantId: string, patch: unknown): Promise<TenantQuota> {
     if (typeof patch !== 'object' || patch === null || Array.isArray(patch)) throw new SoftserveError('BAD_REQUEST', 'body must be a JSON object {weight?, limits?}');
     const p = patch as Record<string, unknown>;
     for (const k of Object.keys(p)) if (k !== 'weight' && k !== 'limits') throw new SoftserveError('BAD_REQUEST', `unknown field ${JSON.stringify(k)}; a tenant's weight and limits can be changed`);
@@ -59,13 +62,8 @@ export class TenantQuotas {
       }
     }
     const next: TenantQuota = { weight, limits };
-    this.db.transaction(() => {
-      // The tenant must exist (and belong to no one else: ids are global).
-      if (!this.db.prepare('SELECT 1 FROM tenants WHERE id = ?').get(tenantId)) throw new SoftserveError('NOT_FOUND', `no tenant ${JSON.stringify(tenantId)}`);
-      this.db.prepare(`INSERT INTO tenant_quotas (tenant_id, weight, limits, updated_at) VALUES (?, ?, ?, ?)
-        ON CONFLICT (tenant_id) DO UPDATE SET weight = excluded.weight, limits = excluded.limits, updated_at = excluded.updated_at`)
-        .run(tenantId, weight, JSON.stringify(limits), new Date().toISOString());
-    }).immediate();
+    // NOT_FOUND for an unknown tenant (ids are global: no one else's can match).
+    await this.store.put(tenantId, next);
     this.cache.set(tenantId, next);
     return next;
   }

@@ -1,9 +1,9 @@
 // Per-tenant usage since the process started: requests, classified rows and
 // tokens, and requests refused by admission (429), draining (503) or their
-// deadline (504). Fed by the request-log middleware in server/server.ts (one
+// deadline (504). Fed by the request-log middleware in server/observe.ts (one
 // call per finished request that carried a tenant key) and read by the admin
-// route GET /v1/tenants/:id/usage (server/routes/usage.ts). In memory only: a restart starts from zero,
-// which the answer says with `since`.
+// route GET /v1/tenants/:id/usage (server/routes/usage.ts). In memory only: a
+// restart starts from zero, which the answer says with `since`.
 
 import type { Response } from 'express';
 

@@ -47,8 +47,8 @@ async function newTenant(s: TestServer, name: string): Promise<{ id: string; key
 
 /** What is on disk and in the database: a bad request must change none of it. */
 function footprint(s: TestServer): string {
-  const rows = s.store.db.prepare('SELECT (SELECT COUNT(*) FROM prompts) AS p, (SELECT COUNT(*) FROM prompt_versions) AS v, (SELECT COUNT(*) FROM tasks) AS t, (SELECT COUNT(*) FROM ensembles) AS e').get();
-  return JSON.stringify({ rows, files: readdirSync(s.store.files.dir).sort() });
+  const rows = s.store.backend.db.prepare('SELECT (SELECT COUNT(*) FROM prompts) AS p, (SELECT COUNT(*) FROM prompt_versions) AS v, (SELECT COUNT(*) FROM tasks) AS t, (SELECT COUNT(*) FROM ensembles) AS e').get();
+  return JSON.stringify({ rows, files: readdirSync(s.store.backend.files.dir).sort() });
 }
 
 describe('authentication', () => {

@@ -14,8 +14,8 @@ import { describe, it } from 'node:test';
 
 import { addGradients, DIFFERENTIABLE_OPS } from '../kernels/autodiff.ts';
 import { Graph, type Dim, type Value } from '../kernels/graph.ts';
-import { ShapeInference } from '../kernels/grad-rules/shapes.ts';
-import { openSession, ort } from '../kernels/session.ts';
+import { ShapeInference } from '../kernels/shapes.ts';
+import { openSession, type TensorData } from '../kernels/session.ts';
 import { mulberry32 } from './fixtures/random-checkpoint.ts';
 
 type Feed = { name: string; type: 'float32' | 'int64' | 'bool'; dims: number[]; data: number[]; symbolic?: Dim[] };
@@ -38,10 +38,10 @@ function f(name: string, dims: number[], seed: number, lo = -1, hi = 1, symbolic
   return { name, type: 'float32', dims, data: floats(n, seed, lo, hi), ...(symbolic ? { symbolic } : {}) };
 }
 
-function toTensor(feed: Feed): ort.Tensor {
-  if (feed.type === 'float32') return new ort.Tensor('float32', Float32Array.from(feed.data), feed.dims);
-  if (feed.type === 'int64') return new ort.Tensor('int64', BigInt64Array.from(feed.data.map(BigInt)), feed.dims);
-  return new ort.Tensor('bool', Uint8Array.from(feed.data), feed.dims);
+function toTensor(feed: Feed): TensorData {
+  if (feed.type === 'float32') return { type: 'float32', data: Float32Array.from(feed.data), dims: feed.dims };
+  if (feed.type === 'int64') return { type: 'int64', data: BigInt64Array.from(feed.data.map(BigInt)), dims: feed.dims };
+  return { type: 'bool', data: Uint8Array.from(feed.data), dims: feed.dims };
 }
 
 function buildGraph(c: Case, yDims: number[] | null): { g: Graph; grads: Map<Value, Value> } {
@@ -61,18 +61,19 @@ function buildGraph(c: Case, yDims: number[] | null): { g: Graph; grads: Map<Val
 }
 
 async function checkCase(c: Case): Promise<number> {
-  const feeds: Record<string, ort.Tensor> = {};
+  const feeds: Record<string, TensorData> = {};
   for (const inp of c.inputs) feeds[inp.name] = toTensor(inp);
   const fwd = await openSession(buildGraph(c, null).g.toOnnx(), { intraOpThreads: 1 });
-  const y0 = (await fwd.run(feeds)).y!;
-  const yDims = [...y0.dims];
+  const first = await fwd.run(feeds);
+  const y0 = first.float32('y');
+  const yDims = [...first.dims('y')];
   // No cotangent where y is -inf (masked scores): the loss never sends one there.
-  const r = floats(y0.data.length, 99, -1, 1).map((x, i) => (Number.isFinite((y0.data as Float32Array)[i]!) ? x : 0));
+  const r = floats(y0.length, 99, -1, 1).map((x, i) => (Number.isFinite(y0[i]!) ? x : 0));
 
   const full = await openSession(buildGraph(c, yDims).g.toOnnx(), { intraOpThreads: 1 });
-  const out = await full.run({ ...feeds, seed_gy: new ort.Tensor('float32', Float32Array.from(r), yDims) });
-  const rDotY = async (fd: Record<string, ort.Tensor>): Promise<number> => {
-    const y = (await fwd.run(fd)).y!.data as Float32Array;
+  const out = await full.run({ ...feeds, seed_gy: { type: 'float32', data: Float32Array.from(r), dims: yDims } });
+  const rDotY = async (fd: Record<string, TensorData>): Promise<number> => {
+    const y = (await fwd.run(fd)).float32('y');
     let s = 0;
     for (let i = 0; i < y.length; i++) if (r[i] !== 0) s += r[i]! * y[i]!;
     return s;
@@ -81,7 +82,7 @@ async function checkCase(c: Case): Promise<number> {
   let worst = 0;
   for (const name of c.wrt) {
     const inp = c.inputs.find((i) => i.name === name)!;
-    const analytic = out[`grad_${name}`]!.data as Float32Array;
+    const analytic = out.float32(`grad_${name}`);
     assert.equal(analytic.length, inp.data.length, `${name}: gradient has ${analytic.length} values for ${inp.data.length}`);
     let scale = 1e-6;
     for (const a of analytic) scale = Math.max(scale, Math.abs(a));

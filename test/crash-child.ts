@@ -31,18 +31,18 @@ const DTYPES = ['F32', 'F16', 'BF16'] as const;
 
 say('opening');
 const store = PromptStore.open({ dataDir, spec: SPEC });
-const tenant = store.listTenants()[0] ?? store.createTenant('crash').tenant;
+const tenant = (await store.listTenants())[0] ?? (await store.createTenant('crash')).tenant;
 try {
-  store.getTask(tenant.id, 'crash');
+  await store.getTask(tenant.id, 'crash');
 } catch {
-  store.createTask(tenant.id, { name: 'crash', labels: ['no', 'yes'], template: '{text} ?', scoring: { type: 'verbalizer', labelWords: [' no', ' yes'] } });
+  await store.createTask(tenant.id, { name: 'crash', labels: ['no', 'yes'], template: '{text} ?', scoring: { type: 'verbalizer', labelWords: [' no', ' yes'] } });
 }
 say(`ready ${tenant.id}`);
 
 const seeds: number[] = [];
 let counter = 0;
 for (;;) {
-  const prompts = store.listPrompts(tenant.id, 'crash');
+  const prompts = await store.listPrompts(tenant.id, 'crash');
   const r = rand();
   if (prompts.length > 0 && (r < 0.15 || prompts.length > 20)) {
     const p = pick(prompts);

@@ -142,13 +142,13 @@ function checkAsLeft(dir: string, stats: Stats): State {
 async function checkAfterReopen(dir: string): Promise<void> {
   const store = PromptStore.open({ dataDir: dir, spec: SPEC });
   try {
-    assert.deepEqual(store.openSweep.missing, []);
+    assert.deepEqual(store.backend.openSweep.missing, []);
     const report = await store.fsck();
     assert.deepEqual({ missing: report.missing, orphans: report.orphans, temps: report.temps, corrupt: report.corrupt }, { missing: [], orphans: [], temps: [], corrupt: [] });
-    assert.equal(store.db.pragma('integrity_check', { simple: true }), 'ok');
-    assert.deepEqual(store.db.pragma('foreign_key_check'), []);
+    assert.equal(store.backend.db.pragma('integrity_check', { simple: true }), 'ok');
+    assert.deepEqual(store.backend.db.pragma('foreign_key_check'), []);
   } finally {
-    store.close();
+    await store.close();
   }
 }
 

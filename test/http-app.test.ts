@@ -115,7 +115,7 @@ test('one error handler: envelope, statuses, Retry-After, drain, labels', async 
   } finally {
     server.closeAllConnections();
     await new Promise<void>((resolve) => server.close(() => resolve()));
-    store.close();
+    await store.close();
     rmSync(dataDir, { recursive: true, force: true });
   }
 });

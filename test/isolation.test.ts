@@ -164,7 +164,7 @@ test('per-tenant weight and limits through the admin API: validated, persisted, 
       in_flight: { rows: 0, tokens: 0, requests: 0 },
     });
     // Persisted: a fresh reader of the store's database sees it.
-    assert.deepEqual(new TenantQuotas(srv.server.store.db).get(a.id), { weight: 2.5, limits: { maxConcurrency: 1, maxTokens: 100000 } });
+    assert.deepEqual((await TenantQuotas.load(srv.server.store.backend.quotas)).get(a.id), { weight: 2.5, limits: { maxConcurrency: 1, maxTokens: 100000 } });
     // null goes back to the default.
     const reset = await patch({ limits: { max_tokens: null } });
     assert.deepEqual(reset.json.overrides, { max_concurrency: 1 });

@@ -45,7 +45,7 @@ async function startEnv(training: Partial<TrainingConfig> = {}, dataDir?: string
   const config: ServerConfig = { ...DEFAULT_CONFIG, adminKey: ADMIN, dataDir: dir, port: 0 };
   const store = PromptStore.open({ dataDir: dir, spec: SPEC, limits: promptLimits(config) });
   const manager = new TrainingManager({ store, modelDir: STORIES, config: { ...DEFAULT_TRAINING_CONFIG, niceness: 0, progressIntervalMs: 50, ...training } });
-  manager.start();
+  await manager.start();
   const app = createApp({ store, spec: SPEC, config, routes: [healthRoutes(), ...apiRoutes(), jobsRoutes(manager)] });
   const server: Server = await new Promise((resolve) => { const s = app.listen(0, '127.0.0.1', () => resolve(s)); });
   const { port } = server.address() as AddressInfo;
@@ -55,7 +55,7 @@ async function startEnv(training: Partial<TrainingConfig> = {}, dataDir?: string
       await manager.stop();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
-      store.close();
+      await store.close();
     },
   };
 }
@@ -72,8 +72,8 @@ async function call(env: Env, method: string, path: string, opts: { key?: string
   return { status: res.status, json: text ? JSON.parse(text) : null, headers: res.headers };
 }
 
-function tenant(env: Env, name: string): string {
-  return env.store.createTenant(name).apiKey;
+async function tenant(env: Env, name: string): Promise<string> {
+  return (await env.store.createTenant(name)).apiKey;
 }
 
 const SENTIMENT = { name: 'sentiment', labels: ['negative', 'positive'], template: '{text} It was', scoring: { type: 'verbalizer', label_words: [' sad', ' happy'] } };
@@ -102,7 +102,7 @@ describe('job submission: validation', () => {
   it('refuses bad rows, listing each with its line (JSONL) or index (array)', async () => {
     const env = await startEnv();
     try {
-      const key = tenant(env, 'acme');
+      const key = await tenant(env, 'acme');
       await call(env, 'POST', '/v1/tasks', { key, json: SENTIMENT });
       const jsonl = [
         JSON.stringify({ text: 'a fine day', label: 'positive' }),
@@ -131,7 +131,7 @@ describe('job submission: validation', () => {
       const raw = await call(env, 'POST', '/v1/tasks/sentiment/jobs?prompt=p', { key, body: '{"text":"a","label":"positive"}\n{"text":"b"}\n', type: 'application/x-ndjson' });
       assert.equal(raw.status, 422);
       assert.deepEqual(raw.json.error.details.errors, [{ line: 2, message: 'missing "label"' }]);
-      assert.equal(env.manager.table.countActive(), 0, 'nothing was queued');
+      assert.equal(await env.manager.table.countActive(), 0, 'nothing was queued');
     } finally {
       await env.close();
     }
@@ -140,7 +140,7 @@ describe('job submission: validation', () => {
   it('checks task, names, options, method and media type; bounds the body', async () => {
     const env = await startEnv({ maxUploadBytes: 4096 });
     try {
-      const key = tenant(env, 'acme');
+      const key = await tenant(env, 'acme');
       await call(env, 'POST', '/v1/tasks', { key, json: SENTIMENT });
       const ok = sentimentExamples(4);
       const post = (json: unknown) => call(env, 'POST', '/v1/tasks/sentiment/jobs', { key, json });
@@ -172,8 +172,8 @@ describe('job lifecycle', () => {
   it('trains, reports progress and history, publishes one version (source training); others cannot see it', async () => {
     const env = await startEnv();
     try {
-      const key = tenant(env, 'acme');
-      const other = tenant(env, 'other');
+      const key = await tenant(env, 'acme');
+      const other = await tenant(env, 'other');
       await call(env, 'POST', '/v1/tasks', { key, json: SENTIMENT });
       const sub = await call(env, 'POST', '/v1/tasks/sentiment/jobs', { key, json: { prompt: 'mood', examples: sentimentExamples(24), options: QUICK } });
       assert.equal(sub.status, 202, JSON.stringify(sub.json));
@@ -189,7 +189,7 @@ describe('job lifecycle', () => {
       assert.ok(done.history.length >= 2, 'held-out evaluations recorded');
       assert.ok(done.history.every((h: { held_out_accuracy: number }) => h.held_out_accuracy >= 0 && h.held_out_accuracy <= 1));
       assert.deepEqual(done.result.prompts.map((p: { name: string; version: number }) => [p.name, p.version]), [['mood', 1]]);
-      const v = env.store.getPromptVersion(env.store.authenticate(key)!.id, 'sentiment', 'mood');
+      const v = await env.store.getPromptVersion((await env.store.authenticate(key))!.id, 'sentiment', 'mood');
       assert.equal(v.source, 'training');
       assert.equal(v.kind, 'soft');
       assert.equal(v.numVirtualTokens, 4);
@@ -205,7 +205,7 @@ describe('job lifecycle', () => {
   it('multipart JSONL upload with an ensemble: N prompts, then the ensemble of their latest versions', async () => {
     const env = await startEnv();
     try {
-      const key = tenant(env, 'acme');
+      const key = await tenant(env, 'acme');
       await call(env, 'POST', '/v1/tasks', { key, json: TOPIC });
       const texts: Record<string, string[]> = {
         animal: ['the cat sat', 'a dog ran', 'the bird sang', 'a fish swam'],
@@ -224,8 +224,8 @@ describe('job lifecycle', () => {
       assert.equal(done.state, 'succeeded', JSON.stringify(done.error));
       assert.deepEqual(done.result.prompts.map((p: { name: string; seed: number }) => [p.name, p.seed]), [['topic-1', 0], ['topic-2', 1]]);
       assert.equal(done.result.ensemble, 'topics');
-      const tenantId = env.store.authenticate(key)!.id;
-      assert.deepEqual(env.store.getEnsemble(tenantId, 'topic', 'topics').members, [{ prompt: 'topic-1' }, { prompt: 'topic-2' }]);
+      const tenantId = (await env.store.authenticate(key))!.id;
+      assert.deepEqual((await env.store.getEnsemble(tenantId, 'topic', 'topics')).members, [{ prompt: 'topic-1' }, { prompt: 'topic-2' }]);
       const member = await env.store.getPromptTensors(tenantId, 'topic', 'topic-1');
       assert.equal(member.kind, 'prefix');
       assert.ok(member.tensors.head, 'a head task publishes the head with the prefix');
@@ -240,7 +240,7 @@ describe('job lifecycle', () => {
   it('cancels a queued job at once and a running one at its next step; nothing is published', async () => {
     const env = await startEnv();
     try {
-      const key = tenant(env, 'acme');
+      const key = await tenant(env, 'acme');
       await call(env, 'POST', '/v1/tasks', { key, json: SENTIMENT });
       const long = await call(env, 'POST', '/v1/tasks/sentiment/jobs', { key, json: { prompt: 'long', examples: sentimentExamples(40), options: { ...QUICK, epochs: 100 } } });
       const queued = await call(env, 'POST', '/v1/tasks/sentiment/jobs', { key, json: { prompt: 'later', examples: sentimentExamples(8), options: QUICK } });
@@ -254,7 +254,7 @@ describe('job lifecycle', () => {
       const done = await waitFor(env, key, long.json.id, (j) => j.state !== 'running');
       assert.equal(done.state, 'cancelled');
       assert.ok(done.progress.step < done.progress.total_steps);
-      assert.equal(env.store.listPrompts(env.store.authenticate(key)!.id, 'sentiment').length, 0, 'nothing published');
+      assert.equal((await env.store.listPrompts((await env.store.authenticate(key))!.id, 'sentiment')).length, 0, 'nothing published');
     } finally {
       await env.close();
     }
@@ -266,21 +266,21 @@ describe('jobs across restarts', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'softserve-jobs-restart-'));
     dirs.push(dataDir);
     let env = await startEnv({ enabled: false }, dataDir);
-    const key = tenant(env, 'acme');
-    const tenantId = env.store.authenticate(key)!.id;
+    const key = await tenant(env, 'acme');
+    const tenantId = (await env.store.authenticate(key))!.id;
     await call(env, 'POST', '/v1/tasks', { key, json: SENTIMENT });
     // Training disabled: the API answers 503 and queues nothing; insert rows as a crashed process would leave them.
     assert.equal((await call(env, 'POST', '/v1/tasks/sentiment/jobs', { key, json: { prompt: 'p', examples: sentimentExamples(4) } })).status, 503);
-    const task = env.store.getTask(tenantId, 'sentiment');
+    const task = await env.store.getTask(tenantId, 'sentiment');
     const base = {
       tenant_id: tenantId, task_name: 'sentiment', task_created_at: task.createdAt, ensemble_name: null,
       options: JSON.stringify({ ...QUICK, epochs: 1 }), examples: JSON.stringify(sentimentExamples(12).map((e) => [e.text, e.label === 'positive' ? 1 : 0])),
       validation: null, num_examples: 12, created_at: new Date().toISOString(),
     };
-    env.manager.table.insert({ ...base, id: 'job_crashed_once', prompt_name: 'once', state: 'queued' });
-    env.manager.table.insert({ ...base, id: 'job_crash_loop', prompt_name: 'loop', state: 'queued' });
-    env.manager.table.update('job_crashed_once', { state: 'running', attempts: 1 });
-    env.manager.table.update('job_crash_loop', { state: 'running', attempts: 3 });
+    await env.manager.table.insert({ ...base, id: 'job_crashed_once', prompt_name: 'once', state: 'queued' });
+    await env.manager.table.insert({ ...base, id: 'job_crash_loop', prompt_name: 'loop', state: 'queued' });
+    await env.manager.table.update('job_crashed_once', { state: 'running', attempts: 1 });
+    await env.manager.table.update('job_crash_loop', { state: 'running', attempts: 3 });
     await env.close();
 
     env = await startEnv({ maxAttempts: 3 }, dataDir);
@@ -293,7 +293,7 @@ describe('jobs across restarts', () => {
       assert.equal(done.attempts, 2);
       assert.equal(done.events[0].type, 'requeued');
       assert.match(done.events[0].reason, /server restarted while the job was running/);
-      assert.equal(env.store.getPromptVersion(tenantId, 'sentiment', 'once').version, 1);
+      assert.equal((await env.store.getPromptVersion(tenantId, 'sentiment', 'once')).version, 1);
     } finally {
       await env.close();
     }
@@ -303,7 +303,7 @@ describe('jobs across restarts', () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'softserve-jobs-stop-'));
     dirs.push(dataDir);
     let env = await startEnv({}, dataDir);
-    const key = tenant(env, 'acme');
+    const key = await tenant(env, 'acme');
     await call(env, 'POST', '/v1/tasks', { key, json: SENTIMENT });
     const sub = await call(env, 'POST', '/v1/tasks/sentiment/jobs', { key, json: { prompt: 'p', examples: sentimentExamples(40), options: { ...QUICK, epochs: 100 } } });
     await waitFor(env, key, sub.json.id, (j) => j.state === 'running' && (j.progress?.step ?? 0) >= 1);

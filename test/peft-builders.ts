@@ -3,6 +3,7 @@
 // of server imports so that the crash test's child process starts fast.
 
 import type { ModelSpec } from '../models/spec.ts';
+import { mulberry32 } from '../prompts/training/rng.ts';
 import { toHalfBits } from './fixtures/random-checkpoint.ts';
 
 /** stories260k: llama, hidden 64, 5 layers, 8 heads, 4 KV heads, head_dim 8. */
@@ -28,16 +29,9 @@ export type PeftTypeName = 'PROMPT_TUNING' | 'P_TUNING' | 'PREFIX_TUNING';
 
 /** Deterministic pseudo-random floats (mulberry32), in [-1, 1). */
 export function randomFloats(n: number, seed: number): Float32Array {
-  let a = seed >>> 0;
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i++) {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    out[i] = ((t ^ (t >>> 14)) >>> 0) / 2 ** 31 - 1;
-  }
-  return out;
+  const rng = mulberry32(seed);
+  // 2u - 1 is exact in float64 (u = k / 2^32), so these are the values the old inline copy gave.
+  return Float32Array.from({ length: n }, () => 2 * rng() - 1);
 }
 
 export interface RawTensor {

@@ -1,30 +1,42 @@
-// The scheduler's batching rules, with a stand-in for the inference worker
-// that records every batch it is given.
+// The scheduler's batching rules, with a stand-in inference backend that
+// records every batch it is given (assembling with the same per-request
+// isolation as the real worker).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_SCHEDULER_CONFIG, Scheduler, type SchedulerConfig } from '../server/scheduler.ts';
 import type { AssembledBatch, EngineRow } from '../models/batch.ts';
+import type { BatchInput, BatchOutput } from '../server/inference/backend.ts';
+import { assembleIsolated } from '../server/inference/assembly.ts';
 import { SoftserveError } from '../kernels/errors.ts';
 
 interface Seen { tenants: string[]; lengths: number[] }
 
 function harness(config: Partial<SchedulerConfig>, runMs = 2) {
   const batches: Seen[] = [];
-  const assemble = (rows: EngineRow[]): AssembledBatch => ({
-    feeds: {}, numClasses: rows.map(() => 2), rows: rows.length,
-    paddedLength: Math.max(...rows.map((r) => r.inputIds.length)), realTokens: rows.reduce((a, r) => a + r.inputIds.length, 0),
-  });
-  const run = async (b: AssembledBatch) => {
-    await new Promise((r) => setTimeout(r, runMs));
-    return { scores: new Float32Array(b.rows * 2), pooled: new Float32Array(b.rows * 4), classes: 2, inferenceMs: runMs };
-  };
-  const scheduler = new Scheduler(run, (rows) => {
+  const assemble = (rows: EngineRow[]): AssembledBatch => {
     if (rows.some((r) => r.inputIds.includes(-1))) throw new SoftserveError('ENGINE_INPUT_INVALID', 'bad token');
-    // Rows carry their tenant in the first id, for the record.
-    batches.push({ tenants: rows.map((r) => `t${r.inputIds[0]}`), lengths: rows.map((r) => r.inputIds.length) });
-    return assemble(rows);
-  }, { ...DEFAULT_SCHEDULER_CONFIG, maxWaitMs: 5, ...config });
+    return {
+      feeds: {}, numClasses: rows.map(() => 2), rows: rows.length,
+      paddedLength: Math.max(...rows.map((r) => r.inputIds.length)), realTokens: rows.reduce((a, r) => a + r.inputIds.length, 0),
+    };
+  };
+  const backend = {
+    capacity: 1,
+    async run(input: BatchInput): Promise<BatchOutput> {
+      const { batch, ran, failed } = assembleIsolated(input, assemble);
+      // Rows carry their tenant in the first id, for the record.
+      const rows = ran.map((i) => input.rows[i]!);
+      if (batch) batches.push({ tenants: rows.map((r) => `t${r.inputIds[0]}`), lengths: rows.map((r) => r.inputIds.length) });
+      await new Promise((r) => setTimeout(r, runMs));
+      const B = batch?.rows ?? 0;
+      return {
+        ran, failed, scores: new Float32Array(B * 2), pooled: new Float32Array(B * 4), classes: 2, numClasses: batch?.numClasses ?? [],
+        paddedLength: batch?.paddedLength ?? 0, realTokens: batch?.realTokens ?? 0, inferenceMs: runMs,
+      };
+    },
+  };
+  const scheduler = new Scheduler(backend, { ...DEFAULT_SCHEDULER_CONFIG, maxWaitMs: 5, ...config });
   const rows = (tenant: number, n: number, length = 8): EngineRow[] =>
     Array.from({ length: n }, () => ({ inputIds: [tenant, ...Array(length - 1).fill(5)], labelIds: [1, 2] }));
   return { scheduler, batches, rows };

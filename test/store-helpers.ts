@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import type { Server } from 'node:http';
 
 import { PromptStore } from '../prompts/store.ts';
+import type { SqliteStore } from '../prompts/store/sqlite/index.ts';
 import { createApp } from '../server/app.ts';
 import { DEFAULT_CONFIG, promptLimits, type ServerConfig } from '../server/config.ts';
 import { SPEC } from './peft-builders.ts';
@@ -22,7 +23,7 @@ export const ADMIN_KEY = 'test-admin-key-0123456789abcdef';
 
 export interface TestServer {
   url: string;
-  store: PromptStore;
+  store: PromptStore<SqliteStore>;
   dataDir: string;
   config: ServerConfig;
   close(opts?: { keepData?: boolean }): Promise<void>;
@@ -44,7 +45,7 @@ export async function startServer(overrides: Partial<ServerConfig> = {}, dataDir
     async close(opts = {}) {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
-      store.close();
+      await store.close();
       if (!opts.keepData) rmSync(dataDir, { recursive: true, force: true });
     },
   };

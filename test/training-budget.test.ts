@@ -17,7 +17,7 @@ describe('training memory budget', () => {
   it('refuses a job over the budget at submit, naming the limit, the estimate and what to reduce; queues nothing', async () => {
     const env = await startEnv({ memoryMb: 1024, maxBatchTokens: 1_000_000 });
     try {
-      const key = env.store.createTenant('acme').apiKey;
+      const key = (await env.store.createTenant('acme')).apiKey;
       await api(env.url, 'POST', '/v1/tasks', { key, json: SENTIMENT });
       // The job: 256 virtual tokens, 250 text tokens, and the largest batch the options allow.
       const big = await submit(env.url, key, { prompt: 'big', examples: longExamples(16, 1200), options: { num_virtual_tokens: 256, max_text_tokens: 250, batch_size: 512 } });
@@ -54,7 +54,7 @@ describe('training memory budget', () => {
   it('bounds the tokens of a batch', async () => {
     const env = await startEnv({ maxBatchTokens: 2000 });
     try {
-      const key = env.store.createTenant('acme').apiKey;
+      const key = (await env.store.createTenant('acme')).apiKey;
       await api(env.url, 'POST', '/v1/tasks', { key, json: SENTIMENT });
       const r = await submit(env.url, key, { prompt: 'p', examples: longExamples(8, 400), options: { num_virtual_tokens: 16, max_text_tokens: 200, batch_size: 64 } });
       assert.equal(r.status, 422);
@@ -72,7 +72,7 @@ describe('training memory budget', () => {
     const env = await startEnv({ memoryMb: 300, memorySampleMs: 20 });
     let ballast: Buffer | null = null;
     try {
-      const key = env.store.createTenant('acme').apiKey;
+      const key = (await env.store.createTenant('acme')).apiKey;
       await api(env.url, 'POST', '/v1/tasks', { key, json: SENTIMENT });
       const sub = await submit(env.url, key, { prompt: 'p', examples: examples(40), options: LONG });
       assert.equal(sub.status, 202);
@@ -103,7 +103,7 @@ describe('job identity', () => {
   it('a task deleted while its job runs and re-created with other labels: the job stops (TASK_DELETED) and the new task gets nothing', async () => {
     const env = await startEnv();
     try {
-      const key = env.store.createTenant('acme').apiKey;
+      const key = (await env.store.createTenant('acme')).apiKey;
       await api(env.url, 'POST', '/v1/tasks', { key, json: SENTIMENT });
       const running = (await submit(env.url, key, { prompt: 'p', examples: examples(40), options: LONG })).json as Job;
       const queued = (await submit(env.url, key, { prompt: 'q', examples: examples(8), options: QUICK })).json as Job;

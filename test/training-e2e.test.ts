@@ -63,7 +63,7 @@ describe('train over HTTP, then classify with the published prompt', () => {
     assert.ok(correct >= 10, `the prompt learnt its 12 examples: ${correct}/12 correct (${served.join(', ')})`);
 
     // The same tensors through the trainer's own evaluation: identical answers and probabilities.
-    const tenantId = srv.server.store.authenticate(key)!.id;
+    const tenantId = (await srv.server.store.authenticate(key))!.id;
     const stored = await srv.server.store.getPromptTensors(tenantId, 'mood', 'cheer');
     const model = await TrainableModel.load(STORIES_DIR, { intraOpThreads: 1 });
     try {

@@ -18,30 +18,30 @@ describe('fair training queue and per-tenant limits', () => {
   it('picks the next job round-robin over tenants (the jobs table alone)', async () => {
     const env = await startEnv({ enabled: false });
     try {
-      const tenants = ['a', 'b', 'c'].map((n) => env.store.createTenant(n).tenant);
+      const tenants = await Promise.all(['a', 'b', 'c'].map(async (n) => (await env.store.createTenant(n)).tenant));
       const table = env.manager.table;
       let clock = Date.parse('2026-01-01T00:00:00Z');
       const tick = () => new Date(clock += 1000).toISOString();
       // a submits three jobs, then b two, then c one: FIFO would run a, a, a, b, b, c.
       for (const [t, n] of [[0, 3], [1, 2], [2, 1]] as const) {
         for (let i = 1; i <= n; i++) {
-          table.insert({
+          await table.insert({
             id: `job_${'abc'[t]}${i}`, tenant_id: tenants[t]!.id, task_name: 'x', task_created_at: tick(), prompt_name: 'p', ensemble_name: null,
             state: 'queued', options: '{}', examples: '[]', validation: null, num_examples: 2, created_at: tick(),
           });
         }
       }
       const order: string[] = [];
-      for (let next = table.nextQueued(); next; next = table.nextQueued()) {
+      for (let next = await table.nextQueued(); next; next = await table.nextQueued()) {
         order.push(next.id.slice(4));
-        table.transition(next.id, ['queued'], { state: 'succeeded', started_at: tick(), finished_at: tick() });
+        await table.transition(next.id, ['queued'], { state: 'succeeded', started_at: tick(), finished_at: tick() });
       }
       assert.deepEqual(order, ['a1', 'b1', 'c1', 'a2', 'b2', 'a3']);
       // A tenant excluded (over its time quota) waits; the others go on.
-      table.insert({ id: 'job_a4', tenant_id: tenants[0]!.id, task_name: 'x', task_created_at: tick(), prompt_name: 'p', ensemble_name: null, state: 'queued', options: '{}', examples: '[]', validation: null, num_examples: 2, created_at: tick() });
-      table.insert({ id: 'job_b3', tenant_id: tenants[1]!.id, task_name: 'x', task_created_at: tick(), prompt_name: 'p', ensemble_name: null, state: 'queued', options: '{}', examples: '[]', validation: null, num_examples: 2, created_at: tick() });
-      assert.equal(table.nextQueued([tenants[1]!.id])?.id, 'job_a4');
-      assert.equal(table.nextQueued()?.id, 'job_b3', 'b ran longer ago than a');
+      await table.insert({ id: 'job_a4', tenant_id: tenants[0]!.id, task_name: 'x', task_created_at: tick(), prompt_name: 'p', ensemble_name: null, state: 'queued', options: '{}', examples: '[]', validation: null, num_examples: 2, created_at: tick() });
+      await table.insert({ id: 'job_b3', tenant_id: tenants[1]!.id, task_name: 'x', task_created_at: tick(), prompt_name: 'p', ensemble_name: null, state: 'queued', options: '{}', examples: '[]', validation: null, num_examples: 2, created_at: tick() });
+      assert.equal((await table.nextQueued([tenants[1]!.id]))?.id, 'job_a4');
+      assert.equal((await table.nextQueued())?.id, 'job_b3', 'b ran longer ago than a');
     } finally {
       await env.close();
     }
@@ -50,8 +50,8 @@ describe('fair training queue and per-tenant limits', () => {
   it('serves tenants round-robin, not first-in-first-out', async () => {
     const env = await startEnv({ maxActivePerTenant: 8 });
     try {
-      const a = env.store.createTenant('alpha').apiKey;
-      const b = env.store.createTenant('beta').apiKey;
+      const a = (await env.store.createTenant('alpha')).apiKey;
+      const b = (await env.store.createTenant('beta')).apiKey;
       for (const key of [a, b]) await api(env.url, 'POST', '/v1/tasks', { key, json: SENTIMENT });
       const a1 = (await submit(env.url, a, { prompt: 'a1', examples: examples(40), options: LONG })).json as Job;
       await waitFor(env.url, a, a1.id, runningAt(1), 'running');
@@ -75,8 +75,8 @@ describe('fair training queue and per-tenant limits', () => {
   it('limits a tenant\'s active jobs (429 TRAINING_QUEUE_LIMIT with Retry-After); other tenants are not affected', async () => {
     const env = await startEnv({ maxActivePerTenant: 1 });
     try {
-      const a = env.store.createTenant('alpha').apiKey;
-      const b = env.store.createTenant('beta').apiKey;
+      const a = (await env.store.createTenant('alpha')).apiKey;
+      const b = (await env.store.createTenant('beta')).apiKey;
       for (const key of [a, b]) await api(env.url, 'POST', '/v1/tasks', { key, json: SENTIMENT });
       const first = await submit(env.url, a, { prompt: 'p', examples: examples(40), options: LONG });
       assert.equal(first.status, 202);
@@ -97,8 +97,8 @@ describe('fair training queue and per-tenant limits', () => {
   it('limits a tenant\'s training time: the running job is stopped at the limit, then submits get 429 TRAINING_TIME_QUOTA', async () => {
     const env = await startEnv({ tenantSeconds: 0.001, tenantWindowSeconds: 3600 });
     try {
-      const a = env.store.createTenant('alpha').apiKey;
-      const b = env.store.createTenant('beta').apiKey;
+      const a = (await env.store.createTenant('alpha')).apiKey;
+      const b = (await env.store.createTenant('beta')).apiKey;
       for (const key of [a, b]) await api(env.url, 'POST', '/v1/tasks', { key, json: SENTIMENT });
       const first = await submit(env.url, a, { prompt: 'p', examples: examples(40), options: LONG });
       assert.equal(first.status, 202);

@@ -37,7 +37,7 @@ export async function startEnv(training: Partial<TrainingConfig> = {}): Promise<
   const config: ServerConfig = { ...DEFAULT_CONFIG, adminKey: ADMIN, dataDir: dir, port: 0 };
   const store = PromptStore.open({ dataDir: dir, spec: SPEC, limits: promptLimits(config) });
   const manager = new TrainingManager({ store, modelDir: STORIES, spec: SPEC, config: { ...DEFAULT_TRAINING_CONFIG, niceness: 0, progressIntervalMs: 50, ...training } });
-  manager.start();
+  await manager.start();
   const app = createApp({ store, spec: SPEC, config, routes: [healthRoutes(), ...apiRoutes(), jobsRoutes(manager)] });
   const server: Server = await new Promise((resolve) => { const s = app.listen(0, '127.0.0.1', () => resolve(s)); });
   const { port } = server.address() as AddressInfo;
@@ -47,7 +47,7 @@ export async function startEnv(training: Partial<TrainingConfig> = {}): Promise<
       await manager.stop();
       server.closeAllConnections();
       await new Promise<void>((r) => server.close(() => r()));
-      store.close();
+      await store.close();
     },
   };
 }

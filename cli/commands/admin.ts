@@ -21,18 +21,17 @@ export function registerAdmin(program: Command): void {
       const file = join(dir, 'softserve.db');
       if (!existsSync(file)) throw new RuntimeError(`no softserve database in ${dir} (has the server run with this data directory?)`);
       // Loaded here, not at start: the native SQLite binding costs every other command time.
-      const { openDb } = await import('../../prompts/db.ts');
-      const { rotateAdminKey } = await import('../../prompts/admin-keys.ts');
-      const db = openDb(file);
+      const { SqliteStore } = await import('../../prompts/store/sqlite/index.ts');
+      const store = SqliteStore.openKeysOnly(dir);
       try {
-        const { apiKey, key } = rotateAdminKey(db);
+        const { apiKey, key } = await store.keys.rotateAdminKey();
         if (wantsJson(cmd)) return printJson({ api_key: apiKey, key: { id: key.id, prefix: key.prefix, created_at: key.createdAt } });
         if (opts.quiet) return out(apiKey);
         out('new admin key (shown this once; the old one no longer works):');
         out('');
         out(`  export SOFTSERVE_ADMIN_KEY=${apiKey}`);
       } finally {
-        db.close();
+        store.close();
       }
     });
 }

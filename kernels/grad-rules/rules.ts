@@ -9,8 +9,8 @@
 // only if a gradient actually has to flow through it.
 
 import type { NodeSpec } from '../onnx-proto.ts';
-import type { Graph, Value } from '../graph.ts';
-import { type Dim, isUnknownDim, normAxis, type ShapeInference } from './shapes.ts';
+import type { Dim, Graph, Value } from '../graph.ts';
+import { isUnknownDim, normAxis, type ShapeInference } from '../shapes.ts';
 
 export interface RuleContext {
   g: Graph;
@@ -347,8 +347,3 @@ export const GRAD_RULES: Record<string, GradRule> = {
 
 /** Ops the rules know (for error messages and tests). */
 export const DIFFERENTIABLE_OPS = Object.keys(GRAD_RULES).sort();
-
-/** Unknown dims cannot be compared statically: the caller reduces at run time. */
-export function staticallyEqual(a: Dim, b: Dim): boolean {
-  return a === b && !isUnknownDim(a);
-}

@@ -3,6 +3,7 @@
 
 import type { Graph, Value } from '../../kernels/graph.ts';
 import { configInt, configNumber, configOptionalInt, type Checkpoint } from '../checkpoint.ts';
+import type { Family } from '../family.ts';
 import type { ModelSpec } from '../spec.ts';
 import {
   activation, attendWithPrefix, attentionBias, declareServingInputs, embedTokens, layerNorm, linear,
@@ -58,3 +59,14 @@ export function buildGpt2Graph(g: Graph, ckpt: Checkpoint, spec: ModelSpec): voi
   }
   scoreAndPool(g, inp, spec, ln(x, 'ln_f'), { outputEmbedding: wte });
 }
+
+export const gpt2: Family = {
+  name: 'gpt2',
+  modelTypes: ['gpt2'],
+  spec: gpt2Spec,
+  buildServingGraph: buildGpt2Graph,
+  positionOffset: () => 0,
+  // GPT-2 adds no special tokens around an input.
+  specialTokens: () => ({ start: [], end: [], mask: null }),
+  inputEmbeddingNames: () => ['transformer.wte.weight', 'wte.weight'],
+};

@@ -4,6 +4,7 @@
 import type { Graph, Value } from '../../kernels/graph.ts';
 import { SoftserveError } from '../../kernels/errors.ts';
 import { configInt, configNumber, configOptionalInt, type Checkpoint } from '../checkpoint.ts';
+import type { Family } from '../family.ts';
 import type { ModelSpec } from '../spec.ts';
 import {
   activation, attendWithPrefix, attentionBias, declareServingInputs, embedTokens, linear, linearWeight,
@@ -95,3 +96,14 @@ export function buildLlamaGraph(g: Graph, ckpt: Checkpoint, spec: ModelSpec): vo
   const lmHead = tied ? embedding : g.weight('lm_head.weight', [V, H], ws.get('lm_head.weight', [V, H]));
   scoreAndPool(g, inp, spec, final, { outputEmbedding: lmHead });
 }
+
+export const llama: Family = {
+  name: 'llama',
+  modelTypes: ['llama'],
+  spec: llamaSpec,
+  buildServingGraph: buildLlamaGraph,
+  positionOffset: () => 0,
+  // BOS when tokenizer_config asks for it (add_bos_token); no EOS, no mask.
+  specialTokens: (spec, _tok, addBos) => ({ start: addBos && spec.bosTokenId !== null ? [spec.bosTokenId] : [], end: [], mask: null }),
+  inputEmbeddingNames: () => ['model.embed_tokens.weight'],
+};

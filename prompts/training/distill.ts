@@ -7,6 +7,7 @@
 
 import type { TrainableModel } from '../../models/training-graph.ts';
 import type { PromptTensors } from '../kinds.ts';
+import { softmax } from '../softmax.ts';
 import type { Example } from './data.ts';
 import { evaluatePrompt, type TaskSpec } from './trainer.ts';
 
@@ -37,11 +38,7 @@ function argmax(xs: number[]): number {
 /** p^(1/T), renormalised (T = 1: unchanged). */
 export function sharpen(p: number[], temperature: number): number[] {
   if (temperature === 1) return p;
-  const logs = p.map((x) => Math.log(Math.max(x, 1e-30)) / temperature);
-  const m = Math.max(...logs);
-  const e = logs.map((l) => Math.exp(l - m));
-  const z = e.reduce((a, b) => a + b, 0);
-  return e.map((x) => x / z);
+  return softmax(p.map((x) => Math.log(Math.max(x, 1e-30)) / temperature));
 }
 
 export function distillExamples(labelled: Example[], labelledTargets: number[][], unlabelled: string[], unlabelledTargets: number[][], goldWeight: number): Example[] {

@@ -6,6 +6,7 @@
 import { SoftserveError } from '../../kernels/errors.ts';
 import { extendedView, parseExtendedOptions, type DistillSpec, type InitFrom, type ProbeSolver } from './extended-options.ts';
 import type { Schedule } from './optim.ts';
+import type { PromptKind } from '../kinds.ts';
 
 export const METHODS = ['prompt_tuning', 'p_tuning', 'prefix_tuning', 'linear_head'] as const;
 export type TrainingMethod = (typeof METHODS)[number];
@@ -83,6 +84,11 @@ const BASE: Omit<TrainingOptions, 'method' | 'numVirtualTokens' | 'init' | 'enco
   initFrom: null,
   distill: null,
 };
+
+/** The kind of prompt a method trains (linear_head: a soft prompt, fixed, carrying the head). */
+export function methodKind(method: TrainingMethod): PromptKind {
+  return method === 'prefix_tuning' ? 'prefix' : method === 'p_tuning' ? 'ptuning' : 'soft';
+}
 
 export function defaultOptions(method: TrainingMethod): TrainingOptions {
   // Learning rates and epochs from npm run eval on stories260k (docs/RESULTS.md):

@@ -19,13 +19,15 @@
 import { SoftserveError } from '../../kernels/errors.ts';
 import type { EngineRow } from '../../models/batch.ts';
 import type { TrainableInput, TrainableModel } from '../../models/training-graph.ts';
-import type { PromptKind, PromptTensors } from '../kinds.ts';
+import { canTransfer, promptKind, tokensInText, type PromptKind, type PromptTensors } from '../kinds.ts';
+import { engineRow, taskRows, tokenizeInput, type RowModel, type RowPrompt, type TaskRows } from '../rows.ts';
+import { softmax } from '../softmax.ts';
 import type { Scoring } from '../store.ts';
-import { buildRow, labelTokenId, parseTemplate, specialTokens } from '../template.ts';
+import { labelTokenId, specialTokens } from '../template.ts';
 import type { Example } from './data.ts';
 import { fitWithGrid, type GridFit, type GridPoint, type LogRegData } from './logreg.ts';
 import { AdamW, clipGradNorm, learningRate, param, zeroGrads, type Param } from './optim.ts';
-import type { PromptInit, TrainingOptions } from './options.ts';
+import { methodKind, type PromptInit, type TrainingOptions } from './options.ts';
 import {
   DirectEncoder, FrozenEncoder, LstmEncoder, MlpEncoder, PrefixMlpEncoder, type PromptEncoder,
 } from './reparam.ts';
@@ -106,11 +108,15 @@ const EVAL_BATCH = 64;
 
 // --- helpers ---------------------------------------------------------------------------
 
-function encodeAll(model: TrainableModel, task: TaskSpec, examples: Example[], virtualTokens: number, maxTextTokens: number): Encoded[] {
-  const pieces = parseTemplate(task.template);
-  const special = specialTokens(model.spec, model.tokenizer, model.tokenizer.addBos);
+/** The row builder's view of a trainable model (the same tokenizer and BOS rule as serving). */
+function rowModel(model: TrainableModel): RowModel {
+  return { spec: model.spec, tokenizer: model.tokenizer, addBos: model.tokenizer.addBos };
+}
+
+function encodeAll(model: TrainableModel, plan: TaskRows, examples: Example[], virtualTokens: number, maxTextTokens: number): Encoded[] {
+  const rm = rowModel(model);
   return examples.map((e) => {
-    const b = buildRow(pieces, e.text, model.tokenizer, model.spec, special, virtualTokens, maxTextTokens);
+    const b = tokenizeInput(rm, plan, e.text, virtualTokens, maxTextTokens);
     const enc: Encoded = { ids: b.ids, scorePosition: b.scorePosition, label: e.label };
     if (e.target) enc.target = e.target;
     return enc;
@@ -263,9 +269,9 @@ export async function trainPrompt(
   // A linear probe without any virtual token (P = 0) is for evaluation only:
   // the store needs a prompt to publish, so the API's linear_head uses P = 1.
   const noPrompt = method === 'linear_head' && P === 0;
-  const kind: PromptKind = isPrefix ? 'prefix' : method === 'p_tuning' ? 'ptuning' : 'soft';
-  const labelIds = headTask ? [] : labelTokens(model, task);
-  const poolMean = task.scoring.type === 'head' ? task.scoring.pooling === 'mean' : true;
+  const kind = methodKind(method);
+  const def = promptKind(kind);
+  const plan = taskRows(rowModel(model), task);
 
   const progress = (p: Partial<Progress>) => hooks.onProgress?.({
     member: member.index, members: member.count, phase: 'training', step: 0, totalSteps: 0, epoch: 0,
@@ -273,13 +279,14 @@ export async function trainPrompt(
   });
   progress({ phase: 'preparing' });
 
-  const trainEnc = encodeAll(model, task, train, isPrefix ? 0 : P, opts.maxTextTokens);
-  const heldEnc = encodeAll(model, task, heldOut, isPrefix ? 0 : P, opts.maxTextTokens);
+  const inText = tokensInText({ kind, numVirtualTokens: P });
+  const trainEnc = encodeAll(model, plan, train, inText, opts.maxTextTokens);
+  const heldEnc = encodeAll(model, plan, heldOut, inText, opts.maxTextTokens);
   const initRng = stream(opts.seed, 'init');
   const orderRng = stream(opts.seed, 'order');
   const pool = vocabularyPool(model, trainEnc);
 
-  const from = extras.initPrompt ? transferInit(extras.initPrompt, kind, P, isPrefix ? prefixSize(spec, P) : P * H) : null;
+  const from = extras.initPrompt ? transferInit(extras.initPrompt, kind, P, def.shape(spec, P).reduce((a, b) => a * b, 1)) : null;
   let encoder: PromptEncoder;
   if (isPrefix) {
     const base = from ?? await initPrefix(model, task, opts.init, P, pool, initRng);
@@ -300,12 +307,10 @@ export async function trainPrompt(
     return m;
   };
   const rowFor = (e: Encoded, m: Materialised): EngineRow => {
-    const row: EngineRow = { inputIds: e.ids, scorePosition: e.scorePosition, poolMean };
-    if (isPrefix) row.prefix = { key: 'p', length: P, data: m.prompt };
-    else if (!noPrompt) row.softPrompt = { key: 's', length: P, data: m.prompt };
-    if (m.head) row.head = { key: 'h', numClasses: C, weight: m.head.weight, bias: m.head.bias };
-    else row.labelIds = labelIds;
-    return row;
+    // A probe without virtual tokens (noPrompt) carries no prompt tensor, only its head.
+    const prompt: RowPrompt = { key: 'p', kind, numVirtualTokens: noPrompt ? 0 : P, data: m.prompt };
+    if (m.head) prompt.head = m.head;
+    return engineRow(plan, e, prompt);
   };
   // Evaluation batches no larger than the training batch: a forward pass on 64
   // long rows can need more memory than the step itself (the job's memory budget
@@ -400,7 +405,7 @@ export async function trainPrompt(
   }
 
   if (heldEnc.length > 0 && !(headStep && opts.solver === 'lbfgs')) await runEval();
-  const wrt: TrainableInput[] = [isPrefix ? 'prefix_table' : 'soft_prompt_table', ...(head ? ['head_table', 'head_bias'] as TrainableInput[] : [])];
+  const wrt: TrainableInput[] = [def.trainableInput, ...(head ? ['head_table', 'head_bias'] as TrainableInput[] : [])];
   const finishExact = (fit: GridFit): TrainResult => {
     fit.points.forEach((p, i) => {
       const point: EvalPoint = { member: member.index, step: i, epoch: 0, trainLoss: NaN, heldOutLoss: p.heldOutLoss, heldOutAccuracy: p.heldOutAccuracy, elapsedMs: performance.now() - started };
@@ -550,14 +555,9 @@ function softTargets(items: Encoded[], C: number, weight: number): Float32Array 
   return t;
 }
 
-function prefixSize(spec: TrainableModel['spec'], P: number): number {
-  return spec.numLayers * 2 * spec.numKvHeads * P * spec.headDim;
-}
-
 /** A transferred prompt as the encoder's starting point: soft and P-tuning prompts are both P×H embeddings; prefixes only from prefixes. */
 function transferInit(src: PromptTensors, kind: PromptKind, P: number, size: number): Float64Array {
-  const embeds = (k: PromptKind) => k === 'soft' || k === 'ptuning';
-  if (src.kind !== kind && !(embeds(src.kind) && embeds(kind))) {
+  if (!canTransfer(src.kind, kind)) {
     throw new SoftserveError('INVALID_INPUT', `cannot start a ${kind} prompt from a ${src.kind} prompt`);
   }
   if (src.numVirtualTokens !== P || src.data.length !== size) {
@@ -615,11 +615,8 @@ export async function evaluatePrompt(
   model: TrainableModel, task: TaskSpec, examples: Example[], tensors: PromptTensors | null, maxTextTokens: number,
 ): Promise<{ accuracy: number; loss: number; predictions: number[]; probabilities: Float64Array[] }> {
   const C = task.labels.length;
-  const isPrefix = tensors?.kind === 'prefix';
-  const P = tensors && !isPrefix ? tensors.numVirtualTokens : 0;
-  const enc = encodeAll(model, task, examples, P, maxTextTokens);
-  const labelIds = task.scoring.type === 'verbalizer' ? labelTokens(model, task) : [];
-  const poolMean = task.scoring.type === 'head' ? task.scoring.pooling === 'mean' : true;
+  const plan = taskRows(rowModel(model), task);
+  const enc = encodeAll(model, plan, examples, tokensInText(tensors), maxTextTokens);
   if (task.scoring.type === 'head' && !tensors?.head) throw new SoftserveError('INVALID_TASK', 'a head task needs a prompt with a head');
   const predictions = new Array<number>(enc.length);
   const probabilities = new Array<Float64Array>(enc.length);
@@ -628,15 +625,7 @@ export async function evaluatePrompt(
   const order = enc.map((_, i) => i).sort((a, b) => enc[a]!.ids.length - enc[b]!.ids.length);
   for (let s = 0; s < order.length; s += EVAL_BATCH) {
     const part = order.slice(s, s + EVAL_BATCH);
-    const rows = part.map((i): EngineRow => {
-      const e = enc[i]!;
-      const row: EngineRow = { inputIds: e.ids, scorePosition: e.scorePosition, poolMean };
-      if (tensors && isPrefix) row.prefix = { key: 'p', length: tensors.numVirtualTokens, data: tensors.data };
-      else if (tensors && tensors.numVirtualTokens > 0) row.softPrompt = { key: 's', length: tensors.numVirtualTokens, data: tensors.data };
-      if (tensors?.head && task.scoring.type === 'head') row.head = { key: 'h', numClasses: C, weight: tensors.head.weight, bias: tensors.head.bias };
-      else row.labelIds = labelIds;
-      return row;
-    });
+    const rows = part.map((i) => engineRow(plan, enc[i]!, tensors && { key: 'p', ...tensors }));
     const r = await model.forward(rows);
     part.forEach((i, b) => {
       const e = enc[i]!;
@@ -644,13 +633,7 @@ export async function evaluatePrompt(
       loss -= logp;
       if (argmax === e.label) correct++;
       predictions[i] = argmax;
-      let max = -Infinity;
-      for (let c = 0; c < C; c++) max = Math.max(max, r.scores[b * r.classes + c]!);
-      const p = new Float64Array(C);
-      let sum = 0;
-      for (let c = 0; c < C; c++) { p[c] = Math.exp(r.scores[b * r.classes + c]! - max); sum += p[c]!; }
-      for (let c = 0; c < C; c++) p[c]! /= sum;
-      probabilities[i] = p;
+      probabilities[i] = Float64Array.from(softmax(r.scores, b * r.classes, C));
     });
   }
   return { accuracy: correct / Math.max(1, enc.length), loss: loss / Math.max(1, enc.length), predictions, probabilities };

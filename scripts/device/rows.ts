@@ -5,6 +5,7 @@
 
 import type { EngineRow, LinearHead, PrefixTensor, SoftPromptTensor } from '../../models/batch.ts';
 import type { ModelSpec } from '../../models/spec.ts';
+import { softmax } from '../../prompts/softmax.ts';
 
 function lcg(seed: number): () => number {
   let s = seed >>> 0;
@@ -82,8 +83,5 @@ export function benchRows(spec: ModelSpec, batch: number, tokens: number): Engin
 
 /** Per-row softmax of the first `classes` scores. */
 export function probabilities(scores: Float32Array): number[] {
-  const max = Math.max(...scores);
-  const e = Array.from(scores, (s) => Math.exp(s - max));
-  const sum = e.reduce((a, b) => a + b, 0);
-  return e.map((x) => x / sum);
+  return softmax(scores);
 }

@@ -1,15 +1,15 @@
-// HTTP-thread handle on an inference worker: start it, wait until the model is
-// loaded and warmed up, send assembled batches (their buffers are transferred,
-// not copied) and get outputs back as promises.
+// HTTP-thread handle on an inference worker, the first InferenceBackend
+// (backend.ts): start it, wait until the model is loaded and warmed up, send
+// batches of rows (packed by rows-wire.ts, their buffers transferred, not
+// copied; the worker assembles them) and get outputs back as promises.
 
 import { Worker } from 'node:worker_threads';
 import { SoftserveError, isErrorCode } from '../../kernels/errors.ts';
-import { assembleBatch, type AssembledBatch, type EngineRow } from '../../models/batch.ts';
 import type { ModelSpec } from '../../models/spec.ts';
 import type { ExecutionProvider } from '../../kernels/session.ts';
+import type { BatchInput, BatchOutput, InferenceBackend } from './backend.ts';
+import { packRows } from './rows-wire.ts';
 import type { FromWorker, ToWorker } from './protocol.ts';
-
-export interface InferenceOutput { scores: Float32Array; pooled: Float32Array; classes: number; inferenceMs: number }
 
 export interface InferenceWorkerOptions {
   modelDir: string;
@@ -43,9 +43,11 @@ const RESTART_MAX_MS = 5000;
  * and a new thread is started (with backoff if it keeps dying); `isReady` is
  * false until it has loaded the model again.
  */
-export class InferenceWorker {
+export class InferenceWorker implements InferenceBackend {
+  /** One session on one thread: one batch at a time (a pool would report the sum of its members'). */
+  readonly capacity = 1;
   private worker!: Worker;
-  private readonly pending = new Map<number, { resolve: (o: InferenceOutput) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (o: BatchOutput) => void; reject: (e: Error) => void }>();
   private nextId = 1;
   private closed = false;
   private up = false;
@@ -59,7 +61,6 @@ export class InferenceWorker {
   /** Times the thread was restarted after dying. */
   restarts = 0;
   spec: ModelSpec | null = null;
-  positionOffset = 0;
   warmupMs = 0;
   /** The first start: resolves when the model is loaded, rejects if the first thread fails. */
   readonly ready: Promise<void>;
@@ -82,7 +83,6 @@ export class InferenceWorker {
       switch (msg.type) {
         case 'ready':
           this.spec = msg.spec;
-          this.positionOffset = msg.positionOffset;
           this.warmupMs = msg.warmupMs;
           this.up = true;
           this.consecutiveFailures = 0;
@@ -102,7 +102,11 @@ export class InferenceWorker {
         case 'result': {
           const p = this.pending.get(msg.id);
           this.pending.delete(msg.id);
-          p?.resolve({ scores: msg.scores, pooled: msg.pooled, classes: msg.classes, inferenceMs: msg.inferenceMs });
+          p?.resolve({
+            ran: msg.ran, failed: msg.failed.map((f) => ({ group: f.group, error: toError(f.code, f.message) })),
+            scores: msg.scores, pooled: msg.pooled, classes: msg.classes, numClasses: msg.numClasses,
+            paddedLength: msg.paddedLength, realTokens: msg.realTokens, inferenceMs: msg.inferenceMs,
+          });
           break;
         }
         case 'failed': {
@@ -163,19 +167,14 @@ export class InferenceWorker {
     this.pending.clear();
   }
 
-  /** Builds the worker's input tensors for `rows` (on the calling thread). */
-  assemble(rows: EngineRow[]): AssembledBatch {
-    if (!this.spec) throw new SoftserveError('NOT_READY', 'the model is not loaded yet');
-    return assembleBatch(rows, this.spec, this.positionOffset);
-  }
-
-  run(batch: AssembledBatch): Promise<InferenceOutput> {
+  /** Sends the rows to the thread, which assembles and runs them. */
+  run(batch: BatchInput): Promise<BatchOutput> {
     if (this.closed) return Promise.reject(new SoftserveError('DRAINING', 'inference worker is closed'));
     if (this.testHold) return this.testHold.then(() => this.run(batch));
     if (!this.up) return Promise.reject(restarting('the inference worker is restarting; retry shortly'));
     const id = this.nextId++;
-    const transfer = Object.values(batch.feeds).map((t) => t.data.buffer as ArrayBuffer);
-    const msg: ToWorker = { type: 'run', id, feeds: batch.feeds };
+    const { packed, transfer } = packRows(batch);
+    const msg: ToWorker = { type: 'run', id, rows: packed };
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
       this.worker.postMessage(msg, transfer);

@@ -1,16 +1,23 @@
 // Messages between the HTTP thread and an inference worker.
 
-import type { TensorData } from '../../models/batch.ts';
 import type { ModelSpec } from '../../models/spec.ts';
+import type { PackedRows } from './rows-wire.ts';
 
 export type ToWorker =
-  | { type: 'run'; id: number; feeds: Record<string, TensorData> }
+  /** Rows to assemble and run (rows-wire.ts); every buffer in `rows` is transferred. */
+  | { type: 'run'; id: number; rows: PackedRows }
   | { type: 'close' }
   /** TEST ONLY (InferenceWorker.exitForTest): the thread exits as a crash would. */
   | { type: 'exit-for-test'; code: number };
 
 export type FromWorker =
-  | { type: 'ready'; spec: ModelSpec; positionOffset: number; warmupMs: number }
+  | { type: 'ready'; spec: ModelSpec; warmupMs: number }
   | { type: 'fatal'; code: string; message: string }
-  | { type: 'result'; id: number; scores: Float32Array; pooled: Float32Array; classes: number; inferenceMs: number }
+  | {
+    type: 'result'; id: number;
+    /** Rows that ran (indices into the batch) and the requests whose rows could not be assembled. */
+    ran: number[]; failed: Array<{ group: number; code: string; message: string }>;
+    scores: Float32Array; pooled: Float32Array; classes: number; numClasses: number[];
+    paddedLength: number; realTokens: number; inferenceMs: number;
+  }
   | { type: 'failed'; id: number; code: string; message: string };

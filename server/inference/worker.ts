@@ -1,17 +1,22 @@
 // Worker-thread side of inference: owns the Engine (and so the onnxruntime
-// session, whose run() would otherwise block the HTTP thread), runs the batches
-// it is sent and hands the outputs back without copying.
+// session, whose run() would otherwise block the HTTP thread), assembles the
+// rows it is sent into the serving graph's feeds, runs them and hands the
+// outputs back without copying.
 
 import { parentPort, workerData } from 'node:worker_threads';
 import { Engine } from '../../models/engine.ts';
-import type { AssembledBatch } from '../../models/batch.ts';
 import type { ExecutionProvider, SessionOptions } from '../../kernels/session.ts';
+import { assembleIsolated } from './assembly.ts';
+import { unpackRows } from './rows-wire.ts';
 import type { FromWorker, ToWorker } from './protocol.ts';
 
 interface WorkerConfig { modelDir: string; executionProvider: ExecutionProvider; intraOpThreads?: number; spinWait?: boolean }
 
 const port = parentPort!;
 const config = workerData as WorkerConfig;
+
+const codeOf = (err: unknown) => (err as { code?: string }).code ?? 'INTERNAL';
+const messageOf = (err: unknown) => (err as { message?: string }).message ?? String(err);
 
 async function main(): Promise<void> {
   let engine: Engine;
@@ -23,11 +28,10 @@ async function main(): Promise<void> {
     const started = performance.now();
     const warm = engine.assemble([{ inputIds: [engine.spec.bosTokenId ?? 0, 5, 6, 7], labelIds: [1, 2] }]);
     await engine.runAssembled(warm);
-    const ready: FromWorker = { type: 'ready', spec: engine.spec, positionOffset: engine.positionOffset, warmupMs: performance.now() - started };
+    const ready: FromWorker = { type: 'ready', spec: engine.spec, warmupMs: performance.now() - started };
     port.postMessage(ready);
   } catch (err) {
-    const e = err as { code?: string; message?: string };
-    port.postMessage({ type: 'fatal', code: e.code ?? 'INTERNAL', message: e.message ?? String(err) } satisfies FromWorker);
+    port.postMessage({ type: 'fatal', code: codeOf(err), message: messageOf(err) } satisfies FromWorker);
     return;
   }
   port.on('message', async (msg: ToWorker) => {
@@ -37,17 +41,18 @@ async function main(): Promise<void> {
       return;
     }
     if (msg.type === 'exit-for-test') process.exit(msg.code);
-    const started = performance.now();
     try {
-      const out = await engine.runAssembled({ feeds: msg.feeds } as AssembledBatch);
+      const { batch, ran, failed } = assembleIsolated(unpackRows(msg.rows), (rows) => engine.assemble(rows));
+      const started = performance.now();
+      const out = batch ? await engine.runAssembled(batch) : { scores: new Float32Array(0), pooled: new Float32Array(0), classes: 0 };
       const reply: FromWorker = {
-        type: 'result', id: msg.id, scores: out.scores, pooled: out.pooled, classes: out.classes,
-        inferenceMs: performance.now() - started,
+        type: 'result', id: msg.id, ran, failed: failed.map((f) => ({ group: f.group, code: codeOf(f.error), message: f.error.message })),
+        scores: out.scores, pooled: out.pooled, classes: out.classes, numClasses: batch?.numClasses ?? [],
+        paddedLength: batch?.paddedLength ?? 0, realTokens: batch?.realTokens ?? 0, inferenceMs: performance.now() - started,
       };
       port.postMessage(reply, [out.scores.buffer as ArrayBuffer, out.pooled.buffer as ArrayBuffer]);
     } catch (err) {
-      const e = err as { code?: string; message?: string };
-      port.postMessage({ type: 'failed', id: msg.id, code: e.code ?? 'INTERNAL', message: e.message ?? String(err) } satisfies FromWorker);
+      port.postMessage({ type: 'failed', id: msg.id, code: codeOf(err), message: messageOf(err) } satisfies FromWorker);
     }
   });
 }

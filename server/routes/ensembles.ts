@@ -35,27 +35,27 @@ export function ensemblesRouter(store: PromptStore): express.Router {
   const r = express.Router({ mergeParams: true });
   const task = (req: Request): string => req.params.task as string;
 
-  r.get('/', (req: Request, res: Response) => {
-    res.json({ ensembles: store.listEnsembles(tenantOf(res).id, task(req)).map(ensembleView) });
+  r.get('/', async (req: Request, res: Response) => {
+    res.json({ ensembles: (await store.listEnsembles(tenantOf(res).id, task(req))).map(ensembleView) });
   });
 
-  r.post('/', (req: Request, res: Response) => {
+  r.post('/', async (req: Request, res: Response) => {
     const name = (req.body as Record<string, unknown> | undefined)?.name;
-    const e = store.createEnsemble(tenantOf(res).id, task(req), name as string, members(req), { vote: voteOf(req) });
+    const e = await store.createEnsemble(tenantOf(res).id, task(req), name as string, members(req), { vote: voteOf(req) });
     res.status(201).json(ensembleView(e));
   });
 
-  r.post('/:name', (req: Request, res: Response) => {
-    const e = store.createEnsemble(tenantOf(res).id, task(req), req.params.name as string, members(req), { vote: voteOf(req) });
+  r.post('/:name', async (req: Request, res: Response) => {
+    const e = await store.createEnsemble(tenantOf(res).id, task(req), req.params.name as string, members(req), { vote: voteOf(req) });
     res.status(201).json(ensembleView(e));
   });
 
-  r.get('/:name', (req: Request, res: Response) => {
-    res.json(ensembleView(store.getEnsemble(tenantOf(res).id, task(req), req.params.name as string)));
+  r.get('/:name', async (req: Request, res: Response) => {
+    res.json(ensembleView(await store.getEnsemble(tenantOf(res).id, task(req), req.params.name as string)));
   });
 
-  r.delete('/:name', (req: Request, res: Response) => {
-    store.deleteEnsemble(tenantOf(res).id, task(req), req.params.name as string);
+  r.delete('/:name', async (req: Request, res: Response) => {
+    await store.deleteEnsemble(tenantOf(res).id, task(req), req.params.name as string);
     res.status(204).end();
   });
 

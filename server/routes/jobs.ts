@@ -122,7 +122,7 @@ export function jobsRoutes(manager: TrainingManager): RouteModule {
       const tenant = tenantOf(res);
       const task = String(req.params.task);
       // An unknown task is 404 before the body is read.
-      ctx.store.getTask(tenant.id, task);
+      await ctx.store.getTask(tenant.id, task);
       // JSON bodies under /v1/tasks are read by the app's own parser (SOFTSERVE_MAX_JSON_BYTES)
       // before this route runs; the training limit applies to every body by its declared length.
       const declared = Number(req.headers['content-length'] ?? NaN);
@@ -132,24 +132,24 @@ export function jobsRoutes(manager: TrainingManager): RouteModule {
       }
       const body = await readJobRequest(req, opts.maxUploadBytes, json, text, res);
       // 429s (queue full, tenant limits, time quota) carry details.retryAfter: the error handler sends it as Retry-After.
-      const job = manager.submit(tenant.id, task, body);
+      const job = await manager.submit(tenant.id, task, body);
       res.status(202).location(`/v1/jobs/${job.id}`).json(job);
     });
 
-    app.get('/v1/tasks/:task/jobs', tenantAuth, (req: Request, res: Response) => {
-      res.json({ jobs: manager.list(tenantOf(res).id, String(req.params.task)) });
+    app.get('/v1/tasks/:task/jobs', tenantAuth, async (req: Request, res: Response) => {
+      res.json({ jobs: await manager.list(tenantOf(res).id, String(req.params.task)) });
     });
 
-    app.get('/v1/jobs', tenantAuth, (_req: Request, res: Response) => {
-      res.json({ jobs: manager.list(tenantOf(res).id) });
+    app.get('/v1/jobs', tenantAuth, async (_req: Request, res: Response) => {
+      res.json({ jobs: await manager.list(tenantOf(res).id) });
     });
 
-    app.get('/v1/jobs/:id', tenantAuth, (req: Request, res: Response) => {
-      res.json(manager.get(tenantOf(res).id, String(req.params.id)));
+    app.get('/v1/jobs/:id', tenantAuth, async (req: Request, res: Response) => {
+      res.json(await manager.get(tenantOf(res).id, String(req.params.id)));
     });
 
-    app.post('/v1/jobs/:id/cancel', tenantAuth, (req: Request, res: Response) => {
-      res.json(manager.cancel(tenantOf(res).id, String(req.params.id)));
+    app.post('/v1/jobs/:id/cancel', tenantAuth, async (req: Request, res: Response) => {
+      res.json(await manager.cancel(tenantOf(res).id, String(req.params.id)));
     });
     },
   };

@@ -61,7 +61,7 @@ export function promptsRouter(store: PromptStore, config: ServerConfig): express
     let version;
     if (/^multipart\/form-data/i.test(type)) {
       // Resolve the task before reading the body: an unknown task is 404 at once.
-      store.getTask(tenant.id, task);
+      await store.getTask(tenant.id, task);
       const body = await readMultipart(req, { maxFileBytes: config.maxUploadBytes, maxFiles: 2, maxFields: 4, maxFieldBytes: 1024 });
       for (const f of body.files) {
         if (!CONFIG_PARTS.has(f.field) && !MODEL_PARTS.has(f.field) && !(f.filename !== null && (CONFIG_PARTS.has(f.filename) || MODEL_PARTS.has(f.filename)))) {
@@ -86,7 +86,7 @@ export function promptsRouter(store: PromptStore, config: ServerConfig): express
       const b = body as Record<string, unknown>;
       const name = b.name as string;
       validateName('prompt', name);
-      store.getTask(tenant.id, task);
+      await store.getTask(tenant.id, task);
       const tensors = parseJsonPrompt(b, store.spec, store.limits);
       version = await store.putPrompt(tenant.id, task, name, tensors, { source: 'json' });
     } else {
@@ -95,13 +95,13 @@ export function promptsRouter(store: PromptStore, config: ServerConfig): express
     res.status(201).json(versionView(version));
   });
 
-  r.get('/', (req: Request, res: Response) => {
-    const prompts = store.listPrompts(tenantOf(res).id, param(req, 'task'));
+  r.get('/', async (req: Request, res: Response) => {
+    const prompts = await store.listPrompts(tenantOf(res).id, param(req, 'task'));
     res.json({ prompts: prompts.map(promptView) });
   });
 
-  r.get('/:name', (req: Request, res: Response) => {
-    res.json(promptView(store.getPrompt(tenantOf(res).id, param(req, 'task'), param(req, 'name'))));
+  r.get('/:name', async (req: Request, res: Response) => {
+    res.json(promptView(await store.getPrompt(tenantOf(res).id, param(req, 'task'), param(req, 'name'))));
   });
 
   r.delete('/:name', async (req: Request, res: Response) => {
@@ -109,8 +109,8 @@ export function promptsRouter(store: PromptStore, config: ServerConfig): express
     res.status(204).end();
   });
 
-  r.get('/:name/versions/:version', (req: Request, res: Response) => {
-    const v = store.getPromptVersion(tenantOf(res).id, param(req, 'task'), param(req, 'name'), versionParam(param(req, 'version')));
+  r.get('/:name/versions/:version', async (req: Request, res: Response) => {
+    const v = await store.getPromptVersion(tenantOf(res).id, param(req, 'task'), param(req, 'name'), versionParam(param(req, 'version')));
     res.json(versionView(v));
   });
 

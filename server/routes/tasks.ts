@@ -30,9 +30,9 @@ function scoringFromJson(raw: unknown): Scoring {
 export function tasksRouter(store: PromptStore): express.Router {
   const r = express.Router();
 
-  r.post('/', requireJson, (req: Request, res: Response) => {
+  r.post('/', requireJson, async (req: Request, res: Response) => {
     const b = body(req);
-    const task = store.createTask(tenantOf(res).id, {
+    const task = await store.createTask(tenantOf(res).id, {
       name: b.name as string,
       labels: b.labels as string[],
       template: b.template as string,
@@ -41,12 +41,12 @@ export function tasksRouter(store: PromptStore): express.Router {
     res.status(201).json(taskView(task));
   });
 
-  r.get('/', (_req: Request, res: Response) => {
-    res.json({ tasks: store.listTasks(tenantOf(res).id).map(taskView) });
+  r.get('/', async (_req: Request, res: Response) => {
+    res.json({ tasks: (await store.listTasks(tenantOf(res).id)).map(taskView) });
   });
 
-  r.get('/:task', (req: Request, res: Response) => {
-    res.json(taskView(store.getTask(tenantOf(res).id, req.params.task as string)));
+  r.get('/:task', async (req: Request, res: Response) => {
+    res.json(taskView(await store.getTask(tenantOf(res).id, req.params.task as string)));
   });
 
   r.delete('/:task', async (req: Request, res: Response) => {

@@ -15,15 +15,15 @@ export function tenantQuotaRoutes(quotas: TenantQuotas, admission: Admission, de
     name: 'tenant-quotas',
     mount(app, ctx) {
     const view = (id: string) => ({ id, ...quotaView(quotas.get(id), defaults), in_flight: admission.usage(id) });
-    app.patch('/v1/tenants/:id', ctx.adminAuth, ctx.jsonBody, (req: Request, res: Response) => {
+    app.patch('/v1/tenants/:id', ctx.adminAuth, ctx.jsonBody, async (req: Request, res: Response) => {
       const id = String(req.params.id);
-      ctx.store.getTenant(id); // 404 for an unknown tenant
-      quotas.update(id, req.body);
+      await ctx.store.getTenant(id); // 404 for an unknown tenant
+      await quotas.update(id, req.body);
       res.json(view(id));
     });
-    app.get('/v1/tenants/:id/quota', ctx.adminAuth, (req: Request, res: Response) => {
+    app.get('/v1/tenants/:id/quota', ctx.adminAuth, async (req: Request, res: Response) => {
       const id = String(req.params.id);
-      ctx.store.getTenant(id);
+      await ctx.store.getTenant(id);
       res.json(view(id));
     });
     },

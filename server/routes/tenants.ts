@@ -15,19 +15,19 @@ export function tenantsRouter(store: PromptStore): express.Router {
   const r = express.Router();
   const id = (req: Request): string => req.params.id as string;
 
-  r.post('/', (req: Request, res: Response) => {
+  r.post('/', async (req: Request, res: Response) => {
     const b = req.body as unknown;
     if (typeof b !== 'object' || b === null || Array.isArray(b)) throw new SoftserveError('BAD_REQUEST', 'body must be a JSON object {name}');
-    const { tenant, apiKey, key } = store.createTenant((b as Record<string, unknown>).name as string);
+    const { tenant, apiKey, key } = await store.createTenant((b as Record<string, unknown>).name as string);
     res.status(201).json({ ...tenantView(tenant), api_key: apiKey, key: keyView(key) });
   });
 
-  r.get('/', (_req: Request, res: Response) => {
-    res.json({ tenants: store.listTenants().map(tenantView) });
+  r.get('/', async (_req: Request, res: Response) => {
+    res.json({ tenants: (await store.listTenants()).map(tenantView) });
   });
 
-  r.get('/:id', (req: Request, res: Response) => {
-    res.json(tenantView(store.getTenant(id(req))));
+  r.get('/:id', async (req: Request, res: Response) => {
+    res.json(tenantView(await store.getTenant(id(req))));
   });
 
   r.delete('/:id', async (req: Request, res: Response) => {
@@ -35,17 +35,17 @@ export function tenantsRouter(store: PromptStore): express.Router {
     res.status(204).end();
   });
 
-  r.post('/:id/keys', (req: Request, res: Response) => {
-    const { apiKey, key } = store.createApiKey(id(req));
+  r.post('/:id/keys', async (req: Request, res: Response) => {
+    const { apiKey, key } = await store.createApiKey(id(req));
     res.status(201).json({ api_key: apiKey, key: keyView(key) });
   });
 
-  r.get('/:id/keys', (req: Request, res: Response) => {
-    res.json({ keys: store.listApiKeys(id(req)).map(keyView) });
+  r.get('/:id/keys', async (req: Request, res: Response) => {
+    res.json({ keys: (await store.listApiKeys(id(req))).map(keyView) });
   });
 
-  r.delete('/:id/keys/:keyId', (req: Request, res: Response) => {
-    store.revokeApiKey(id(req), req.params.keyId as string);
+  r.delete('/:id/keys/:keyId', async (req: Request, res: Response) => {
+    await store.revokeApiKey(id(req), req.params.keyId as string);
     res.status(204).end();
   });
 

@@ -8,9 +8,9 @@
 // published version records.
 
 import { SoftserveError } from '../../kernels/errors.ts';
-import type { PromptKind, PromptTensors } from '../../prompts/kinds.ts';
+import { canTransfer, type PromptTensors } from '../../prompts/kinds.ts';
 import type { PromptStore, PromptVersionInfo, Task } from '../../prompts/store.ts';
-import type { TrainingOptions } from '../../prompts/training/options.ts';
+import { methodKind, type TrainingOptions } from '../../prompts/training/options.ts';
 import type { MemberSummary } from './protocol.ts';
 
 export interface JobSources {
@@ -18,14 +18,10 @@ export interface JobSources {
   teacher?: PromptTensors[];
 }
 
-function kindOf(method: TrainingOptions['method']): PromptKind {
-  return method === 'prefix_tuning' ? 'prefix' : method === 'p_tuning' ? 'ptuning' : 'soft';
-}
-
 /** A named prompt version, with the option that named it in the error when it is missing. */
-function lookUp(store: PromptStore, tenantId: string, task: string, prompt: string, version: number | null, field: string): PromptVersionInfo {
+async function lookUp(store: PromptStore, tenantId: string, task: string, prompt: string, version: number | null, field: string): Promise<PromptVersionInfo> {
   try {
-    return store.getPromptVersion(tenantId, task, prompt, version);
+    return await store.getPromptVersion(tenantId, task, prompt, version);
   } catch (err) {
     if (err instanceof SoftserveError && err.code === 'NOT_FOUND') {
       throw new SoftserveError('NOT_FOUND', `options.${field}: ${err.message}`, { field });
@@ -40,23 +36,22 @@ function lookUp(store: PromptStore, tenantId: string, task: string, prompt: stri
  * ensemble or task (named by the option), 422 PROMPT_SHAPE_MISMATCH a
  * transfer prompt of another kind or length.
  */
-export function pinJobSources(store: PromptStore, tenantId: string, task: Task, options: TrainingOptions): TrainingOptions {
+export async function pinJobSources(store: PromptStore, tenantId: string, task: Task, options: TrainingOptions): Promise<TrainingOptions> {
   const out: TrainingOptions = { ...options };
   if (options.initFrom) {
     const from = options.initFrom;
     const taskName = from.task ?? task.name;
     if (from.task !== null) {
       try {
-        store.getTask(tenantId, from.task);
+        await store.getTask(tenantId, from.task);
       } catch (err) {
         if (err instanceof SoftserveError && err.code === 'NOT_FOUND') throw new SoftserveError('NOT_FOUND', `options.init.task: ${err.message}`, { field: 'init.task' });
         throw err;
       }
     }
-    const v = lookUp(store, tenantId, taskName, from.prompt, from.version, 'init.from_prompt');
-    const want = kindOf(options.method);
-    const embeds = (k: PromptKind) => k === 'soft' || k === 'ptuning';
-    if (v.kind !== want && !(embeds(v.kind) && embeds(want))) {
+    const v = await lookUp(store, tenantId, taskName, from.prompt, from.version, 'init.from_prompt');
+    const want = methodKind(options.method);
+    if (!canTransfer(v.kind, want)) {
       throw new SoftserveError('PROMPT_SHAPE_MISMATCH', `options.init.from_prompt: ${from.prompt} v${v.version} is a ${v.kind} prompt; ${options.method} trains a ${want} prompt (soft and P-tuning prompts transfer to each other, prefixes only to prefixes)`, { field: 'init.from_prompt', expected: want, got: v.kind });
     }
     if (v.numVirtualTokens !== options.numVirtualTokens) {
@@ -73,14 +68,15 @@ export function pinJobSources(store: PromptStore, tenantId: string, task: Task, 
     if (t.ensemble !== null && members.length === 0) {
       let e;
       try {
-        e = store.getEnsemble(tenantId, task.name, t.ensemble);
+        e = await store.getEnsemble(tenantId, task.name, t.ensemble);
       } catch (err) {
         if (err instanceof SoftserveError && err.code === 'NOT_FOUND') throw new SoftserveError('NOT_FOUND', `options.teacher.ensemble: ${err.message}`, { field: 'teacher.ensemble' });
         throw err;
       }
       members = e.members.map((m) => ({ prompt: m.prompt, version: m.version ?? null }));
     }
-    const pinned = members.map((m, i) => ({ prompt: m.prompt, version: lookUp(store, tenantId, task.name, m.prompt, m.version, `teacher.prompts[${i}]`).version }));
+    const pinned = [];
+    for (const [i, m] of members.entries()) pinned.push({ prompt: m.prompt, version: (await lookUp(store, tenantId, task.name, m.prompt, m.version, `teacher.prompts[${i}]`)).version });
     out.distill = { ...options.distill, teacher: { ensemble: t.ensemble, prompts: pinned } };
   }
   return out;

@@ -1,5 +1,6 @@
 // The training manager (on the HTTP thread): validates and queues jobs in the
-// database, runs them one at a time on the training worker thread, keeps
+// database, runs them one at a time on the training worker thread (through
+// TrainingWorkerClient, client.ts, which owns the thread), keeps
 // their progress (throttled to the database, live in memory), cancels them,
 // and publishes the trained prompts through the prompt store only once a job
 // has completed: each prompt as a new version (source "training"), then the
@@ -18,21 +19,20 @@
 // - memory: a job's peak is estimated at submit and refused over the budget
 //   (budget.ts); while it runs, the process's RSS growth is sampled and the
 //   job stopped at its next step if it passes the ceiling (memory-watch.ts);
-// - the queue is round-robin across tenants (jobs-db.ts, nextQueued), with
+// - the queue is round-robin across tenants (JobStore.nextQueued, prompts/store/), with
 //   per-tenant limits on active jobs and on training time in a window;
 // - a job is bound to its task row: deleting the task stops the job
 //   (TASK_DELETED) and nothing is ever published into a re-created task.
 
-import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 
-import { isErrorCode, SoftserveError } from '../../kernels/errors.ts';
+import { SoftserveError } from '../../kernels/errors.ts';
 import type { ExecutionProvider } from '../../kernels/session.ts';
 import { validateName, type PromptStore, type Task } from '../../prompts/store.ts';
 import { checkPromptFitsTemplate, parseTemplate, softPlacement } from '../../prompts/template.ts';
 import { labelCounts, parseArray, parseJsonl, splitHeldOut, type Example, type Parsed, type RowError } from '../../prompts/training/data.ts';
-import { optionsView, parseTrainingOptions, type TrainingOptions } from '../../prompts/training/options.ts';
+import { methodKind, optionsView, parseTrainingOptions, type TrainingOptions } from '../../prompts/training/options.ts';
 import { stream } from '../../prompts/training/rng.ts';
 import type { EvalPoint, Progress } from '../../prompts/training/trainer.ts';
 import type { ModelSpec } from '../../models/spec.ts';
@@ -42,11 +42,16 @@ import { modelDimsOf, type ModelDims } from '../../prompts/training/memory.ts';
 import { checkTrainingBudget } from './budget.ts';
 import type { TrainingConfig } from '../config.ts';
 import { MemoryWatch } from './memory-watch.ts';
-import { FINAL_STATES, JobsTable, newJobId, now, type JobRow } from './jobs-db.ts';
+import { FINAL_STATES, newJobId, type JobFields, type JobRow, type JobStore, type PromptVersionInfo } from '../../prompts/store/index.ts';
 import { loadJobSources, parseUnlabelled, pinJobSources, provenanceFor, type JobSources } from './job-sources.ts';
-import type { FromTrainer, MemberSummary, ToTrainer } from './protocol.ts';
+import type { MemberSummary } from './protocol.ts';
+import { TrainingWorkerClient, type Outcome } from './client.ts';
 import { jobView, type JobResult, type JobView, type PublishedMember } from './views.ts';
 import type { PromptTensors } from '../../prompts/kinds.ts';
+
+function now(): string {
+  return new Date().toISOString();
+}
 
 export interface TrainingManagerOptions {
   store: PromptStore;
@@ -72,9 +77,6 @@ export interface JobRequest {
   unlabelled?: ExamplesInput;
 }
 
-/** How an attempt ended: the worker's answer, or the worker thread gone. */
-type Outcome = Extract<FromTrainer, { type: 'done' | 'failed' }> | { type: 'exited'; code: number };
-
 /** Why the manager stopped a running job itself (the job fails with this). */
 interface StopReason { code: 'TASK_DELETED' | 'TRAINING_MEMORY_LIMIT' | 'TRAINING_TIME_QUOTA'; message: string }
 
@@ -86,7 +88,6 @@ interface Running {
   lastPersist: number;
   startedAt: number;
   stopReason: StopReason | null;
-  settle: (msg: Outcome) => void;
 }
 
 const MB = 2 ** 20;
@@ -94,23 +95,21 @@ const MB = 2 ** 20;
 /** Failures that isolation decided (not the trainer's own): their code also goes on the job's last event. */
 const ISOLATION_CODES = new Set(['TASK_DELETED', 'TRAINING_MEMORY_LIMIT', 'TRAINING_TIME_QUOTA', 'WORKER_EXITED']);
 
-function asError(code: string, message: string): SoftserveError {
-  return new SoftserveError(isErrorCode(code) ? code : 'INTERNAL', message);
-}
-
 function describeErrors(errors: RowError[], count: number, what: string): string {
   const shown = errors.slice(0, 5).map((e) => (e.line !== undefined ? `line ${e.line}: ${e.message}` : e.index !== undefined ? `[${e.index}]: ${e.message}` : e.message));
   return `${count} bad ${what} row${count === 1 ? '' : 's'}: ${shown.join('; ')}${count > shown.length ? `; ... (${count - shown.length} more in details.errors)` : ''}`;
 }
 
 export class TrainingManager {
-  readonly table: JobsTable;
-  private worker: Worker | null = null;
-  private workerReady: Promise<void> | null = null;
+  /** The store's training jobs. */
+  readonly table: JobStore;
+  private readonly worker: TrainingWorkerClient;
   private current: Running | null = null;
   private stopping = false;
   private started = false;
   private pumping = false;
+  /** A pump was asked for while one was picking: pick again. */
+  private pumpAgain = false;
   private repumpTimer: NodeJS.Timeout | null = null;
   private dims: ModelDims | null = null;
   private readonly metrics: {
@@ -120,7 +119,13 @@ export class TrainingManager {
   } | null = null;
 
   constructor(private readonly opts: TrainingManagerOptions) {
-    this.table = new JobsTable(opts.store.db);
+    const { config } = opts;
+    this.worker = new TrainingWorkerClient(
+      { modelDir: opts.modelDir, executionProvider: opts.executionProvider ?? 'cpu', intraOpThreads: config.intraOpThreads, niceness: config.niceness },
+      opts.logger,
+      { onExit: (code) => { if (!this.stopping) this.opts.logger?.error({ code }, 'training worker exited'); } },
+    );
+    this.table = opts.store.backend.jobs;
     if (opts.registry) {
       const r = opts.registry;
       const table = this.table;
@@ -131,10 +136,10 @@ export class TrainingManager {
       };
       new Gauge({
         name: 'softserve_training_jobs', help: 'Training jobs queued or running', labelNames: ['state'], registers: [r],
-        collect() {
-          const rows = table.db.prepare(`SELECT state, COUNT(*) AS n FROM training_jobs WHERE state IN ('queued', 'running') GROUP BY state`).all() as Array<{ state: string; n: number }>;
-          this.set({ state: 'queued' }, rows.find((x) => x.state === 'queued')?.n ?? 0);
-          this.set({ state: 'running' }, rows.find((x) => x.state === 'running')?.n ?? 0);
+        async collect() {
+          const n = await table.countByState();
+          this.set({ state: 'queued' }, n.queued);
+          this.set({ state: 'running' }, n.running);
         },
       });
     }
@@ -149,21 +154,21 @@ export class TrainingManager {
   }
 
   /** Recovers jobs a previous process left running, then starts the queue. */
-  start(): void {
+  async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    for (const row of this.table.running()) {
+    for (const row of await this.table.running()) {
       if (row.cancel_requested === 1) {
-        this.table.transition(row.id, ['running'], { state: 'cancelled', finished_at: now() });
-        this.table.appendEvent(row.id, { type: 'cancelled', reason: 'the server restarted before the job stopped' });
+        await this.table.transition(row.id, ['running'], { state: 'cancelled', finished_at: now() });
+        await this.table.appendEvent(row.id, { type: 'cancelled', reason: 'the server restarted before the job stopped' });
       } else if (row.attempts >= this.opts.config.maxAttempts) {
         const message = `interrupted by a server restart after ${row.attempts} attempt${row.attempts === 1 ? '' : 's'}; not retried again`;
-        this.table.transition(row.id, ['running'], { state: 'failed', finished_at: now(), error: JSON.stringify({ code: 'INTERNAL', message }) });
-        this.table.appendEvent(row.id, { type: 'failed', reason: message });
+        await this.table.transition(row.id, ['running'], { state: 'failed', finished_at: now(), error: JSON.stringify({ code: 'INTERNAL', message }) });
+        await this.table.appendEvent(row.id, { type: 'failed', reason: message });
         this.metrics?.finished.inc({ outcome: 'failed' });
       } else {
-        this.table.transition(row.id, ['running'], { state: 'queued', progress: null });
-        this.table.appendEvent(row.id, { type: 'requeued', reason: 'the server restarted while the job was running; it starts again from the beginning' });
+        await this.table.transition(row.id, ['running'], { state: 'queued', progress: null });
+        await this.table.appendEvent(row.id, { type: 'requeued', reason: 'the server restarted while the job was running; it starts again from the beginning' });
       }
       this.opts.logger?.warn({ job: row.id }, 'training job was interrupted by a restart');
     }
@@ -182,10 +187,10 @@ export class TrainingManager {
     return 'jsonl' in input ? parseJsonl(input.jsonl, labels, limits) : parseArray(input.array, labels, limits);
   }
 
-  submit(tenantId: string, taskName: string, req: JobRequest): JobView {
+  async submit(tenantId: string, taskName: string, req: JobRequest): Promise<JobView> {
     this.requireEnabled();
     const { store } = this.opts;
-    const task = store.getTask(tenantId, taskName);
+    const task = await store.getTask(tenantId, taskName);
     const prompt = validateName('prompt', req.prompt);
     const options = parseTrainingOptions(req.options ?? {}, {
       maxVirtualTokens: store.limits.maxVirtualTokens, maxEnsembleSize: store.maxEnsembleSize, maxEpochs: 100, maxSteps: 100000,
@@ -194,9 +199,9 @@ export class TrainingManager {
       throw new SoftserveError('INVALID_TASK', `method linear_head trains a linear head, but task ${JSON.stringify(taskName)} scores with a verbalizer`);
     }
     // A template with {soft:a-b} slots takes prompts of exactly their length: refuse now, not at publish.
-    checkPromptFitsTemplate(softPlacement(task.template, parseTemplate(task.template), Number.MAX_SAFE_INTEGER), options.numVirtualTokens, options.method === 'prefix_tuning' ? 'prefix' : 'soft');
+    checkPromptFitsTemplate(softPlacement(task.template, parseTemplate(task.template), Number.MAX_SAFE_INTEGER), options.numVirtualTokens, methodKind(options.method));
     // Transfer and distillation sources, checked and pinned to versions (job-sources.ts).
-    const pinned = pinJobSources(store, tenantId, task, options);
+    const pinned = await pinJobSources(store, tenantId, task, options);
     if (req.unlabelled && !options.distill) throw new SoftserveError('BAD_REQUEST', 'unlabelled texts are for method distill (the teacher labels them)');
     const unlabelled = req.unlabelled ? parseUnlabelled(req.unlabelled, { maxExamples: this.opts.config.maxExamples, maxTextChars: this.opts.config.maxTextChars }) : [];
     let ensembleName: string | null = null;
@@ -204,7 +209,7 @@ export class TrainingManager {
       ensembleName = validateName('ensemble', req.ensemble ?? prompt);
       const members = this.memberNames(prompt, options.ensembleSize);
       members.forEach((m) => validateName('prompt', m));
-      this.checkEnsemble(tenantId, taskName, ensembleName, members);
+      await this.checkEnsemble(tenantId, taskName, ensembleName, members);
     } else if (req.ensemble !== undefined && req.ensemble !== null) {
       throw new SoftserveError('BAD_REQUEST', 'an ensemble name needs options.ensemble_size > 1');
     }
@@ -226,14 +231,14 @@ export class TrainingManager {
     const { config } = this.opts;
     const budget = checkTrainingBudget(this.modelDims(), options, task.template, validation ? [...parsed.examples, ...validation] : parsed.examples,
       { memoryMb: config.memoryMb, maxBatchTokens: config.maxBatchTokens });
-    if (this.table.countActive(tenantId) >= config.maxActivePerTenant) {
+    if (await this.table.countActive(tenantId) >= config.maxActivePerTenant) {
       throw new SoftserveError('TRAINING_QUEUE_LIMIT', `this tenant already has ${config.maxActivePerTenant} training jobs queued or running (SOFTSERVE_TRAINING_MAX_ACTIVE_PER_TENANT); wait for one to finish or cancel one`,
         { limit: config.maxActivePerTenant, retryAfter: 30 });
     }
-    if (this.table.countActive() >= config.maxActive) {
+    if (await this.table.countActive() >= config.maxActive) {
       throw new SoftserveError('OVERLOADED', `the training queue is full (${config.maxActive} jobs, SOFTSERVE_TRAINING_MAX_ACTIVE)`, { retryAfter: 60 });
     }
-    const quota = this.quota(tenantId);
+    const quota = await this.quota(tenantId);
     if (quota && quota.remainingMs <= 0) {
       throw new SoftserveError('TRAINING_TIME_QUOTA',
         `this tenant used ${Math.round(quota.usedMs / 1000)} s of training in the last ${config.tenantWindowSeconds} s; the limit is ${config.tenantSeconds} s (SOFTSERVE_TRAINING_TENANT_SECONDS)`,
@@ -242,7 +247,7 @@ export class TrainingManager {
     const id = newJobId();
     // Unlabelled texts (distillation) are stored with the examples, label null.
     const encode = (xs: Example[], extra: string[] = []) => JSON.stringify([...xs.map((e) => [e.text, e.label]), ...extra.map((t) => [t, null])]);
-    this.table.insert({
+    await this.table.insert({
       id, tenant_id: tenantId, task_name: taskName, task_created_at: task.createdAt, prompt_name: prompt, ensemble_name: ensembleName,
       state: 'queued', options: JSON.stringify(optionsView(pinned)), examples: encode(parsed.examples, unlabelled),
       validation: validation ? encode(validation) : null, num_examples: parsed.examples.length, created_at: now(),
@@ -251,7 +256,7 @@ export class TrainingManager {
     const counts = labelCounts(parsed.examples, task.labels.length);
     this.opts.logger?.info({ job: id, tenant: tenantId, task: taskName, method: options.method, examples: parsed.examples.length, counts }, 'training job queued');
     this.pump();
-    return this.get(tenantId, id);
+    return await this.get(tenantId, id);
   }
 
   private modelDims(): ModelDims {
@@ -270,11 +275,11 @@ export class TrainingManager {
    * A tenant's training time in the quota window: finished attempts plus the
    * running one; null when there is no quota (SOFTSERVE_TRAINING_TENANT_SECONDS=0).
    */
-  private quota(tenantId: string): { usedMs: number; remainingMs: number; retryAfterS: number } | null {
+  private async quota(tenantId: string): Promise<{ usedMs: number; remainingMs: number; retryAfterS: number } | null> {
     const { tenantSeconds, tenantWindowSeconds } = this.opts.config;
     if (tenantSeconds <= 0) return null;
     const windowMs = tenantWindowSeconds * 1000;
-    const t = this.table.trainingTime(tenantId, new Date(Date.now() - windowMs).toISOString());
+    const t = await this.table.trainingTime(tenantId, new Date(Date.now() - windowMs).toISOString());
     let usedMs = t.ms;
     if (this.current && this.current.row.tenant_id === tenantId) usedMs += performance.now() - this.current.startedAt;
     const remainingMs = tenantSeconds * 1000 - usedMs;
@@ -288,39 +293,37 @@ export class TrainingManager {
    * inside (process.exit in a worker ends the thread). Not reachable from HTTP.
    */
   crashWorkerForTest(code = 70): boolean {
-    if (!this.worker) return false;
-    this.post({ type: 'test_exit', code });
-    return true;
+    return this.worker.crashForTest(code);
   }
 
-  get(tenantId: string, id: string): JobView {
-    const row = this.table.getForTenant(tenantId, id);
+  async get(tenantId: string, id: string): Promise<JobView> {
+    const row = await this.table.getForTenant(tenantId, id);
     if (!row) throw new SoftserveError('NOT_FOUND', `no training job ${JSON.stringify(id)}`);
     const live = this.current && this.current.id === id ? { progress: this.current.progress, history: this.current.history } : undefined;
     return jobView(row, live);
   }
 
-  list(tenantId: string, task?: string): JobView[] {
-    if (task !== undefined) this.opts.store.getTask(tenantId, task);
-    return this.table.list(tenantId, task).map((row) => {
+  async list(tenantId: string, task?: string): Promise<JobView[]> {
+    if (task !== undefined) await this.opts.store.getTask(tenantId, task);
+    return (await this.table.list(tenantId, task)).map((row) => {
       const live = this.current && this.current.id === row.id ? { progress: this.current.progress, history: this.current.history } : undefined;
       return jobView(row, live);
     });
   }
 
-  cancel(tenantId: string, id: string): JobView {
-    const row = this.table.getForTenant(tenantId, id);
+  async cancel(tenantId: string, id: string): Promise<JobView> {
+    const row = await this.table.getForTenant(tenantId, id);
     if (!row) throw new SoftserveError('NOT_FOUND', `no training job ${JSON.stringify(id)}`);
     if (FINAL_STATES.includes(row.state)) throw new SoftserveError('CONFLICT', `job ${id} has already ${row.state === 'cancelled' ? 'been cancelled' : row.state}`);
-    if (row.state === 'queued' && this.table.transition(id, ['queued'], { state: 'cancelled', cancel_requested: 1, finished_at: now() })) {
-      this.table.appendEvent(id, { type: 'cancelled', reason: 'cancelled while queued' });
+    if (row.state === 'queued' && await this.table.transition(id, ['queued'], { state: 'cancelled', cancel_requested: 1, finished_at: now() })) {
+      await this.table.appendEvent(id, { type: 'cancelled', reason: 'cancelled while queued' });
       this.metrics?.finished.inc({ outcome: 'cancelled' });
     } else {
-      this.table.update(id, { cancel_requested: 1 });
-      this.table.appendEvent(id, { type: 'cancel_requested' });
-      if (this.current?.id === id) this.post({ type: 'cancel', jobId: id });
+      await this.table.update(id, { cancel_requested: 1 });
+      await this.table.appendEvent(id, { type: 'cancel_requested' });
+      if (this.current?.id === id) this.worker.cancel(id);
     }
-    return this.get(tenantId, id);
+    return await this.get(tenantId, id);
   }
 
   // --- running -------------------------------------------------------------------------
@@ -330,10 +333,10 @@ export class TrainingManager {
   }
 
   /** An existing ensemble must already be exactly these members (latest versions), or the job would conflict. */
-  private checkEnsemble(tenantId: string, task: string, name: string, members: string[]): boolean {
+  private async checkEnsemble(tenantId: string, task: string, name: string, members: string[]): Promise<boolean> {
     let existing;
     try {
-      existing = this.opts.store.getEnsemble(tenantId, task, name);
+      existing = await this.opts.store.getEnsemble(tenantId, task, name);
     } catch (err) {
       if (err instanceof SoftserveError && err.code === 'NOT_FOUND') return false;
       throw err;
@@ -346,82 +349,29 @@ export class TrainingManager {
     return true;
   }
 
-  private post(msg: ToTrainer, transfer: ArrayBuffer[] = []): void {
-    this.worker?.postMessage(msg, transfer);
-  }
-
-  private ensureWorker(): Promise<void> {
-    if (this.workerReady) return this.workerReady;
-    const { config } = this.opts;
-    const worker = new Worker(new URL('./worker-entry.mjs', import.meta.url), {
-      workerData: { modelDir: this.opts.modelDir, executionProvider: this.opts.executionProvider ?? 'cpu', intraOpThreads: config.intraOpThreads, niceness: config.niceness },
-      execArgv: [],
-    });
-    this.worker = worker;
-    this.workerReady = new Promise<void>((resolve, reject) => {
-      worker.on('message', (msg: FromTrainer) => {
-        switch (msg.type) {
-          case 'ready':
-            this.opts.logger?.info({ loadMs: Math.round(msg.loadMs) }, 'training worker ready');
-            resolve();
-            break;
-          case 'fatal':
-            reject(asError(msg.code, msg.message));
-            break;
-          case 'progress':
-            this.onProgress(msg.jobId, msg.progress);
-            break;
-          case 'eval':
-            this.onEval(msg.jobId, msg.point);
-            break;
-          case 'done':
-          case 'failed':
-            if (this.current?.id === msg.jobId) this.current.settle(msg);
-            break;
-        }
-      });
-      worker.on('error', (err) => {
-        this.opts.logger?.error({ err }, 'training worker failed');
-        reject(err);
-      });
-      worker.on('exit', (code) => {
-        reject(new SoftserveError('INTERNAL', `training worker exited with code ${code}`));
-        // A retired worker (closed after a job went over its memory ceiling) may exit while its successor runs.
-        if (this.worker !== worker) return;
-        this.worker = null;
-        this.workerReady = null;
-        if (!this.stopping) this.opts.logger?.error({ code }, 'training worker exited');
-        this.current?.settle({ type: 'exited', code });
-      });
-    });
-    this.workerReady.catch(() => {});
-    return this.workerReady;
-  }
-
-  private onProgress(jobId: string, p: Progress): void {
-    const cur = this.current;
-    if (!cur || cur.id !== jobId) return;
+  private onProgress(cur: Running, p: Progress): void {
     cur.progress = p;
     this.metrics?.examplesPerSec.set(p.examplesPerSec);
     // One indexed read per step: the job stops at its next step once its task is gone.
-    if (!cur.stopReason && this.table.taskDeleted(cur.id)) {
-      this.stopRunning(cur, { code: 'TASK_DELETED', message: `the task ${JSON.stringify(cur.row.task_name)} was deleted while the job ran; nothing was published` });
+    if (!cur.stopReason) {
+      void this.table.taskDeleted(cur.id).then((deleted) => {
+        if (deleted && this.current === cur) this.stopRunning(cur, { code: 'TASK_DELETED', message: `the task ${JSON.stringify(cur.row.task_name)} was deleted while the job ran; nothing was published` });
+      }, (err: unknown) => this.opts.logger?.error({ err, job: cur.id }, 'could not read the job\'s task state'));
     }
     if (performance.now() - cur.lastPersist >= this.opts.config.progressIntervalMs) this.persist(cur);
   }
 
-  private onEval(jobId: string, point: EvalPoint): void {
-    const cur = this.current;
-    if (!cur || cur.id !== jobId) return;
+  private onEval(cur: Running, point: EvalPoint): void {
     cur.history.push(point);
     this.persist(cur);
   }
 
   private persist(cur: Running): void {
     cur.lastPersist = performance.now();
-    const present = this.table.update(cur.id, { progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) });
-    // The row went with its tenant (ON DELETE CASCADE): stop training for nobody.
-    if (!present) this.post({ type: 'cancel', jobId: cur.id });
+    void this.table.update(cur.id, { progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) }).then((present) => {
+      // The row went with its tenant (ON DELETE CASCADE): stop training for nobody.
+      if (!present && this.current === cur) this.worker.cancel(cur.id);
+    }, (err: unknown) => this.opts.logger?.error({ err, job: cur.id }, 'could not save the job\'s progress'));
   }
 
   /** Stops the running job at its next step; it then fails with `reason`. */
@@ -429,87 +379,95 @@ export class TrainingManager {
     if (cur.stopReason) return;
     cur.stopReason = reason;
     this.opts.logger?.warn({ job: cur.id, code: reason.code }, reason.message);
-    this.post({ type: 'cancel', jobId: cur.id });
-  }
-
-  /**
-   * Lets the idle worker go (it releases its sessions and exits) so that the
-   * next job starts on a fresh one with all of the old one's memory returned.
-   * Never Worker.terminate() during a step: onnxruntime's native run cannot be
-   * interrupted, and a terminated thread returning from it aborts the process.
-   */
-  private retireWorker(): void {
-    const worker = this.worker;
-    if (!worker) return;
-    this.worker = null;
-    this.workerReady = null;
-    worker.postMessage({ type: 'close' } satisfies ToTrainer);
+    this.worker.cancel(cur.id);
   }
 
   private pump(): void {
-    if (this.pumping || this.current || this.stopping || !this.enabled) return;
-    // Tenants over their training-time quota wait; look again when the first of them has time.
-    const waiting: Array<{ tenant: string; retryAfterS: number }> = [];
-    for (const t of this.table.queuedTenants()) {
-      const q = this.quota(t);
-      if (q && q.remainingMs <= 0) waiting.push({ tenant: t, retryAfterS: q.retryAfterS });
-    }
-    const next = this.table.nextQueued(waiting.map((w) => w.tenant));
-    if (!next) {
-      if (waiting.length > 0 && !this.repumpTimer) {
-        const s = Math.min(...waiting.map((w) => w.retryAfterS));
-        // At most an hour at a time (timers past about 24.8 days would fire at once).
-        this.repumpTimer = setTimeout(() => { this.repumpTimer = null; this.pump(); }, Math.min(s, 3600) * 1000);
-        this.repumpTimer.unref();
-      }
+    if (this.pumping) {
+      this.pumpAgain = true;
       return;
     }
+    if (this.current || this.stopping || !this.enabled) return;
     this.pumping = true;
-    void this.run(next).finally(() => {
+    this.pumpAgain = false;
+    void this.pickNext().then(async (next) => {
+      if (!next) {
+        this.pumping = false;
+        // A job submitted while the queue was read: read it again.
+        if (this.pumpAgain) this.pump();
+        return;
+      }
+      await this.run(next).finally(() => {
+        this.pumping = false;
+        this.current = null;
+        this.metrics?.examplesPerSec.set(0);
+        setImmediate(() => this.pump());
+      });
+    }).catch((err: unknown) => {
       this.pumping = false;
-      this.current = null;
-      this.metrics?.examplesPerSec.set(0);
-      setImmediate(() => this.pump());
+      this.opts.logger?.error({ err }, 'the training queue could not be read');
     });
   }
 
-  private finish(id: string, state: 'succeeded' | 'failed' | 'cancelled', fields: Partial<JobRow>, event: Record<string, unknown>): void {
-    this.table.transition(id, ['running'], { state, finished_at: now(), ...fields });
-    this.table.appendEvent(id, { type: state, ...event });
+  /** The next job to run, or undefined (then, when tenants wait for quota, a timer pumps again). */
+  private async pickNext(): Promise<JobRow | undefined> {
+    // Tenants over their training-time quota wait; look again when the first of them has time.
+    const waiting: Array<{ tenant: string; retryAfterS: number }> = [];
+    for (const t of await this.table.queuedTenants()) {
+      const q = await this.quota(t);
+      if (q && q.remainingMs <= 0) waiting.push({ tenant: t, retryAfterS: q.retryAfterS });
+    }
+    const next = await this.table.nextQueued(waiting.map((w) => w.tenant));
+    if (!next && waiting.length > 0 && !this.repumpTimer) {
+      const s = Math.min(...waiting.map((w) => w.retryAfterS));
+      // At most an hour at a time (timers past about 24.8 days would fire at once).
+      this.repumpTimer = setTimeout(() => { this.repumpTimer = null; this.pump(); }, Math.min(s, 3600) * 1000);
+      this.repumpTimer.unref();
+    }
+    return next;
+  }
+
+  private async finish(id: string, state: 'failed' | 'cancelled', fields: JobFields, event: Record<string, unknown>): Promise<void> {
+    await this.table.transition(id, ['running'], { state, finished_at: now(), ...fields });
+    await this.table.appendEvent(id, { type: state, ...event });
+    this.finished(id, state, event);
+  }
+
+  private finished(id: string, state: 'succeeded' | 'failed' | 'cancelled', event: Record<string, unknown>): void {
     this.metrics?.finished.inc({ outcome: state });
     this.opts.logger?.info({ job: id, state, ...event }, 'training job finished');
   }
 
   private async run(row: JobRow): Promise<void> {
     const attempts = row.attempts + 1;
-    if (!this.table.transition(row.id, ['queued'], { state: 'running', started_at: now(), attempts })) return;
-    const cur: Running = { id: row.id, row, progress: null, history: [], lastPersist: 0, startedAt: performance.now(), stopReason: null, settle: () => {} };
+    if (!await this.table.transition(row.id, ['queued'], { state: 'running', started_at: now(), attempts })) return;
+    const cur: Running = { id: row.id, row, progress: null, history: [], lastPersist: 0, startedAt: performance.now(), stopReason: null };
     this.current = cur;
     let watch: MemoryWatch | null = null;
     // What this attempt cost: training time (for the tenant's quota) and peak memory growth (shown in the job).
-    const accounted = (): Partial<JobRow> => {
+    const accounted = (): JobFields => {
       const memory = { ...(JSON.parse(row.memory ?? '{}') as Record<string, unknown>), ...(watch ? { peak_growth_mb: Math.ceil(watch.peakGrowth / MB) } : {}) };
       return { train_ms: row.train_ms + Math.round(performance.now() - cur.startedAt), memory: JSON.stringify(memory) };
     };
-    const fail = (code: string, message: string) => this.finish(row.id, 'failed', { ...accounted(), error: JSON.stringify({ code, message }), progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) }, { reason: message, ...(ISOLATION_CODES.has(code) ? { code } : {}) });
-    if (this.table.taskDeleted(row.id)) {
-      fail('TASK_DELETED', `the task ${JSON.stringify(row.task_name)} was deleted after the job was submitted; nothing was published`);
+    const fail = (code: string, message: string): Promise<void> => this.finish(row.id, 'failed', { ...accounted(), error: JSON.stringify({ code, message }), progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) }, { reason: message, ...(ISOLATION_CODES.has(code) ? { code } : {}) });
+    if (await this.table.taskDeleted(row.id)) {
+      await fail('TASK_DELETED', `the task ${JSON.stringify(row.task_name)} was deleted after the job was submitted; nothing was published`);
       return;
     }
     let task: Task;
     let options: TrainingOptions;
     try {
-      task = this.opts.store.getTask(row.tenant_id, row.task_name);
+      task = await this.opts.store.getTask(row.tenant_id, row.task_name);
       if (task.createdAt !== row.task_created_at) throw new SoftserveError('NOT_FOUND', `task ${JSON.stringify(row.task_name)} was deleted and created again after the job was submitted`);
       options = parseTrainingOptions(JSON.parse(row.options));
     } catch (err) {
       const e = err as SoftserveError;
-      fail(e.code ?? 'INTERNAL', e.code === 'NOT_FOUND' ? `the job's task is gone: ${e.message}` : e.message);
+      await fail(e.code ?? 'INTERNAL', e.code === 'NOT_FOUND' ? `the job's task is gone: ${e.message}` : e.message);
       return;
     }
     const rows = (s: string) => JSON.parse(s) as Array<[string, number | null]>;
     const decode = (s: string): Example[] => rows(s).filter(([, label]) => label !== null).map(([text, label]) => ({ text, label: label! }));
-    const stored = this.table.examples(row.id);
+    const stored = await this.table.examples(row.id);
     if (!stored) return;
     const examples = decode(stored.examples);
     const unlabelled = rows(stored.examples).filter(([, label]) => label === null).map(([text]) => text);
@@ -518,7 +476,7 @@ export class TrainingManager {
       sources = await loadJobSources(this.opts.store, row.tenant_id, row.task_name, options);
     } catch (err) {
       const e = err as SoftserveError;
-      fail(e.code ?? 'INTERNAL', `a prompt the job starts from or learns from is gone: ${e.message}`);
+      await fail(e.code ?? 'INTERNAL', `a prompt the job starts from or learns from is gone: ${e.message}`);
       return;
     }
     const split = stored.validation
@@ -528,7 +486,7 @@ export class TrainingManager {
     let outcome: Outcome;
     let quotaTimer: NodeJS.Timeout | null = null;
     try {
-      await this.ensureWorker();
+      await this.worker.start();
       // The baseline is taken with the worker's model loaded: the ceiling is the job's own growth.
       const limitBytes = this.opts.config.memoryMb * MB;
       watch = new MemoryWatch({
@@ -538,7 +496,7 @@ export class TrainingManager {
           message: `the job's memory grew by ${Math.ceil(growth / MB)} MB, over the limit of ${this.opts.config.memoryMb} MB (SOFTSERVE_TRAINING_MEMORY_MB); it was stopped at its next step and the training worker restarted`,
         }),
       });
-      const quota = this.quota(row.tenant_id);
+      const quota = await this.quota(row.tenant_id);
       if (quota) {
         quotaTimer = setTimeout(() => this.stopRunning(cur, {
           code: 'TRAINING_TIME_QUOTA',
@@ -546,96 +504,95 @@ export class TrainingManager {
         }), Math.max(0, quota.remainingMs));
         quotaTimer.unref();
       }
-      outcome = await new Promise((resolve) => {
-        cur.settle = resolve;
-        this.post({ type: 'start', jobId: row.id, task: { labels: task.labels, template: task.template, scoring: task.scoring }, train: split.train, heldOut: split.heldOut, options, extras: { ...sources, unlabelled } });
-        if (this.table.get(row.id)?.cancel_requested === 1) this.post({ type: 'cancel', jobId: row.id });
-      });
+      outcome = await this.worker.run(
+        { jobId: row.id, task: { labels: task.labels, template: task.template, scoring: task.scoring }, train: split.train, heldOut: split.heldOut, options, extras: { ...sources, unlabelled } },
+        { onProgress: (p) => this.onProgress(cur, p), onEval: (point) => this.onEval(cur, point) },
+        (await this.table.get(row.id))?.cancel_requested === 1,
+      );
     } catch (err) {
       const e = err as SoftserveError;
-      fail(e.code ?? 'INTERNAL', `the training worker could not start: ${e.message}`);
+      await fail(e.code ?? 'INTERNAL', `the training worker could not start: ${e.message}`);
       return;
     } finally {
       if (quotaTimer) clearTimeout(quotaTimer);
       watch?.stop();
     }
-    cur.settle = () => {};
-    if (cur.stopReason?.code === 'TRAINING_MEMORY_LIMIT' && outcome.type !== 'exited') this.retireWorker();
+    if (cur.stopReason?.code === 'TRAINING_MEMORY_LIMIT' && outcome.type !== 'exited') this.worker.retire();
     if (outcome.type === 'exited') {
       if (cur.stopReason) {
-        fail(cur.stopReason.code, cur.stopReason.message);
+        await fail(cur.stopReason.code, cur.stopReason.message);
       } else if (this.stopping) {
-        this.table.transition(row.id, ['running'], { ...accounted(), state: 'queued', attempts: attempts - 1, progress: null, history: '[]' });
-        this.table.appendEvent(row.id, { type: 'requeued', reason: 'the server shut down while the job was running; it starts again from the beginning' });
+        await this.table.transition(row.id, ['running'], { ...accounted(), state: 'queued', attempts: attempts - 1, progress: null, history: '[]' });
+        await this.table.appendEvent(row.id, { type: 'requeued', reason: 'the server shut down while the job was running; it starts again from the beginning' });
       } else {
         this.metrics?.workerExits.inc();
         const what = `the training worker exited (code ${outcome.code}) while the job was running`;
         if (attempts >= this.opts.config.maxAttempts) {
-          fail('WORKER_EXITED', `${what}, on attempt ${attempts} of ${this.opts.config.maxAttempts}; not retried again`);
+          await fail('WORKER_EXITED', `${what}, on attempt ${attempts} of ${this.opts.config.maxAttempts}; not retried again`);
         } else {
-          this.table.transition(row.id, ['running'], { ...accounted(), state: 'queued', progress: null, history: '[]' });
-          this.table.appendEvent(row.id, { type: 'requeued', code: 'WORKER_EXITED', reason: `${what}; the worker was restarted and the job starts again from the beginning (attempt ${attempts} of ${this.opts.config.maxAttempts} used)` });
+          await this.table.transition(row.id, ['running'], { ...accounted(), state: 'queued', progress: null, history: '[]' });
+          await this.table.appendEvent(row.id, { type: 'requeued', code: 'WORKER_EXITED', reason: `${what}; the worker was restarted and the job starts again from the beginning (attempt ${attempts} of ${this.opts.config.maxAttempts} used)` });
           this.opts.logger?.warn({ job: row.id, attempts }, 'training job requeued after the worker exited');
         }
       }
       return;
     }
     if (outcome.type === 'failed') {
-      fail(outcome.code, outcome.message);
+      await fail(outcome.code, outcome.message);
       return;
     }
     if (cur.stopReason) {
       // Stopped by the manager (task deleted, time quota): whatever the worker finished is not published.
-      fail(cur.stopReason.code, cur.stopReason.message);
+      await fail(cur.stopReason.code, cur.stopReason.message);
       return;
     }
     if (outcome.cancelled) {
-      if (this.stopping && this.table.get(row.id)?.cancel_requested !== 1) {
+      if (this.stopping && (await this.table.get(row.id))?.cancel_requested !== 1) {
         // Graceful shutdown: back to the queue, this attempt not counted.
-        this.table.transition(row.id, ['running'], { ...accounted(), state: 'queued', attempts: attempts - 1, progress: null, history: '[]' });
-        this.table.appendEvent(row.id, { type: 'requeued', reason: 'the server shut down while the job was running; it starts again from the beginning' });
+        await this.table.transition(row.id, ['running'], { ...accounted(), state: 'queued', attempts: attempts - 1, progress: null, history: '[]' });
+        await this.table.appendEvent(row.id, { type: 'requeued', reason: 'the server shut down while the job was running; it starts again from the beginning' });
         return;
       }
-      this.finish(row.id, 'cancelled', { ...accounted(), progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) }, { reason: 'cancelled while running; nothing was published' });
+      await this.finish(row.id, 'cancelled', { ...accounted(), progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) }, { reason: 'cancelled while running; nothing was published' });
       return;
     }
     try {
-      const result = await this.publish(row, outcome.members, options, split.heldOut.length);
-      this.finish(row.id, 'succeeded', { ...accounted(), result: JSON.stringify(result), progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) },
-        { published: result.prompts.map((p) => `${p.name}@${p.version}`), ensemble: result.ensemble });
+      const event = await this.publish(row, outcome.members, options, split.heldOut.length,
+        { ...accounted(), progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) });
+      this.finished(row.id, 'succeeded', event);
     } catch (err) {
       const e = err as SoftserveError;
-      if (this.table.taskDeleted(row.id)) fail('TASK_DELETED', `the task ${JSON.stringify(row.task_name)} was deleted while the job ran; nothing was published into a task created later under that name`);
-      else fail(e.code ?? 'INTERNAL', `publishing failed: ${e.message}`);
+      if (await this.table.taskDeleted(row.id)) await fail('TASK_DELETED', `the task ${JSON.stringify(row.task_name)} was deleted while the job ran; nothing was published into a task created later under that name`);
+      else await fail(e.code ?? 'INTERNAL', `publishing failed: ${e.message}`);
     }
   }
 
-  private async publish(row: JobRow, members: Array<{ tensors: PromptTensors; summary: MemberSummary }>, options: TrainingOptions, heldOutExamples: number): Promise<JobResult> {
-    const { store } = this.opts;
+  /**
+   * Publishes the trained prompts (and the ensemble) and marks the job
+   * succeeded in one store operation: a task deleted (and perhaps re-created)
+   * while the job ran gets nothing. Returns the job's lifecycle event.
+   */
+  private async publish(row: JobRow, members: Array<{ tensors: PromptTensors; summary: MemberSummary }>, options: TrainingOptions, heldOutExamples: number, fields: JobFields): Promise<Record<string, unknown>> {
     const names = this.memberNames(row.prompt_name, members.length);
-    const ensembleExists = row.ensemble_name ? this.checkEnsemble(row.tenant_id, row.task_name, row.ensemble_name, names) : false;
-    const prompts: PublishedMember[] = [];
-    for (let i = 0; i < members.length; i++) {
-      const { tensors, summary } = members[i]!;
-      const v = await store.putPrompt(row.tenant_id, row.task_name, names[i]!, tensors, {
-        source: 'training',
-        provenance: provenanceFor(row.id, options, summary, heldOutExamples),
-        // Checked in the write's transaction: a task deleted (and perhaps re-created) while the job ran gets nothing.
-        precondition: () => {
-          if (this.table.taskDeleted(row.id)) throw new SoftserveError('NOT_FOUND', `the task ${JSON.stringify(row.task_name)} the job was submitted to was deleted`);
-        },
+    // An existing ensemble of that name must already be exactly these members (CONFLICT otherwise).
+    if (row.ensemble_name) await this.checkEnsemble(row.tenant_id, row.task_name, row.ensemble_name, names);
+    let event: Record<string, unknown> = {};
+    const trained = members.map(({ tensors, summary }, i) => ({ name: names[i]!, tensors, provenance: provenanceFor(row.id, options, summary, heldOutExamples) }));
+    await this.opts.store.publishTrained(row.id, row.tenant_id, row.task_name, trained, row.ensemble_name, (versions: PromptVersionInfo[]) => {
+      const prompts: PublishedMember[] = versions.map((v, i) => {
+        const { summary } = members[i]!;
+        return {
+          name: v.name, version: v.version, seed: summary.seed, init: summary.init,
+          held_out_accuracy: summary.heldOut?.accuracy ?? null, held_out_loss: summary.heldOut?.loss ?? null,
+          steps: summary.steps, best_step: summary.bestStep, stopped_early: summary.stoppedEarly,
+          wall_ms: Math.round(summary.wallMs), examples_per_sec: Math.round(summary.examplesPerSec * 10) / 10,
+        };
       });
-      prompts.push({
-        name: v.name, version: v.version, seed: summary.seed, init: summary.init,
-        held_out_accuracy: summary.heldOut?.accuracy ?? null, held_out_loss: summary.heldOut?.loss ?? null,
-        steps: summary.steps, best_step: summary.bestStep, stopped_early: summary.stoppedEarly,
-        wall_ms: Math.round(summary.wallMs), examples_per_sec: Math.round(summary.examplesPerSec * 10) / 10,
-      });
-    }
-    if (row.ensemble_name && !ensembleExists) {
-      store.createEnsemble(row.tenant_id, row.task_name, row.ensemble_name, names.map((prompt) => ({ prompt })));
-    }
-    return { prompts, ensemble: row.ensemble_name };
+      const result: JobResult = { prompts, ensemble: row.ensemble_name };
+      event = { published: prompts.map((p) => `${p.name}@${p.version}`), ensemble: result.ensemble };
+      return { fields: { ...fields, result: JSON.stringify(result) }, event };
+    });
+    return event;
   }
 
   /** Stops the running job at its next step (it goes back to the queue), then the worker. */
@@ -645,18 +602,11 @@ export class TrainingManager {
     if (this.repumpTimer) clearTimeout(this.repumpTimer);
     const cur = this.current;
     if (cur) {
-      this.post({ type: 'cancel', jobId: cur.id });
+      this.worker.cancel(cur.id);
       const deadline = Date.now() + timeoutMs;
       while (this.current && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     }
-    const worker = this.worker;
-    if (worker) {
-      this.post({ type: 'close' });
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(() => { void worker.terminate().then(() => resolve()); }, 5000);
-        worker.once('exit', () => { clearTimeout(timer); resolve(); });
-      });
-    }
+    await this.worker.close();
     if (this.current) {
       // The worker did not stop in time: leave the row "running"; the next start requeues it.
       this.opts.logger?.warn({ job: this.current.id }, 'training job did not stop in time');

@@ -1,10 +1,20 @@
 // Messages between the training manager (HTTP thread) and the training worker.
 
+import type { ExecutionProvider } from '../../kernels/session.ts';
 import type { ModelSpec } from '../../models/spec.ts';
 import type { PromptTensors } from '../../prompts/kinds.ts';
 import type { Example } from '../../prompts/training/data.ts';
 import type { TrainingOptions } from '../../prompts/training/options.ts';
 import type { EvalPoint, Progress, TaskSpec } from '../../prompts/training/trainer.ts';
+
+/** The thread's workerData. */
+export interface TrainerWorkerConfig {
+  modelDir: string;
+  executionProvider: ExecutionProvider;
+  intraOpThreads: number;
+  /** Added niceness of this thread (0-19). */
+  niceness: number;
+}
 
 export interface MemberSummary {
   seed: number;
@@ -26,7 +36,7 @@ export type ToTrainer =
   }
   | { type: 'cancel'; jobId: string }
   | { type: 'close' }
-  /** Test-only (TrainingManager.crashWorkerForTest, never reachable from HTTP): the worker exits as if it crashed. */
+  /** Test-only (TrainingWorkerClient.crashForTest via TrainingManager.crashWorkerForTest, never reachable from HTTP): the worker exits as if it crashed. */
   | { type: 'test_exit'; code: number };
 
 export type FromTrainer =

@@ -3,7 +3,7 @@
 
 import { redactPaths } from '../redact.ts';
 import type { Progress, EvalPoint } from '../../prompts/training/trainer.ts';
-import type { JobRow } from './jobs-db.ts';
+import type { JobRow } from '../../prompts/store/index.ts';
 
 export interface PublishedMember {
   name: string;

@@ -7,19 +7,10 @@
 import { setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 
-import type { ExecutionProvider } from '../../kernels/session.ts';
 import { TrainableModel } from '../../models/training-graph.ts';
 import { distillTrainingSet } from '../../prompts/training/distill.ts';
 import { trainEnsemble } from '../../prompts/training/trainer.ts';
-import type { FromTrainer, ToTrainer } from './protocol.ts';
-
-export interface TrainerWorkerConfig {
-  modelDir: string;
-  executionProvider: ExecutionProvider;
-  intraOpThreads: number;
-  /** Added niceness of this thread (0-19). */
-  niceness: number;
-}
+import type { FromTrainer, ToTrainer, TrainerWorkerConfig } from './protocol.ts';
 
 const port = parentPort!;
 const config = workerData as TrainerWorkerConfig;

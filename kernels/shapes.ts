@@ -13,10 +13,8 @@
 // unknown atom ("?n"): equal only to itself, which the rules treat as "decide
 // at run time".
 
-import type { NodeSpec } from '../onnx-proto.ts';
-import type { Graph, Value } from '../graph.ts';
-
-export type Dim = number | string;
+import type { NodeSpec } from './onnx-proto.ts';
+import type { Dim, Graph, Value } from './graph.ts';
 export type ElemType = 'float' | 'int' | 'bool';
 
 export interface ValueInfo {

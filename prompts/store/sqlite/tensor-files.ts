@@ -12,7 +12,7 @@ import { mkdirSync, readdirSync, openSync, fsyncSync, closeSync, unlinkSync } fr
 import { open, readFile, rename, unlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
-import { SoftserveError } from '../kernels/errors.ts';
+import { SoftserveError } from '../../../kernels/errors.ts';
 
 export const TEMP_PREFIX = '.tmp-';
 const FILE_RE = /^([0-9a-f]{64})\.safetensors$/;

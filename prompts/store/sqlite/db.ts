@@ -1,7 +1,8 @@
-// The metadata database: tenants, API keys (hashed), tasks, prompt versions and
-// ensembles, in one SQLite file opened through better-sqlite3. Tensors live
-// beside it in content-addressed files (tensor-files.ts); a prompt_versions row
-// names its file by hash and is only ever inserted after that file is durable.
+// The SQLite store's database: tenants, API keys (hashed), admin keys, tenant
+// quotas, tasks, prompt versions, ensembles and training jobs, in one file
+// opened through better-sqlite3. Tensors live beside it in content-addressed
+// files (tensor-files.ts); a prompt_versions row names its file by hash and is
+// only ever inserted after that file is durable.
 //
 // Schema changes are migrations appended to MIGRATIONS (never edit a shipped
 // one); PRAGMA user_version records how many have run. Each runs in its own
@@ -16,7 +17,19 @@ export interface Migration {
   version: number;
   description: string;
   sql: string;
+  /** Steps SQL alone cannot say (columns added only where missing); runs in the same transaction, after `sql`. */
+  up?: (db: Db) => void;
 }
+
+// The training jobs table was first created outside these migrations (CREATE
+// TABLE IF NOT EXISTS at every start, columns added where missing), so a
+// database at version 4 may or may not have it, with or without the later
+// columns: migration 5 brings either to the same schema.
+const JOBS_ADDED_COLUMNS: Array<[string, string]> = [
+  ['task_deleted_at', 'TEXT'],
+  ['train_ms', 'INTEGER NOT NULL DEFAULT 0'],
+  ['memory', 'TEXT'],
+];
 
 export const MIGRATIONS: Migration[] = [
   {
@@ -127,6 +140,52 @@ export const MIGRATIONS: Migration[] = [
       ALTER TABLE ensembles ADD COLUMN vote TEXT;              -- 'majority' | 'mean_probability' | 'weighted', or NULL (majority)
     `,
   },
+  {
+    version: 5,
+    description: 'training jobs (the table server/training/jobs-db.ts used to create outside the migrations); a job is bound to its task row',
+    sql: `
+      CREATE TABLE IF NOT EXISTS training_jobs (
+        id                TEXT PRIMARY KEY,
+        tenant_id         TEXT NOT NULL REFERENCES tenants(id) ON DELETE CASCADE,
+        task_name         TEXT NOT NULL,
+        task_created_at   TEXT NOT NULL,  -- the task as it was at submit (a re-created task is another task)
+        prompt_name       TEXT NOT NULL,
+        ensemble_name     TEXT,
+        state             TEXT NOT NULL CHECK (state IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')),
+        options           TEXT NOT NULL,  -- JSON, the API's snake_case options after defaults
+        examples          TEXT NOT NULL,  -- JSON [[text, label index], ...]
+        validation        TEXT,           -- JSON, same form, or NULL (held out from examples)
+        num_examples      INTEGER NOT NULL,
+        progress          TEXT,           -- JSON: the latest progress report
+        history           TEXT NOT NULL DEFAULT '[]',  -- JSON: held-out evaluations
+        result            TEXT,           -- JSON: published prompt versions and ensemble
+        error             TEXT,           -- JSON {code, message}
+        cancel_requested  INTEGER NOT NULL DEFAULT 0,
+        attempts          INTEGER NOT NULL DEFAULT 0,
+        events            TEXT NOT NULL DEFAULT '[]',  -- JSON: lifecycle notes (restarts, cancel)
+        created_at        TEXT NOT NULL,
+        started_at        TEXT,
+        finished_at       TEXT,
+        updated_at        TEXT NOT NULL
+      ) STRICT;
+      CREATE INDEX IF NOT EXISTS training_jobs_tenant ON training_jobs(tenant_id, created_at);
+      CREATE INDEX IF NOT EXISTS training_jobs_state ON training_jobs(state, created_at);
+    `,
+    up: (db) => {
+      const have = new Set((db.prepare('PRAGMA table_info(training_jobs)').all() as Array<{ name: string }>).map((c) => c.name));
+      for (const [name, type] of JOBS_ADDED_COLUMNS) if (!have.has(name)) db.exec(`ALTER TABLE training_jobs ADD COLUMN ${name} ${type}`);
+      // Deleting a task marks its unfinished jobs in the same transaction, so a
+      // task re-created under the same name (even one reusing the row id) is
+      // never mistaken for it.
+      db.exec(`
+        CREATE TRIGGER IF NOT EXISTS training_jobs_task_deleted AFTER DELETE ON tasks
+        BEGIN
+          UPDATE training_jobs SET task_deleted_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')
+          WHERE tenant_id = OLD.tenant_id AND task_name = OLD.name AND task_deleted_at IS NULL
+            AND state IN ('queued', 'running');
+        END;`);
+    },
+  },
 ];
 
 export interface OpenDbOptions {
@@ -165,6 +224,7 @@ export function migrate(db: Db, migrations: Migration[] = MIGRATIONS): void {
   for (const m of migrations.slice(current)) {
     db.transaction(() => {
       db.exec(m.sql);
+      m.up?.(db);
       db.pragma(`user_version = ${m.version}`);
     }).immediate();
   }
