@@ -114,43 +114,43 @@ export function jobsRoutes(manager: TrainingManager): RouteModule {
     name: 'jobs',
     openapi: { paths: jobsOpenApiPaths() },
     mount(app, ctx) {
-    const { tenantAuth } = ctx;
-    const json = express.json({ limit: opts.maxUploadBytes, strict: true });
-    const text = express.text({ type: JSONL_TYPES, limit: opts.maxUploadBytes });
+      const { tenantAuth } = ctx;
+      const json = express.json({ limit: opts.maxUploadBytes, strict: true });
+      const text = express.text({ type: JSONL_TYPES, limit: opts.maxUploadBytes });
 
-    app.post('/v1/tasks/:task/jobs', tenantAuth, async (req: Request, res: Response) => {
-      const tenant = tenantOf(res);
-      const task = String(req.params.task);
-      // An unknown task is 404 before the body is read.
-      await ctx.store.getTask(tenant.id, task);
-      // JSON bodies under /v1/tasks are read by the app's own parser (SOFTSERVE_MAX_JSON_BYTES)
-      // before this route runs; the training limit applies to every body by its declared length.
-      const declared = Number(req.headers['content-length'] ?? NaN);
-      if (Number.isFinite(declared) && declared > opts.maxUploadBytes) {
-        if (!req.complete) res.setHeader('Connection', 'close');
-        throw new SoftserveError('PAYLOAD_TOO_LARGE', `the job body is ${declared} bytes; the limit is ${opts.maxUploadBytes} (SOFTSERVE_TRAINING_MAX_BYTES)`, { limit: opts.maxUploadBytes });
-      }
-      const body = await readJobRequest(req, opts.maxUploadBytes, json, text, res);
-      // 429s (queue full, tenant limits, time quota) carry details.retryAfter: the error handler sends it as Retry-After.
-      const job = await manager.submit(tenant.id, task, body);
-      res.status(202).location(`/v1/jobs/${job.id}`).json(job);
-    });
+      app.post('/v1/tasks/:task/jobs', tenantAuth, async (req: Request, res: Response) => {
+        const tenant = tenantOf(res);
+        const task = String(req.params.task);
+        // An unknown task is 404 before the body is read.
+        await ctx.store.getTask(tenant.id, task);
+        // JSON bodies under /v1/tasks are read by the app's own parser (SOFTSERVE_MAX_JSON_BYTES)
+        // before this route runs; the training limit applies to every body by its declared length.
+        const declared = Number(req.headers['content-length'] ?? NaN);
+        if (Number.isFinite(declared) && declared > opts.maxUploadBytes) {
+          if (!req.complete) res.setHeader('Connection', 'close');
+          throw new SoftserveError('PAYLOAD_TOO_LARGE', `the job body is ${declared} bytes; the limit is ${opts.maxUploadBytes} (SOFTSERVE_TRAINING_MAX_BYTES)`, { limit: opts.maxUploadBytes });
+        }
+        const body = await readJobRequest(req, opts.maxUploadBytes, json, text, res);
+        // 429s (queue full, tenant limits, time quota) carry details.retryAfter: the error handler sends it as Retry-After.
+        const job = await manager.submit(tenant.id, task, body);
+        res.status(202).location(`/v1/jobs/${job.id}`).json(job);
+      });
 
-    app.get('/v1/tasks/:task/jobs', tenantAuth, async (req: Request, res: Response) => {
-      res.json({ jobs: await manager.list(tenantOf(res).id, String(req.params.task)) });
-    });
+      app.get('/v1/tasks/:task/jobs', tenantAuth, async (req: Request, res: Response) => {
+        res.json({ jobs: await manager.list(tenantOf(res).id, String(req.params.task)) });
+      });
 
-    app.get('/v1/jobs', tenantAuth, async (_req: Request, res: Response) => {
-      res.json({ jobs: await manager.list(tenantOf(res).id) });
-    });
+      app.get('/v1/jobs', tenantAuth, async (_req: Request, res: Response) => {
+        res.json({ jobs: await manager.list(tenantOf(res).id) });
+      });
 
-    app.get('/v1/jobs/:id', tenantAuth, async (req: Request, res: Response) => {
-      res.json(await manager.get(tenantOf(res).id, String(req.params.id)));
-    });
+      app.get('/v1/jobs/:id', tenantAuth, async (req: Request, res: Response) => {
+        res.json(await manager.get(tenantOf(res).id, String(req.params.id)));
+      });
 
-    app.post('/v1/jobs/:id/cancel', tenantAuth, async (req: Request, res: Response) => {
-      res.json(await manager.cancel(tenantOf(res).id, String(req.params.id)));
-    });
+      app.post('/v1/jobs/:id/cancel', tenantAuth, async (req: Request, res: Response) => {
+        res.json(await manager.cancel(tenantOf(res).id, String(req.params.id)));
+      });
     },
   };
 }

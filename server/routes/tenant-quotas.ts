@@ -14,18 +14,18 @@ export function tenantQuotaRoutes(quotas: TenantQuotas, admission: Admission, de
   return {
     name: 'tenant-quotas',
     mount(app, ctx) {
-    const view = (id: string) => ({ id, ...quotaView(quotas.get(id), defaults), in_flight: admission.usage(id) });
-    app.patch('/v1/tenants/:id', ctx.adminAuth, ctx.jsonBody, async (req: Request, res: Response) => {
-      const id = String(req.params.id);
-      await ctx.store.getTenant(id); // 404 for an unknown tenant
-      await quotas.update(id, req.body);
-      res.json(view(id));
-    });
-    app.get('/v1/tenants/:id/quota', ctx.adminAuth, async (req: Request, res: Response) => {
-      const id = String(req.params.id);
-      await ctx.store.getTenant(id);
-      res.json(view(id));
-    });
+      const view = (id: string) => ({ id, ...quotaView(quotas.get(id), defaults), in_flight: admission.usage(id) });
+      app.patch('/v1/tenants/:id', ctx.adminAuth, ctx.jsonBody, async (req: Request, res: Response) => {
+        const id = String(req.params.id);
+        await ctx.store.getTenant(id); // 404 for an unknown tenant
+        await quotas.update(id, req.body);
+        res.json(view(id));
+      });
+      app.get('/v1/tenants/:id/quota', ctx.adminAuth, async (req: Request, res: Response) => {
+        const id = String(req.params.id);
+        await ctx.store.getTenant(id);
+        res.json(view(id));
+      });
     },
     openapi: {
       paths: {

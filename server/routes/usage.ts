@@ -12,10 +12,10 @@ export function usageRoutes(usage: UsageCounter): RouteModule {
     name: 'usage',
     openapi: { paths: usageOpenApiPaths() },
     mount(app, { adminAuth, store }) {
-    app.get('/v1/tenants/:id/usage', adminAuth, async (req: Request, res: Response) => {
-      const tenant = await store.getTenant(String(req.params.id));
-      res.json({ tenant: tenant.id, since: usage.since, ...usage.get(tenant.id) });
-    });
+      app.get('/v1/tenants/:id/usage', adminAuth, async (req: Request, res: Response) => {
+        const tenant = await store.getTenant(String(req.params.id));
+        res.json({ tenant: tenant.id, since: usage.since, ...usage.get(tenant.id) });
+      });
     },
   };
 }
