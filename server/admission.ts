@@ -79,27 +79,6 @@ export interface AdmissionConfig {
 
 export const DEFAULT_TENANT_LIMITS: TenantLimits = { maxConcurrency: 64, maxRows: 1024, maxTokens: 65536 };
 
-export function loadAdmissionConfig(env: NodeJS.ProcessEnv, defaults: { maxRows: number; maxTokens: number }): AdmissionConfig {
-  const int = (name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const v = Number(raw);
-    if (!Number.isSafeInteger(v) || v < min || v > max) throw new Error(`${name} must be an integer in [${min}, ${max}], got ${JSON.stringify(raw)}`);
-    return v;
-  };
-  return {
-    maxRows: int('SOFTSERVE_ADMIT_MAX_ROWS', defaults.maxRows, 1),
-    maxTokens: int('SOFTSERVE_ADMIT_MAX_TOKENS', defaults.maxTokens, 1),
-    reservePercent: int('SOFTSERVE_ADMIT_RESERVE_PERCENT', 25, 0, 90),
-    refusalDelayMs: int('SOFTSERVE_REFUSAL_DELAY_MS', 1000, 0, 30_000),
-    tenant: {
-      maxConcurrency: int('SOFTSERVE_TENANT_MAX_CONCURRENCY', DEFAULT_TENANT_LIMITS.maxConcurrency, 1),
-      maxRows: int('SOFTSERVE_TENANT_MAX_ROWS', DEFAULT_TENANT_LIMITS.maxRows, 1),
-      maxTokens: int('SOFTSERVE_TENANT_MAX_TOKENS', DEFAULT_TENANT_LIMITS.maxTokens, 1),
-    },
-  };
-}
-
 export interface RequestCost { rows: number; tokens: number }
 
 /** Special tokens a row may carry besides its text, template and prompt (BOS, CLS/SEP, a mask). */
@@ -316,8 +295,8 @@ export class Admission {
       try {
         slot = this.enter(tenantOf(res).id);
       } catch (err) {
+        // The error handler (server/errors.ts) sends details.retryAfter as Retry-After.
         const retry = (err as SoftserveError).details?.retryAfter;
-        if (retry !== undefined) res.setHeader('Retry-After', String(retry));
         res.locals.errorCode = (err as SoftserveError).code;
         this.answerRefusal(Number(retry ?? 1), () => next(err));
         return;

@@ -10,6 +10,8 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
 
+import { SoftserveError } from '../kernels/errors.ts';
+
 const STATIC_DIR = fileURLToPath(new URL('./console/', import.meta.url));
 const UPLOT_DIR = dirname(createRequire(import.meta.url).resolve('uplot/dist/uPlot.esm.js'));
 
@@ -38,8 +40,8 @@ export function consoleRouter(): express.Router {
   r.get('/vendor/uPlot.esm.js', (_req, res) => { res.sendFile(join(UPLOT_DIR, 'uPlot.esm.js'), { headers: { 'Cache-Control': 'no-cache' } }); });
   r.get('/vendor/uPlot.min.css', (_req, res) => { res.sendFile(join(UPLOT_DIR, 'uPlot.min.css'), { headers: { 'Cache-Control': 'no-cache' } }); });
   r.use(express.static(STATIC_DIR, files));
-  r.use((_req: Request, res: Response) => {
-    res.status(404).json({ error: { code: 'NOT_FOUND', message: 'no such console file', request_id: res.locals.requestId } });
+  r.use((_req: Request, _res: Response, next: NextFunction) => {
+    next(new SoftserveError('NOT_FOUND', 'no such console file'));
   });
   return r;
 }

@@ -24,26 +24,6 @@ export interface HttpLimits {
 
 export const DEFAULT_HTTP_LIMITS: HttpLimits = { maxConnections: 1024, headersTimeoutMs: 15_000, requestTimeoutMs: 60_000, keepAliveTimeoutMs: 5_000 };
 
-export function loadHttpLimits(env: NodeJS.ProcessEnv = process.env): HttpLimits {
-  const int = (name: string, fallback: number, min: number): number => {
-    const raw = env[name];
-    if (raw === undefined || raw === '') return fallback;
-    const v = Number(raw);
-    if (!Number.isSafeInteger(v) || v < min) throw new Error(`${name} must be an integer >= ${min}, got ${JSON.stringify(raw)}`);
-    return v;
-  };
-  const d = DEFAULT_HTTP_LIMITS;
-  const limits = {
-    maxConnections: int('SOFTSERVE_MAX_CONNECTIONS', d.maxConnections, 1),
-    headersTimeoutMs: int('SOFTSERVE_HEADERS_TIMEOUT_MS', d.headersTimeoutMs, 100),
-    requestTimeoutMs: int('SOFTSERVE_REQUEST_TIMEOUT_MS', d.requestTimeoutMs, 100),
-    keepAliveTimeoutMs: int('SOFTSERVE_KEEPALIVE_TIMEOUT_MS', d.keepAliveTimeoutMs, 100),
-  };
-  // Node requires headersTimeout <= requestTimeout.
-  limits.headersTimeoutMs = Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs);
-  return limits;
-}
-
 export interface HttpServerHooks {
   /** A connection closed at once because the process was at its connection limit. */
   onDrop?(): void;

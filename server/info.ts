@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import type { ModelSpec } from '../models/spec.ts';
 import type { ServerConfig } from './config.ts';
-import type { ServingConfig } from './serving-config.ts';
+import type { ServingConfig } from './config.ts';
 
 const PACKAGE = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { name: string; version: string };
 

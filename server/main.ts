@@ -2,16 +2,16 @@
 // SOFTSERVE_MODEL_DIR (default: the embedded stories260k). SIGTERM or SIGINT
 // drains: new work gets 503, queued and running work finishes, then exit.
 
-import { loadConfig, type ServerConfig } from './config.ts';
-import { loadServingConfig } from './serving-config.ts';
+import { loadSettings, type ServerConfig } from './config.ts';
 import { startServer } from './server.ts';
 import { adminKeyNotice } from './first-run.ts';
 
 let server;
 let config: ServerConfig;
 try {
-  config = loadConfig();
-  server = await startServer({ config, serving: loadServingConfig() });
+  const settings = loadSettings();
+  config = settings.server;
+  server = await startServer({ config, serving: settings.serving, training: settings.training });
 } catch (err) {
   const e = err as { code?: string; message?: string };
   process.stderr.write(`softserve: could not start: ${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}\n`);

@@ -1,39 +1,34 @@
-// Assembles a running server: the inference worker (model load + warm-up),
-// the prompt store, the scheduler, the classify service, metrics and logs,
-// and the HTTP listener. `startServer` is what `npm start` and the
-// integration tests both call.
+// Composition: builds the inference worker (model load + warm-up), the prompt
+// store, the scheduler, the training manager and the services, then the HTTP
+// app from route modules (server/app.ts), and starts and stops them.
+// `startServer` is what `npm start` and the integration tests both call.
 
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import express, { type NextFunction, type Request, type Response } from 'express';
 import { pino, type Logger } from 'pino';
-import { SoftserveError, isSoftserveError } from '../kernels/errors.ts';
 import { loadTokenizer } from '../models/tokenizer.ts';
 import { PromptStore } from '../prompts/store.ts';
-import { createApp, type AppContext } from './app.ts';
-import { tenantOf } from './auth.ts';
+import { apiRoutes, createApp } from './app.ts';
 import { Admission } from './admission.ts';
-import { classifyBodyBytes, jsonDepthGuard, uploadPartBytes } from './body-limits.ts';
+import { classifyBodyBytes, uploadPartBytes } from './body-limits.ts';
 import { createHttpServer } from './http-limits.ts';
 import { tenantQuotaRoutes } from './routes/tenant-quotas.ts';
 import { TenantQuotas } from './tenant-quotas.ts';
 import { ClassifyService } from './classify.ts';
-import { promptLimits, type ServerConfig } from './config.ts';
+import { loadTrainingConfig, promptLimits, type ServerConfig, type ServingConfig, type TrainingConfig } from './config.ts';
 import { InferenceWorker } from './inference/client.ts';
-import { requireJson } from './json-only.ts';
-import { requestIds, requestLog } from './request-id.ts';
 import { Metrics } from './metrics.ts';
+import { observeRequests } from './observe.ts';
 import { Scheduler } from './scheduler.ts';
-import type { ServingConfig } from './serving-config.ts';
-import { openApiDocument } from './openapi.ts';
 import { infoDocument } from './info.ts';
 import { PromptInspector } from './routes/inspect.ts';
-import { jobsExtension, jobsOpenApiPaths } from './routes/jobs.ts';
-import { loadTrainingConfig, type TrainingConfig } from './training/config.ts';
+import { CLASSIFY_PATH, classifyRoutes } from './routes/classify.ts';
+import { jobsRoutes } from './routes/jobs.ts';
+import { usageRoutes } from './routes/usage.ts';
+import { consoleRoutes, healthRoutes, infoRoutes, metricsRoutes, openApiRoutes, type Readiness } from './routes/system.ts';
 import { TrainingManager } from './training/manager.ts';
-import { consoleRouter } from './console.ts';
-import { UsageCounter, usageExtension, usageOpenApiPaths } from './usage.ts';
+import { UsageCounter } from './usage.ts';
 
 export interface RunningServer {
   url: string;
@@ -56,19 +51,6 @@ export interface StartOptions {
   logger?: Logger;
   /** Training settings (default: from the environment). */
   training?: TrainingConfig;
-}
-
-/** Collapses ids in a path so that metric labels stay bounded. */
-export function routeLabel(path: string): string {
-  const parts = path.split('/');
-  const out: string[] = [];
-  for (let i = 0; i < parts.length; i++) {
-    const prev = parts[i - 1];
-    const isId = prev !== undefined && ['tenants', 'tasks', 'prompts', 'ensembles', 'versions', 'keys', 'jobs'].includes(prev);
-    out.push(isId ? ':id' : parts[i]!);
-  }
-  const label = out.join('/');
-  return /^\/(v1\/[a-z:/]*|healthz|readyz|info|metrics|openapi\.json)?$/.test(label) ? label : 'other';
 }
 
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
@@ -140,93 +122,31 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const admission = new Admission(admissionConfig, (id) => quotas.get(id), () => scheduler.retryAfterSeconds(), metrics.registry);
   const classify = new ClassifyService(store, scheduler, tokenizer, spec, serving.classify, metrics, tokenizer.addBos, admission);
   const classifyBodyLimit = classifyBodyBytes(serving.classify);
-  const classifyJson = express.json({ limit: classifyBodyLimit, strict: true, verify: jsonDepthGuard(config.maxJsonDepth) });
 
-  const outer = express();
-  outer.disable('x-powered-by');
-  outer.use(requestIds(logger));
-  // One log line and one metric sample per request, whatever route answers it.
-  outer.use((req: Request, res: Response, next: NextFunction) => {
-    const started = performance.now();
-    const path = req.originalUrl.split('?')[0]!;
-    res.on('finish', () => {
-      const seconds = (performance.now() - started) / 1000;
-      const labels = { route: routeLabel(path), method: req.method, status: String(res.statusCode) };
-      metrics.httpRequests.inc(labels);
-      metrics.httpDuration.observe(labels, seconds);
-      usage.recordResponse(res);
-      const line: Record<string, unknown> = { method: req.method, path, status: res.statusCode, ms: round(seconds * 1000) };
-      if (res.locals.tenant) line.tenant = (res.locals.tenant as { id: string }).id;
-      if (res.locals.classify) Object.assign(line, res.locals.classify);
-      if (res.locals.errorCode) line.code = res.locals.errorCode;
-      requestLog(res, logger)!.info(line, 'request');
-    });
-    next();
-  });
-  outer.get('/readyz', (_req, res) => {
-    if (ready && !draining && worker.isReady) res.json({ status: 'ready', model: spec.modelType, family: spec.family });
-    else if (ready && !draining) res.status(503).json({ error: { code: 'INFERENCE_WORKER_RESTARTING', message: 'the inference worker is restarting', request_id: res.locals.requestId } });
-    else res.status(503).json({ error: { code: draining ? 'DRAINING' : 'NOT_READY', message: draining ? 'draining' : 'model not loaded', request_id: res.locals.requestId } });
-  });
-  const info = infoDocument(spec, serving, config);
-  outer.get('/info', (_req, res) => { res.json(info); });
-  const openApi = openApiDocument({ ...jobsOpenApiPaths(), ...usageOpenApiPaths() });
-  outer.get('/openapi.json', (_req, res) => { res.json(openApi); });
-  outer.use('/console', consoleRouter());
-  outer.use((_req: Request, res: Response, next: NextFunction) => {
-    if (!draining || _req.path === '/healthz' || _req.path === '/metrics') return next();
-    metrics.rejected.inc({ reason: 'draining' });
-    res.setHeader('Connection', 'close');
-    res.status(503).json({ error: { code: 'DRAINING', message: 'the server is shutting down', request_id: res.locals.requestId } });
-  });
-
-  const classifyRoute = (ctx: AppContext) => {
-    ctx.app.post('/v1/tasks/:task/classify', ctx.tenantAuth, requireJson, admission.concurrencyGate(tenantOf), classifyJson, async (req: Request, res: Response, next: NextFunction) => {
-      const tenant = tenantOf(res);
-      try {
-        const result = await classify.classify(tenant.id, String(req.params.task), req.body);
-        res.locals.classify = {
-          rows: result.usage.rows, tokens: result.usage.tokens, batches: result.batch_ids,
-          queueMs: result.timing.queue_ms, inferenceMs: result.timing.inference_ms, tokenizeMs: result.timing.tokenize_ms,
-        };
-        res.json(result);
-      } catch (err) {
-        if (isSoftserveError(err)) {
-          res.locals.errorCode = err.code;
-          if (err.status === 429 || err.code === 'INFERENCE_WORKER_RESTARTING') {
-            metrics.rejected.inc({ reason: err.status === 429 ? 'overloaded' : 'worker_restart' });
-            res.setHeader('Retry-After', String((err.details?.retryAfter as number | undefined) ?? scheduler.retryAfterSeconds()));
-          } else if (err.code === 'DEADLINE_EXCEEDED') {
-            metrics.rejected.inc({ reason: 'deadline' });
-          } else if (err.code === 'DRAINING') {
-            metrics.rejected.inc({ reason: 'draining' });
-          }
-          if (err.status === 429) {
-            admission.answerRefusal(Number(res.getHeader('Retry-After') ?? 1), () => next(err));
-            return;
-          }
-        }
-        next(err);
-      }
-    });
-  };
-  outer.use(createApp({ store, spec, config, logger, registry: metrics.registry, extensions: [classifyRoute, jobsExtension(training), usageExtension(usage), tenantQuotaRoutes(quotas, admission, admissionConfig.tenant)], inspector: new PromptInspector(serving.modelDir, spec, tokenizer) }));
-  // Last resort for errors raised outside the app (console files, /info): express's own
-  // handler would answer HTML with a stack trace, paths included.
-  outer.use((err: unknown, _req: Request, res: Response, next: NextFunction) => {
-    if (res.headersSent) return next(err);
-    const status = typeof (err as { status?: unknown })?.status === 'number' && (err as { status: number }).status >= 400 && (err as { status: number }).status < 500 ? (err as { status: number }).status : 500;
-    requestLog(res, logger)?.error({ err, status }, 'request failed outside the API');
-    const code = status === 404 ? 'NOT_FOUND' : status < 500 ? 'BAD_REQUEST' : 'INTERNAL';
-    res.status(status).json({ error: { code, message: status < 500 ? 'bad request' : `internal error; the server log has the detail under request id ${String(res.locals.requestId)}`, request_id: res.locals.requestId } });
+  const readiness: Readiness = () => (!ready ? 'NOT_READY' : draining ? 'DRAINING' : worker.isReady ? null : 'INFERENCE_WORKER_RESTARTING');
+  const retryAfterEstimate = () => scheduler.retryAfterSeconds();
+  const app = createApp({
+    store, spec, config, logger,
+    observe: observeRequests({ metrics, usage, logger }),
+    draining: () => draining,
+    onDrainRefusal: () => metrics.rejected.inc({ reason: 'draining' }),
+    retryAfterEstimate,
+    routes: [
+      healthRoutes(readiness), metricsRoutes(metrics.registry), infoRoutes(infoDocument(spec, serving, config)), openApiRoutes(), consoleRoutes,
+      ...apiRoutes(new PromptInspector(serving.modelDir, spec, tokenizer)),
+      classifyRoutes({ classify, admission, metrics, limits: serving.classify, retryAfterEstimate }),
+      jobsRoutes(training),
+      usageRoutes(usage),
+      tenantQuotaRoutes(quotas, admission, admissionConfig.tenant),
+    ],
   });
 
   // Bounded connections, header/body/keep-alive timeouts (slow or idle clients must not hold a drain
   // open forever), and Expect: 100-continue answered by the route's body limit.
   const largestBody = Math.max(config.maxJsonBytes, trainingConfig.maxUploadBytes, 2 * config.maxUploadBytes + config.maxAdapterConfigBytes + 64 * 1024, classifyBodyLimit);
-  const http: Server = createHttpServer(outer, serving.http, {
+  const http: Server = createHttpServer(app, serving.http, {
     onDrop: () => metrics.connectionsDropped.inc(),
-    bodyLimit: (req) => (/^\/v1\/tasks\/[^/]+\/classify(\?|$)/.test(req.url ?? '') ? classifyBodyLimit : largestBody),
+    bodyLimit: (req) => (CLASSIFY_PATH.test(req.url ?? '') ? classifyBodyLimit : largestBody),
   });
   http.listen(config.port, config.host);
   await once(http, 'listening');
@@ -260,5 +180,3 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;
-
-export { SoftserveError };

@@ -1,13 +1,11 @@
 // Per-tenant usage since the process started: requests, classified rows and
 // tokens, and requests refused by admission (429), draining (503) or their
-// deadline (504). Fed by the request-log middleware in server/server.ts (one
+// deadline (504). Fed by the request-log middleware in server/observe.ts (one
 // call per finished request that carried a tenant key) and read by the admin
-// route GET /v1/tenants/:id/usage. In memory only: a restart starts from zero,
-// which the answer says with `since`.
+// route GET /v1/tenants/:id/usage (server/routes/usage.ts). In memory only: a
+// restart starts from zero, which the answer says with `since`.
 
-import type { Request, Response } from 'express';
-
-import type { AppExtension } from './app.ts';
+import type { Response } from 'express';
 
 export interface TenantUsage {
   requests: number;
@@ -51,29 +49,3 @@ export class UsageCounter {
     return { ...(this.byTenant.get(tenantId) ?? { requests: 0, classify_requests: 0, rows: 0, tokens: 0, rejected: 0, errors: 0 }) };
   }
 }
-
-/** GET /v1/tenants/:id/usage (admin key): 404 for a tenant that does not exist. */
-export function usageExtension(usage: UsageCounter): AppExtension {
-  return ({ app, adminAuth, store }) => {
-    app.get('/v1/tenants/:id/usage', adminAuth, async (req: Request, res: Response) => {
-      const tenant = await store.getTenant(String(req.params.id));
-      res.json({ tenant: tenant.id, since: usage.since, ...usage.get(tenant.id) });
-    });
-  };
-}
-
-export const usageOpenApiPaths = (): Record<string, Record<string, unknown>> => ({
-  '/v1/tenants/{id}/usage': {
-    parameters: [{ name: 'id', in: 'path', required: true, schema: { type: 'string' } }],
-    get: {
-      summary: "A tenant's usage since the server started (admin): requests, classify requests, rows, tokens, rejected (429/503/504), other errors",
-      responses: {
-        200: {
-          description: 'counters',
-          content: { 'application/json': { schema: { type: 'object', properties: { tenant: { type: 'string' }, since: { type: 'string', format: 'date-time' }, requests: { type: 'integer' }, classify_requests: { type: 'integer' }, rows: { type: 'integer' }, tokens: { type: 'integer' }, rejected: { type: 'integer' }, errors: { type: 'integer' } } } } },
-        },
-        ...Object.fromEntries([401, 403, 404].map((s) => [String(s), { description: 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }])),
-      },
-    },
-  },
-});

@@ -17,10 +17,10 @@ import { after, describe, it } from 'node:test';
 import { loadCheckpoint } from '../models/checkpoint.ts';
 import { familyOf } from '../models/families.ts';
 import { PromptStore } from '../prompts/store.ts';
-import { createApp } from '../server/app.ts';
-import { DEFAULT_CONFIG, promptLimits, type ServerConfig } from '../server/config.ts';
-import { jobsExtension } from '../server/routes/jobs.ts';
-import { DEFAULT_TRAINING_CONFIG, type TrainingConfig } from '../server/training/config.ts';
+import { apiRoutes, createApp } from '../server/app.ts';
+import { healthRoutes } from '../server/routes/system.ts';
+import { DEFAULT_CONFIG, DEFAULT_TRAINING_CONFIG, promptLimits, type ServerConfig, type TrainingConfig } from '../server/config.ts';
+import { jobsRoutes } from '../server/routes/jobs.ts';
 import { TrainingManager } from '../server/training/manager.ts';
 
 const STORIES = fileURLToPath(new URL('../../shared/models/stories260k', import.meta.url));
@@ -46,7 +46,7 @@ async function startEnv(training: Partial<TrainingConfig> = {}, dataDir?: string
   const store = PromptStore.open({ dataDir: dir, spec: SPEC, limits: promptLimits(config) });
   const manager = new TrainingManager({ store, modelDir: STORIES, config: { ...DEFAULT_TRAINING_CONFIG, niceness: 0, progressIntervalMs: 50, ...training } });
   await manager.start();
-  const app = createApp({ store, spec: SPEC, config, extensions: [jobsExtension(manager)] });
+  const app = createApp({ store, spec: SPEC, config, routes: [healthRoutes(), ...apiRoutes(), jobsRoutes(manager)] });
   const server: Server = await new Promise((resolve) => { const s = app.listen(0, '127.0.0.1', () => resolve(s)); });
   const { port } = server.address() as AddressInfo;
   return {

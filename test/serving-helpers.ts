@@ -6,11 +6,9 @@ import { Writable } from 'node:stream';
 import { rmSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { pino } from 'pino';
-import { DEFAULT_CONFIG, type ServerConfig } from '../server/config.ts';
-import { loadServingConfig, type ServingConfig } from '../server/serving-config.ts';
+import { DEFAULT_CONFIG, loadServingConfig, loadTrainingConfig, type ServerConfig, type ServingConfig, type TrainingConfig } from '../server/config.ts';
 import { DEFAULT_SCHEDULER_CONFIG, type SchedulerConfig } from '../server/scheduler.ts';
 import { startServer, type RunningServer } from '../server/server.ts';
-import { loadTrainingConfig, type TrainingConfig } from '../server/training/config.ts';
 import { ADMIN_KEY, api, tempDir } from './store-helpers.ts';
 
 export const STORIES_DIR = fileURLToPath(new URL('../../shared/models/stories260k', import.meta.url));

@@ -4,7 +4,7 @@
 // copied; the worker assembles them) and get outputs back as promises.
 
 import { Worker } from 'node:worker_threads';
-import { SoftserveError, type ErrorCode, ERROR_STATUS } from '../../kernels/errors.ts';
+import { SoftserveError, isErrorCode } from '../../kernels/errors.ts';
 import type { ModelSpec } from '../../models/spec.ts';
 import type { ExecutionProvider } from '../../kernels/session.ts';
 import type { BatchInput, BatchOutput, InferenceBackend } from './backend.ts';
@@ -20,7 +20,7 @@ export interface InferenceWorkerOptions {
 }
 
 function toError(code: string, message: string): SoftserveError {
-  return new SoftserveError((code in ERROR_STATUS ? code : 'INTERNAL') as ErrorCode, message);
+  return new SoftserveError(isErrorCode(code) ? code : 'INTERNAL', message);
 }
 
 const restarting = (message: string) => new SoftserveError('INFERENCE_WORKER_RESTARTING', message, { retryAfter: 1 });

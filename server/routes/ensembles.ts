@@ -7,6 +7,9 @@ import { SoftserveError } from '../../kernels/errors.ts';
 import type { EnsembleMember, PromptStore } from '../../prompts/store.ts';
 import { parseVoteMode, type VoteMode } from '../../prompts/vote.ts';
 import { tenantOf } from '../auth.ts';
+import { requireJson } from '../json-only.ts';
+import { errors, json, name, ok, ref } from '../openapi.ts';
+import type { RouteModule } from '../route-module.ts';
 import { ensembleView } from './views.ts';
 
 function members(req: Request): EnsembleMember[] {
@@ -58,3 +61,35 @@ export function ensemblesRouter(store: PromptStore): express.Router {
 
   return r;
 }
+
+/** /v1/tasks/:task/ensembles: JSON bodies only. */
+export const ensemblesRoutes: RouteModule = {
+  name: 'ensembles',
+  mount(_app, ctx) {
+    ctx.mount('/v1/tasks/:task/ensembles', ctx.tenantAuth, requireJson, ctx.jsonBody, ensemblesRouter(ctx.store));
+  },
+  openapi: {
+    paths: {
+      '/v1/tasks/{task}/ensembles': {
+        parameters: [name('task')],
+        post: { summary: 'Create an ensemble {name, members}', requestBody: { content: json(ref('Ensemble')) }, responses: { 201: ok('ensemble', ref('Ensemble')), ...errors(400, 401, 404, 409, 422) } },
+        get: { summary: 'List ensembles', responses: { 200: ok('ensembles'), ...errors(401, 404) } },
+      },
+      '/v1/tasks/{task}/ensembles/{name}': {
+        parameters: [name('task'), name('name')],
+        post: { summary: 'Create an ensemble {members}', requestBody: { content: json(ref('Ensemble')) }, responses: { 201: ok('ensemble', ref('Ensemble')), ...errors(400, 401, 404, 409, 422) } },
+        get: { summary: 'An ensemble', responses: { 200: ok('ensemble', ref('Ensemble')), ...errors(401, 404) } },
+        delete: { summary: 'Delete an ensemble', responses: { 204: ok('deleted'), ...errors(401, 404) } },
+      },
+    },
+    schemas: {
+      Ensemble: {
+        type: 'object',
+        properties: {
+          task: { type: 'string' }, name: { type: 'string' }, members: { type: 'array', items: { type: 'object', properties: { prompt: { type: 'string' }, version: { type: 'integer', nullable: true } } } },
+          vote: { enum: ['majority', 'mean_probability', 'weighted'], description: 'the ensemble\'s vote mode (default majority); a request\'s vote overrides it' },
+        },
+      },
+    },
+  },
+};

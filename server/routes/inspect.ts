@@ -11,6 +11,8 @@ import type { TextTokenizer } from '../../models/tokenizer.ts';
 import { inspectPrefix, inspectVirtualTokens, inverseRowNorms } from '../../prompts/inspect.ts';
 import type { PromptStore } from '../../prompts/store.ts';
 import { tenantOf } from '../auth.ts';
+import { errors, name, ok, ref } from '../openapi.ts';
+import type { RouteModule } from '../route-module.ts';
 import { versionParam } from './prompts.ts';
 
 export const MAX_INSPECT_K = 50;
@@ -67,4 +69,52 @@ export function inspectRouter(store: PromptStore, inspector: PromptInspector): e
     res.json(view);
   });
   return r;
+}
+
+/** GET /v1/tasks/:task/prompts/:name/inspect (mounted before the prompts router, which would take the path). */
+export function inspectRoutes(inspector: PromptInspector): RouteModule {
+  return {
+    name: 'inspect',
+    mount(_app, ctx) {
+      ctx.mount('/v1/tasks/:task/prompts/:name/inspect', ctx.tenantAuth, inspectRouter(ctx.store, inspector));
+    },
+    openapi: {
+      paths: {
+        '/v1/tasks/{task}/prompts/{name}/inspect': {
+          parameters: [name('task'), name('name'),
+            { name: 'version', in: 'query', schema: { oneOf: [{ type: 'integer', minimum: 1 }, { type: 'string', enum: ['latest'] }] } },
+            { name: 'k', in: 'query', schema: { type: 'integer', minimum: 1, maximum: 50, default: 5 } }],
+          get: { summary: 'Soft/P-tuning: each virtual token\'s k nearest vocabulary tokens (cosine) and norm; prefix: key and value norms per layer', responses: { 200: ok('inspection', ref('PromptInspection')), ...errors(400, 401, 404) } },
+        },
+      },
+      schemas: {
+        PromptInspection: {
+          type: 'object',
+          properties: {
+            task: { type: 'string' }, prompt: { type: 'string' }, version: { type: 'integer' }, kind: { enum: ['soft', 'ptuning', 'prefix'] }, num_virtual_tokens: { type: 'integer' },
+            tokens: {
+              type: 'array', description: 'soft and ptuning prompts: one entry per virtual token',
+              items: {
+                type: 'object',
+                properties: {
+                  index: { type: 'integer' }, norm: { type: 'number' },
+                  nearest: { type: 'array', items: { type: 'object', properties: { id: { type: 'integer' }, token: { type: 'string' }, similarity: { type: 'number', description: 'cosine similarity to the token\'s input embedding' } } } },
+                },
+              },
+            },
+            layers: {
+              type: 'array', description: 'prefix prompts: one entry per layer',
+              items: {
+                type: 'object',
+                properties: {
+                  layer: { type: 'integer' }, key_norm: { type: 'number', description: 'mean over prefix positions of the keys\' L2 norm (all key/value heads)' }, value_norm: { type: 'number' },
+                  key_norms: { type: 'array', items: { type: 'number' } }, value_norms: { type: 'array', items: { type: 'number' } },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+  };
 }

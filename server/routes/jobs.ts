@@ -1,4 +1,4 @@
-// Training job routes (an AppExtension):
+// Training job routes (a route module; its OpenAPI fragment is at the end):
 //   POST /v1/tasks/:task/jobs       submit: JSON {prompt, ensemble?, options?, examples | jsonl, validation? | validation_jsonl?},
 //                                   multipart (fields prompt, ensemble?, options (JSON); files examples, validation?: JSONL),
 //                                   or a raw JSONL body (application/x-ndjson, application/jsonl) with ?prompt=&ensemble=&options=
@@ -17,9 +17,9 @@
 import express, { type Request, type RequestHandler, type Response } from 'express';
 
 import { SoftserveError } from '../../kernels/errors.ts';
-import type { AppExtension } from '../app.ts';
 import { tenantOf } from '../auth.ts';
 import { readMultipart } from '../multipart.ts';
+import type { RouteModule } from '../route-module.ts';
 import type { ExamplesInput, JobRequest, TrainingManager } from '../training/manager.ts';
 
 const JSONL_TYPES = ['application/x-ndjson', 'application/jsonl', 'application/x-jsonlines', 'text/jsonl'];
@@ -108,60 +108,55 @@ async function readJobRequest(req: Request, maxBytes: number, json: RequestHandl
   throw new SoftserveError('UNSUPPORTED_MEDIA_TYPE', `send application/json, multipart/form-data or JSON lines (application/x-ndjson), not ${JSON.stringify(type || 'no content type')}`);
 }
 
-export function jobsExtension(manager: TrainingManager): AppExtension {
+export function jobsRoutes(manager: TrainingManager): RouteModule {
   const opts = { maxUploadBytes: manager.config.maxUploadBytes };
-  return (ctx) => {
-    const { app, tenantAuth } = ctx;
-    const json = express.json({ limit: opts.maxUploadBytes, strict: true });
-    const text = express.text({ type: JSONL_TYPES, limit: opts.maxUploadBytes });
+  return {
+    name: 'jobs',
+    openapi: { paths: jobsOpenApiPaths() },
+    mount(app, ctx) {
+      const { tenantAuth } = ctx;
+      const json = express.json({ limit: opts.maxUploadBytes, strict: true });
+      const text = express.text({ type: JSONL_TYPES, limit: opts.maxUploadBytes });
 
-    app.post('/v1/tasks/:task/jobs', tenantAuth, async (req: Request, res: Response) => {
-      const tenant = tenantOf(res);
-      const task = String(req.params.task);
-      // An unknown task is 404 before the body is read.
-      await ctx.store.getTask(tenant.id, task);
-      // JSON bodies under /v1/tasks are read by the app's own parser (SOFTSERVE_MAX_JSON_BYTES)
-      // before this route runs; the training limit applies to every body by its declared length.
-      const declared = Number(req.headers['content-length'] ?? NaN);
-      if (Number.isFinite(declared) && declared > opts.maxUploadBytes) {
-        if (!req.complete) res.setHeader('Connection', 'close');
-        throw new SoftserveError('PAYLOAD_TOO_LARGE', `the job body is ${declared} bytes; the limit is ${opts.maxUploadBytes} (SOFTSERVE_TRAINING_MAX_BYTES)`, { limit: opts.maxUploadBytes });
-      }
-      const body = await readJobRequest(req, opts.maxUploadBytes, json, text, res);
-      let job;
-      try {
-        job = await manager.submit(tenant.id, task, body);
-      } catch (err) {
-        // 429s (queue full, tenant limits, time quota) say when to come back.
-        if (err instanceof SoftserveError && err.status === 429) res.setHeader('Retry-After', String(Math.max(1, Math.ceil(Number(err.details?.retryAfter ?? 30)))));
-        throw err;
-      }
-      res.status(202).location(`/v1/jobs/${job.id}`).json(job);
-    });
+      app.post('/v1/tasks/:task/jobs', tenantAuth, async (req: Request, res: Response) => {
+        const tenant = tenantOf(res);
+        const task = String(req.params.task);
+        // An unknown task is 404 before the body is read.
+        await ctx.store.getTask(tenant.id, task);
+        // JSON bodies under /v1/tasks are read by the app's own parser (SOFTSERVE_MAX_JSON_BYTES)
+        // before this route runs; the training limit applies to every body by its declared length.
+        const declared = Number(req.headers['content-length'] ?? NaN);
+        if (Number.isFinite(declared) && declared > opts.maxUploadBytes) {
+          if (!req.complete) res.setHeader('Connection', 'close');
+          throw new SoftserveError('PAYLOAD_TOO_LARGE', `the job body is ${declared} bytes; the limit is ${opts.maxUploadBytes} (SOFTSERVE_TRAINING_MAX_BYTES)`, { limit: opts.maxUploadBytes });
+        }
+        const body = await readJobRequest(req, opts.maxUploadBytes, json, text, res);
+        // 429s (queue full, tenant limits, time quota) carry details.retryAfter: the error handler sends it as Retry-After.
+        const job = await manager.submit(tenant.id, task, body);
+        res.status(202).location(`/v1/jobs/${job.id}`).json(job);
+      });
 
-    app.get('/v1/tasks/:task/jobs', tenantAuth, async (req: Request, res: Response) => {
-      res.json({ jobs: await manager.list(tenantOf(res).id, String(req.params.task)) });
-    });
+      app.get('/v1/tasks/:task/jobs', tenantAuth, async (req: Request, res: Response) => {
+        res.json({ jobs: await manager.list(tenantOf(res).id, String(req.params.task)) });
+      });
 
-    app.get('/v1/jobs', tenantAuth, async (_req: Request, res: Response) => {
-      res.json({ jobs: await manager.list(tenantOf(res).id) });
-    });
+      app.get('/v1/jobs', tenantAuth, async (_req: Request, res: Response) => {
+        res.json({ jobs: await manager.list(tenantOf(res).id) });
+      });
 
-    app.get('/v1/jobs/:id', tenantAuth, async (req: Request, res: Response) => {
-      res.json(await manager.get(tenantOf(res).id, String(req.params.id)));
-    });
+      app.get('/v1/jobs/:id', tenantAuth, async (req: Request, res: Response) => {
+        res.json(await manager.get(tenantOf(res).id, String(req.params.id)));
+      });
 
-    app.post('/v1/jobs/:id/cancel', tenantAuth, async (req: Request, res: Response) => {
-      res.json(await manager.cancel(tenantOf(res).id, String(req.params.id)));
-    });
+      app.post('/v1/jobs/:id/cancel', tenantAuth, async (req: Request, res: Response) => {
+        res.json(await manager.cancel(tenantOf(res).id, String(req.params.id)));
+      });
+    },
   };
 }
 
-/**
- * The job routes for /openapi.json (server/openapi.ts merges these into its
- * `paths`; docs/TRAINING.md is the prose version).
- */
-export function jobsOpenApiPaths(): Record<string, Record<string, unknown>> {
+/** The job routes for /openapi.json (docs/TRAINING.md is the prose version). */
+function jobsOpenApiPaths(): Record<string, Record<string, unknown>> {
   const err = (...codes: number[]) => Object.fromEntries(codes.map((c) => [String(c), { description: 'error', content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } } }]));
   const job = { type: 'object', description: 'a training job (docs/TRAINING.md)', properties: { id: { type: 'string' }, state: { type: 'string', enum: ['queued', 'running', 'succeeded', 'failed', 'cancelled'] }, progress: { type: 'object', nullable: true }, history: { type: 'array', items: { type: 'object' } }, result: { type: 'object', nullable: true }, error: { type: 'object', nullable: true }, events: { type: 'array', items: { type: 'object' } }, memory: { type: 'object', nullable: true, description: 'estimate_mb, limit_mb, peak_growth_mb' } } };
   const one = (description: string, status = '200') => ({ [status]: { description, content: { 'application/json': { schema: job } } } });

@@ -11,6 +11,8 @@ import { validateName, type PromptStore } from '../../prompts/store.ts';
 import { tenantOf } from '../auth.ts';
 import type { ServerConfig } from '../config.ts';
 import { readMultipart, type MultipartFile } from '../multipart.ts';
+import { errors, json, name, ok, ref, version } from '../openapi.ts';
+import type { RouteModule } from '../route-module.ts';
 import { tarArchive } from '../tar.ts';
 import { promptView, versionView } from './views.ts';
 
@@ -142,3 +144,61 @@ export function promptsRouter(store: PromptStore, config: ServerConfig): express
 
   return r;
 }
+
+/** /v1/tasks/:task/prompts: upload (multipart PEFT files or JSON), list, get, delete, export. */
+export const promptsRoutes: RouteModule = {
+  name: 'prompts',
+  mount(_app, ctx) {
+    ctx.mount('/v1/tasks/:task/prompts', ctx.tenantAuth, ctx.jsonBody, promptsRouter(ctx.store, ctx.config));
+  },
+  openapi: {
+    paths: {
+      '/v1/tasks/{task}/prompts': {
+        parameters: [name('task')],
+        post: {
+          summary: 'Upload a prompt version: PEFT files (multipart: adapter_config.json, adapter_model.safetensors, name) or the JSON form',
+          requestBody: { content: { ...json(ref('JsonPrompt')), 'multipart/form-data': { schema: { type: 'object', properties: { name: { type: 'string' }, adapter_config: { type: 'string', format: 'binary' }, adapter_model: { type: 'string', format: 'binary' } } } } } },
+          responses: { 201: ok('the new version', ref('PromptVersion')), ...errors(400, 401, 404, 413, 415, 422) },
+        },
+        get: { summary: 'List prompts', responses: { 200: ok('prompts'), ...errors(401, 404) } },
+      },
+      '/v1/tasks/{task}/prompts/{name}': {
+        parameters: [name('task'), name('name')],
+        get: { summary: 'A prompt and its versions', responses: { 200: ok('prompt', ref('Prompt')), ...errors(401, 404) } },
+        delete: { summary: 'Delete a prompt (409 while an ensemble uses it)', responses: { 204: ok('deleted'), ...errors(401, 404, 409) } },
+      },
+      '/v1/tasks/{task}/prompts/{name}/versions/{version}': {
+        parameters: [name('task'), name('name'), version],
+        get: { summary: 'One version', responses: { 200: ok('version', ref('PromptVersion')), ...errors(400, 401, 404) } },
+        delete: { summary: 'Delete one version', responses: { 204: ok('deleted'), ...errors(400, 401, 404, 409) } },
+      },
+      '/v1/tasks/{task}/prompts/{name}/versions/{version}/export': {
+        parameters: [name('task'), name('name'), version, { name: 'file', in: 'query', schema: { enum: ['adapter_config.json', 'adapter_model.safetensors'] } }],
+        get: { summary: 'PEFT files: a tar of the adapter directory, or one file with ?file=', responses: { 200: { description: 'tar or file', content: { 'application/x-tar': {}, 'application/json': {}, 'application/octet-stream': {} } }, ...errors(400, 401, 404) } },
+      },
+    },
+    schemas: {
+      JsonPrompt: {
+        type: 'object', required: ['name', 'kind', 'tensor'],
+        properties: {
+          name: { type: 'string' }, kind: { enum: ['soft', 'ptuning', 'prefix'] },
+          tensor: { type: 'array', description: '[P][H] for soft/ptuning, [L][2][KV][P][D] for prefix', items: {} },
+          head: { type: 'object', properties: { weight: { type: 'array', items: {} }, bias: { type: 'array', items: { type: 'number' } } } },
+        },
+      },
+      PromptVersion: {
+        type: 'object',
+        properties: {
+          task: { type: 'string' }, name: { type: 'string' }, version: { type: 'integer' }, kind: { enum: ['soft', 'ptuning', 'prefix'] },
+          num_virtual_tokens: { type: 'integer' }, has_head: { type: 'boolean' }, tensor_sha256: { type: 'string' }, tensor_bytes: { type: 'integer' },
+          source: { enum: ['peft', 'json', 'training'] }, source_dtype: { type: 'string', nullable: true }, created_at: { type: 'string' },
+          provenance: {
+            type: 'object', nullable: true, additionalProperties: true,
+            description: 'trained versions: job, method, seed, init, held_out_accuracy (a weighted vote\'s weight), held_out_examples; distill: student, gold_weight, teacher {ensemble, members}; transfer: init_from {prompt, version, task?}. null for uploads',
+          },
+        },
+      },
+      Prompt: { type: 'object', properties: { task: { type: 'string' }, name: { type: 'string' }, latest_version: { type: 'integer' }, versions: { type: 'array', items: ref('PromptVersion') } } },
+    },
+  },
+};

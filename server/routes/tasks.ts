@@ -7,6 +7,8 @@ import { SoftserveError } from '../../kernels/errors.ts';
 import type { PromptStore, Scoring } from '../../prompts/store.ts';
 import { tenantOf } from '../auth.ts';
 import { requireJson } from '../json-only.ts';
+import { errors, json, name, ok, ref } from '../openapi.ts';
+import type { RouteModule } from '../route-module.ts';
 import { taskView } from './views.ts';
 
 function body(req: Request): Record<string, unknown> {
@@ -54,3 +56,41 @@ export function tasksRouter(store: PromptStore): express.Router {
 
   return r;
 }
+
+/** /v1/tasks: create, list, get, delete (mounted after the routes under /v1/tasks/:task/). */
+export const tasksRoutes: RouteModule = {
+  name: 'tasks',
+  mount(_app, ctx) {
+    ctx.mount('/v1/tasks', ctx.tenantAuth, ctx.jsonBody, tasksRouter(ctx.store));
+  },
+  openapi: {
+    paths: {
+      '/v1/tasks': {
+        post: { summary: 'Create a task', requestBody: { content: json(ref('Task')) }, responses: { 201: ok('task', ref('Task')), ...errors(400, 401, 409, 422) } },
+        get: { summary: 'List tasks', responses: { 200: ok('tasks'), ...errors(401) } },
+      },
+      '/v1/tasks/{task}': {
+        parameters: [name('task')],
+        get: { summary: 'A task', responses: { 200: ok('task', ref('Task')), ...errors(401, 404) } },
+        delete: { summary: 'Delete a task, its prompts and ensembles', responses: { 204: ok('deleted'), ...errors(401, 404) } },
+      },
+    },
+    schemas: {
+      Task: {
+        type: 'object', required: ['name', 'labels', 'template', 'scoring'],
+        properties: {
+          name: { type: 'string' },
+          labels: { type: 'array', items: { type: 'string' }, minItems: 2 },
+          template: { type: 'string', description: 'contains {text} once; may contain {mask} (masked LMs) and {soft} / {soft:a-b} (where virtual tokens go; default: first)' },
+          scoring: {
+            oneOf: [
+              { type: 'object', required: ['type', 'label_words'], properties: { type: { enum: ['verbalizer'] }, label_words: { type: 'array', items: { type: 'string' } } } },
+              { type: 'object', required: ['type'], properties: { type: { enum: ['head'] }, pooling: { enum: ['last', 'mean'] } } },
+            ],
+          },
+          created_at: { type: 'string' },
+        },
+      },
+    },
+  },
+};

@@ -5,6 +5,10 @@ import express, { type Request, type Response } from 'express';
 
 import { SoftserveError } from '../../kernels/errors.ts';
 import type { PromptStore } from '../../prompts/store.ts';
+import { tenantOf } from '../auth.ts';
+import { requireJson } from '../json-only.ts';
+import { errors, json, name, ok, ref } from '../openapi.ts';
+import type { RouteModule } from '../route-module.ts';
 import { keyView, tenantView } from './views.ts';
 
 export function tenantsRouter(store: PromptStore): express.Router {
@@ -47,3 +51,53 @@ export function tenantsRouter(store: PromptStore): express.Router {
 
   return r;
 }
+
+/** /v1/tenants: admin key, JSON bodies. */
+export const tenantsRoutes: RouteModule = {
+  name: 'tenants',
+  mount(_app, ctx) {
+    ctx.mount('/v1/tenants', ctx.adminAuth, requireJson, ctx.jsonBody, tenantsRouter(ctx.store));
+  },
+  openapi: {
+    paths: {
+      '/v1/tenants': {
+        post: { summary: 'Create a tenant (admin); the API key is shown once', requestBody: { content: json({ type: 'object', required: ['name'], properties: { name: { type: 'string' } } }) }, responses: { 201: ok('tenant and key', { allOf: [ref('Tenant'), ref('NewKey')] }), ...errors(400, 401, 403, 409) } },
+        get: { summary: 'List tenants (admin)', responses: { 200: ok('tenants'), ...errors(401, 403) } },
+      },
+      '/v1/tenants/{id}': {
+        parameters: [name('id')],
+        get: { summary: 'A tenant (admin)', responses: { 200: ok('tenant', ref('Tenant')), ...errors(401, 403, 404) } },
+        delete: { summary: 'Delete a tenant and everything it owns (admin)', responses: { 204: ok('deleted'), ...errors(401, 403, 404) } },
+      },
+      '/v1/tenants/{id}/keys': {
+        parameters: [name('id')],
+        post: { summary: 'New API key (admin)', responses: { 201: ok('key', ref('NewKey')), ...errors(401, 403, 404) } },
+        get: { summary: 'List keys (admin)', responses: { 200: ok('keys'), ...errors(401, 403, 404) } },
+      },
+      '/v1/tenants/{id}/keys/{keyId}': {
+        parameters: [name('id'), name('keyId')],
+        delete: { summary: 'Revoke a key (admin)', responses: { 204: ok('revoked'), ...errors(401, 403, 404) } },
+      },
+    },
+    schemas: {
+      Tenant: { type: 'object', properties: { id: { type: 'string' }, name: { type: 'string' }, created_at: { type: 'string', format: 'date-time' } } },
+      Key: { type: 'object', properties: { id: { type: 'string' }, prefix: { type: 'string' }, created_at: { type: 'string' }, revoked_at: { type: 'string', nullable: true } } },
+      NewKey: { type: 'object', properties: { api_key: { type: 'string', description: 'shown once' }, key: ref('Key') } },
+    },
+  },
+};
+
+/** GET /v1/whoami: the calling tenant. */
+export const whoamiRoutes: RouteModule = {
+  name: 'whoami',
+  mount(app, ctx) {
+    app.get('/v1/whoami', ctx.tenantAuth, (_req, res) => {
+      res.json(tenantView(tenantOf(res)));
+    });
+  },
+  openapi: {
+    paths: {
+      '/v1/whoami': { get: { summary: 'The calling tenant', responses: { 200: ok('tenant', ref('Tenant')), ...errors(401, 403) } } },
+    },
+  },
+};

@@ -9,7 +9,7 @@
 import { Worker } from 'node:worker_threads';
 import type { Logger } from 'pino';
 
-import { ERROR_STATUS, SoftserveError, type ErrorCode } from '../../kernels/errors.ts';
+import { isErrorCode, SoftserveError } from '../../kernels/errors.ts';
 import type { EvalPoint, Progress } from '../../prompts/training/trainer.ts';
 import type { FromTrainer, ToTrainer, TrainerWorkerConfig } from './protocol.ts';
 
@@ -29,7 +29,7 @@ export interface TrainingWorkerHooks {
 }
 
 function asError(code: string, message: string): SoftserveError {
-  return new SoftserveError((code in ERROR_STATUS ? code : 'INTERNAL') as ErrorCode, message);
+  return new SoftserveError(isErrorCode(code) ? code : 'INTERNAL', message);
 }
 
 interface CurrentJob { jobId: string; listener: JobListener; settle(outcome: Outcome): void }

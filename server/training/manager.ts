@@ -40,7 +40,7 @@ import { loadCheckpoint } from '../../models/checkpoint.ts';
 import { familyOf } from '../../models/families.ts';
 import { modelDimsOf, type ModelDims } from '../../prompts/training/memory.ts';
 import { checkTrainingBudget } from './budget.ts';
-import type { TrainingConfig } from './config.ts';
+import type { TrainingConfig } from '../config.ts';
 import { MemoryWatch } from './memory-watch.ts';
 import { FINAL_STATES, newJobId, type JobFields, type JobRow, type JobStore, type PromptVersionInfo } from '../../prompts/store/index.ts';
 import { loadJobSources, parseUnlabelled, pinJobSources, provenanceFor, type JobSources } from './job-sources.ts';

@@ -9,6 +9,7 @@
 import fc from 'fast-check';
 
 import { isSoftserveError } from '../../kernels/errors.ts';
+import { httpStatus } from '../../server/errors.ts';
 import { loadCheckpoint } from '../../models/checkpoint.ts';
 import { familyOf } from '../../models/families.ts';
 import { DTYPE_BYTES, parseSafetensors, toFloat32, type SafetensorsDtype } from '../../models/safetensors.ts';
@@ -47,10 +48,10 @@ function outcome(t: Tally, c: Case<unknown>, run: () => void | 'refused'): 'acce
     if (run() === 'refused') { t.refused++; return 'refused'; }
   } catch (err) {
     if (err instanceof PropertyFailure) { t.failures++; throw err; }
-    if (isSoftserveError(err) && err.status >= 400 && err.status < 500) { t.refused++; return 'refused'; }
+    if (isSoftserveError(err) && httpStatus(err) >= 400 && httpStatus(err) < 500) { t.refused++; return 'refused'; }
     t.failures++;
     t.crashes++;
-    throw new PropertyFailure(`crash (${c.how}): ${isSoftserveError(err) ? `${err.code} ${err.status}` : (err as Error)?.stack ?? String(err)}`);
+    throw new PropertyFailure(`crash (${c.how}): ${isSoftserveError(err) ? `${err.code} ${httpStatus(err)}` : (err as Error)?.stack ?? String(err)}`);
   }
   if (c.mustRefuse) { t.failures++; throw new PropertyFailure(`malformed input accepted (${c.how})`); }
   t.accepted++;
@@ -96,7 +97,7 @@ export function safetensorsTarget(): FuzzTarget {
         try {
           importPeft({ config: cfgFor(prefix), model: c.input }, SPEC, LIMITS);
         } catch (err) {
-          if (!(isSoftserveError(err) && err.status < 500)) { t.failures++; t.crashes++; throw new PropertyFailure(`importPeft crash (${c.how}): ${(err as Error)?.stack ?? String(err)}`); }
+          if (!(isSoftserveError(err) && httpStatus(err) < 500)) { t.failures++; t.crashes++; throw new PropertyFailure(`importPeft crash (${c.how}): ${(err as Error)?.stack ?? String(err)}`); }
         }
       }
     }),
