@@ -130,12 +130,13 @@ function readInt64s(raw: Uint8Array): number[] {
   return out;
 }
 
-function intAttr(node: NodeSpec, name: string, fallback: number): number {
+/** A node's int attribute (shape inference and gradient rules both read them). */
+export function intAttr(node: NodeSpec, name: string, fallback: number): number {
   const a = node.attributes[name];
   return a && a.kind === 'int' ? a.value : fallback;
 }
 
-function intsAttr(node: NodeSpec, name: string): number[] | undefined {
+export function intsAttr(node: NodeSpec, name: string): number[] | undefined {
   const a = node.attributes[name];
   return a && a.kind === 'ints' ? a.value : undefined;
 }

@@ -6,7 +6,8 @@
 // a run always ends by itself. A progress line goes to stderr while it runs.
 
 import { HttpClient, LatencyRecorder, type HttpResult, type LatencySummary } from './client.ts';
-import { mulberry32 } from '../prompts/training/rng.ts';
+import { uniformFloat64 } from 'pure-rand/distribution/uniformFloat64';
+import { mersenne } from 'pure-rand/generator/mersenne';
 
 /** One request to send. `body` is pre-serialised JSON; `rows` is what it asks the engine for (inputs × prompts). */
 export interface RequestSpec {
@@ -61,8 +62,14 @@ export interface RunResult {
   firstError: string | null;
 }
 
-/** A small deterministic generator: the trainer's mulberry32. */
-export const rng = mulberry32;
+/**
+ * A seeded generator of uniforms in [0, 1) for traffic shapes. pure-rand, not
+ * the trainer's PRNG: loadtest/ imports nothing of the product.
+ */
+export function rng(seed: number): () => number {
+  const g = mersenne(seed);
+  return () => uniformFloat64(g);
+}
 
 const fmt = (x: number, d = 1) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 

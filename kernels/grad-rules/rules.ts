@@ -10,7 +10,7 @@
 
 import type { NodeSpec } from '../onnx-proto.ts';
 import type { Dim, Graph, Value } from '../graph.ts';
-import { isUnknownDim, normAxis, type ShapeInference } from '../shapes.ts';
+import { intAttr, intsAttr, isUnknownDim, normAxis, type ShapeInference } from '../shapes.ts';
 
 export interface RuleContext {
   g: Graph;
@@ -33,16 +33,6 @@ export interface RuleContext {
 }
 
 export type GradRule = (c: RuleContext) => Array<Value | null>;
-
-function intAttr(node: NodeSpec, name: string, fallback: number): number {
-  const a = node.attributes[name];
-  return a && a.kind === 'int' ? a.value : fallback;
-}
-
-function intsAttr(node: NodeSpec, name: string): number[] | undefined {
-  const a = node.attributes[name];
-  return a && a.kind === 'ints' ? a.value : undefined;
-}
 
 /** The single output's cotangent (single-output ops always have one when called). */
 function gy0(c: RuleContext): Value {

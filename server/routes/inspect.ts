@@ -14,6 +14,7 @@ import { tenantOf } from '../auth.ts';
 import { errors, name, ok, ref } from '../openapi.ts';
 import type { RouteModule } from '../route-module.ts';
 import { versionParam } from './prompts.ts';
+import { PROMPT_KINDS } from '../../prompts/kinds.ts';
 
 export const MAX_INSPECT_K = 50;
 const DEFAULT_INSPECT_K = 5;
@@ -91,7 +92,7 @@ export function inspectRoutes(inspector: PromptInspector): RouteModule {
         PromptInspection: {
           type: 'object',
           properties: {
-            task: { type: 'string' }, prompt: { type: 'string' }, version: { type: 'integer' }, kind: { enum: ['soft', 'ptuning', 'prefix'] }, num_virtual_tokens: { type: 'integer' },
+            task: { type: 'string' }, prompt: { type: 'string' }, version: { type: 'integer' }, kind: { enum: [...PROMPT_KINDS] }, num_virtual_tokens: { type: 'integer' },
             tokens: {
               type: 'array', description: 'soft and ptuning prompts: one entry per virtual token',
               items: {

@@ -5,7 +5,7 @@
 import express, { type Request, type Response } from 'express';
 
 import { SoftserveError } from '../../kernels/errors.ts';
-import { parseJsonPrompt } from '../../prompts/kinds.ts';
+import { PROMPT_KINDS, parseJsonPrompt } from '../../prompts/kinds.ts';
 import { ADAPTER_CONFIG_NAME, ADAPTER_MODEL_NAME } from '../../prompts/peft.ts';
 import { validateName, type PromptStore } from '../../prompts/store.ts';
 import { tenantOf } from '../auth.ts';
@@ -181,7 +181,7 @@ export const promptsRoutes: RouteModule = {
       JsonPrompt: {
         type: 'object', required: ['name', 'kind', 'tensor'],
         properties: {
-          name: { type: 'string' }, kind: { enum: ['soft', 'ptuning', 'prefix'] },
+          name: { type: 'string' }, kind: { enum: [...PROMPT_KINDS] },
           tensor: { type: 'array', description: '[P][H] for soft/ptuning, [L][2][KV][P][D] for prefix', items: {} },
           head: { type: 'object', properties: { weight: { type: 'array', items: {} }, bias: { type: 'array', items: { type: 'number' } } } },
         },
@@ -189,7 +189,7 @@ export const promptsRoutes: RouteModule = {
       PromptVersion: {
         type: 'object',
         properties: {
-          task: { type: 'string' }, name: { type: 'string' }, version: { type: 'integer' }, kind: { enum: ['soft', 'ptuning', 'prefix'] },
+          task: { type: 'string' }, name: { type: 'string' }, version: { type: 'integer' }, kind: { enum: [...PROMPT_KINDS] },
           num_virtual_tokens: { type: 'integer' }, has_head: { type: 'boolean' }, tensor_sha256: { type: 'string' }, tensor_bytes: { type: 'integer' },
           source: { enum: ['peft', 'json', 'training'] }, source_dtype: { type: 'string', nullable: true }, created_at: { type: 'string' },
           provenance: {

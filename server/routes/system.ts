@@ -10,6 +10,7 @@ import { metricsAuth } from '../auth.ts';
 import { consoleRouter } from '../console.ts';
 import { errors, ok, ref, openApiDocument } from '../openapi.ts';
 import type { RouteModule } from '../route-module.ts';
+import { FAMILIES } from '../../models/families.ts';
 
 /** Why the server is not ready (null: ready). */
 export type Readiness = () => 'NOT_READY' | 'DRAINING' | 'INFERENCE_WORKER_RESTARTING' | null;
@@ -85,7 +86,7 @@ export function infoRoutes(info: Record<string, unknown>): RouteModule {
             model: {
               type: 'object',
               properties: {
-                name: { type: 'string', description: 'the model directory\'s name' }, family: { enum: ['llama', 'gpt2', 'bert', 'roberta'] }, model_type: { type: 'string' },
+                name: { type: 'string', description: 'the model directory\'s name' }, family: { enum: FAMILIES.map((f) => f.name) }, model_type: { type: 'string' },
                 hidden_size: { type: 'integer' }, num_layers: { type: 'integer' }, num_heads: { type: 'integer' }, num_kv_heads: { type: 'integer' },
                 head_dim: { type: 'integer' }, vocab_size: { type: 'integer' }, max_positions: { type: 'integer' },
               },
