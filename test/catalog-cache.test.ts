@@ -7,6 +7,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
+import { CatalogCache } from '../prompts/catalog-cache.ts';
+import type { Task, Tenant } from '../prompts/store.ts';
 import { ADMIN_KEY, api, classify, createTask, nested, startServingServer, uploadPrompt, type ServingTestServer } from './serving-helpers.ts';
 
 const H = 64; // stories260k
@@ -111,5 +113,46 @@ describe('catalog cache', () => {
     assert.equal((await api(srv.url, 'POST', '/v1/tasks/sentiment/ensembles/e', { key, json: { members: ['p2'] } })).status, 201);
     const one = await ok(key, { ensemble: 'e' }); // one member: answered as that prompt, no votes
     assert.deepEqual([one.ensemble, one.prompt], ['e', { name: 'p2', version: 1 }]);
+  });
+});
+
+describe('CatalogCache', () => {
+  const tenant = (id: string): Tenant => ({ id, name: id, createdAt: '2026-01-01T00:00:00Z' });
+  const task = (tenantId: string, name: string): Task => ({ tenantId, name, createdAt: '2026-01-01T00:00:00Z', labels: ['a', 'b'], template: '{text}', scoring: { type: 'verbalizer', labelWords: [' a', ' b'] } } as unknown as Task);
+
+  it('a read that overlapped a write is not cached', () => {
+    const c = new CatalogCache();
+    const seen = c.generation; // a read starts...
+    c.invalidate({ entity: 'task', tenantId: 't1', task: 'x' }); // ...a write commits meanwhile...
+    c.putTask(task('t1', 'x'), seen); // ...and its (possibly stale) answer is dropped
+    assert.equal(c.task('t1', 'x'), undefined);
+    c.putTask(task('t1', 'x'), c.generation);
+    assert.ok(c.task('t1', 'x'));
+  });
+
+  it('events drop exactly their scope', () => {
+    const c = new CatalogCache();
+    const g = c.generation;
+    c.putTenantForKey('k1', tenant('t1'), g);
+    c.putTenantForKey('k2', tenant('t2'), g);
+    for (const [t, x] of [['t1', 'x'], ['t1', 'y'], ['t2', 'x']] as const) {
+      c.putTask(task(t, x), g);
+      c.putResolution(t, x, '-', { task: task(t, x), ensemble: null, vote: null, versions: [] }, g);
+    }
+    c.invalidate({ entity: 'task', tenantId: 't1', task: 'x' });
+    assert.deepEqual([c.task('t1', 'x'), c.resolution('t1', 'x', '-')], [undefined, undefined]);
+    assert.ok(c.task('t1', 'y') && c.resolution('t1', 'y', '-') && c.task('t2', 'x') && c.tenantForKey('k1'));
+    c.invalidate({ entity: 'key', tenantId: 't1' });
+    assert.deepEqual([c.tenantForKey('k1'), c.tenantForKey('k2')?.id], [undefined, 't2']);
+    assert.ok(c.task('t1', 'y'));
+    c.invalidate({ entity: 'tenant', tenantId: 't2' });
+    assert.deepEqual(c.stats(), { keys: 0, tasks: 1, resolutions: 1 });
+  });
+
+  it('is bounded', () => {
+    const c = new CatalogCache({ maxEntries: 3 });
+    for (let i = 0; i < 10; i++) c.putTenantForKey(`k${i}`, tenant(`t${i}`), c.generation);
+    assert.equal(c.stats().keys, 3);
+    assert.ok(c.tenantForKey('k9') && !c.tenantForKey('k0'));
   });
 });
