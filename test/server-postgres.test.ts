@@ -108,12 +108,25 @@ test('a server on PostgreSQL serves tenant, task, prompt upload and classify, li
   }
   assert.deepEqual(readdirSync(dataDir), [], 'the SQLite data directory is not used');
 
-  // A second process on the same database serves the same tenant and prompt.
+  // `softserve admin rotate-key` works on the database too (the stored admin key).
+  const rotated = await new Promise<string>((resolve, reject) => {
+    const cli = spawn(process.execPath, ['bin/softserve.mjs', 'admin', 'rotate-key', '-q'], { cwd: ROOT, env: { ...process.env, SOFTSERVE_DATABASE_URL: databaseUrl }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    cli.stdout!.on('data', (c: Buffer) => { out += c.toString(); });
+    cli.stderr!.on('data', (c: Buffer) => { err += c.toString(); });
+    cli.once('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`rotate-key exited ${code}: ${err}`))));
+  });
+  assert.match(rotated, /^ssa_/);
+
+  // A second process on the same database serves the same tenant and prompt, and takes the rotated admin key.
   const second = await startChild(databaseUrl);
   try {
     const r = await classify(second.url, key, 'sentiment', { inputs: INPUTS, prompt: 'soft' });
     assert.equal(r.status, 200, JSON.stringify(r.json));
     assert.deepEqual(r.json.results, expected);
+    const tenants = await api(second.url, 'GET', '/v1/tenants', { key: rotated });
+    assert.equal(tenants.status, 200, JSON.stringify(tenants.json));
   } finally {
     await second.stop();
   }
