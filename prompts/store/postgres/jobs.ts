@@ -134,13 +134,22 @@ export class PgJobStore implements JobStore {
 
   async publish(jobId: string, req: PublishRequest): Promise<PromptVersionInfo[]> {
     return this.c.tx(async (db) => {
-      // The job row locked first: a concurrent cancel or a second publish waits, then sees the outcome.
+      const seen = (await db.query<{ tenant_id: string; task_name: string }>('SELECT tenant_id, task_name FROM training_jobs WHERE id = $1', [jobId])).rows[0];
+      if (!seen) throw new SoftserveError('NOT_FOUND', `no training job ${JSON.stringify(jobId)}`);
+      const gone = () => new SoftserveError('NOT_FOUND', `the task ${JSON.stringify(seen.task_name)} the job was submitted to was deleted`);
+      // Locks in the order a task delete takes them (task, then its jobs), so the two cannot deadlock. The task
+      // is locked for update up front, not upgraded later from the versions' key-share lock (two publishers would deadlock).
+      try {
+        await this.c.taskRow(db, seen.tenant_id, seen.task_name, 'FOR UPDATE');
+      } catch (err) {
+        if (err instanceof SoftserveError && err.code === 'NOT_FOUND') throw gone();
+        throw err;
+      }
+      // Then the job: a concurrent cancel or a second publish waits, then sees the outcome.
       const job = (await db.query<JobRow>(`SELECT ${COLUMNS} FROM training_jobs WHERE id = $1 FOR UPDATE`, [jobId])).rows[0];
       if (!job) throw new SoftserveError('NOT_FOUND', `no training job ${JSON.stringify(jobId)}`);
-      if (job.task_deleted_at !== null) throw new SoftserveError('NOT_FOUND', `the task ${JSON.stringify(job.task_name)} the job was submitted to was deleted`);
+      if (job.task_deleted_at !== null) throw gone();
       if (job.state !== 'running') throw new SoftserveError('CONFLICT', `job ${jobId} is ${job.state}, not running: nothing published`);
-      // The task locked for update up front (not upgraded later from the versions' key-share lock: two publishers would deadlock).
-      await this.c.taskRow(db, job.tenant_id, job.task_name, 'FOR UPDATE');
       const versions: PromptVersionInfo[] = [];
       for (const m of req.members) versions.push(await insertVersion(this.c, db, job.tenant_id, job.task_name, m.name, m.write));
       if (req.ensemble !== null) {
