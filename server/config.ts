@@ -39,6 +39,20 @@ export class EnvReader {
     return raw;
   }
 
+  /** A URL with one of `protocols` (e.g. 'postgres:'), or null when unset. The value is never echoed: it may hold a password. */
+  url(name: string, protocols: readonly string[]): string | null {
+    const raw = this.raw(name);
+    if (raw === undefined) return null;
+    let ok = false;
+    try {
+      ok = protocols.includes(new URL(raw).protocol);
+    } catch {
+      ok = false;
+    }
+    if (!ok) throw new Error(`${name} must be a URL starting with ${protocols.map((p) => `${p}//`).join(' or ')}`);
+    return raw;
+  }
+
   int(name: string, fallback: number, bounds: { min?: number; max?: number } = {}): number {
     const raw = this.raw(name);
     if (raw === undefined) return fallback;
@@ -86,6 +100,8 @@ export interface ServerConfig {
   adminKey: string | null;
   /** SOFTSERVE_DATA_DIR: the database file and tensor files (default ./data). */
   dataDir: string;
+  /** SOFTSERVE_DATABASE_URL: postgres://… puts all state in PostgreSQL instead of SQLite in dataDir (default unset: SQLite). */
+  databaseUrl: string | null;
   /** SOFTSERVE_MAX_JSON_BYTES: largest JSON request body (default 8 MiB). */
   maxJsonBytes: number;
   /** SOFTSERVE_MAX_JSON_DEPTH: deepest nesting of a JSON body, refused before parsing (default 32). */
@@ -117,6 +133,7 @@ export const DEFAULT_CONFIG: ServerConfig = {
   port: 8080,
   adminKey: null,
   dataDir: './data',
+  databaseUrl: null,
   maxJsonBytes: 8 * 1024 * 1024,
   maxJsonDepth: 32,
   maxUploadBytes: 64 * 1024 * 1024,
@@ -140,6 +157,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): ServerConfig {
     port: e.int('SOFTSERVE_PORT', d.port, { min: 0, max: 65535 }),
     adminKey: e.secret('SOFTSERVE_ADMIN_KEY', 16),
     dataDir: e.string('SOFTSERVE_DATA_DIR', d.dataDir),
+    databaseUrl: e.url('SOFTSERVE_DATABASE_URL', ['postgres:', 'postgresql:']),
     maxJsonBytes: e.int('SOFTSERVE_MAX_JSON_BYTES', d.maxJsonBytes, { min: 1024 }),
     maxJsonDepth: e.int('SOFTSERVE_MAX_JSON_DEPTH', d.maxJsonDepth, { min: 2 }),
     maxUploadBytes: e.int('SOFTSERVE_MAX_UPLOAD_BYTES', d.maxUploadBytes, { min: 1024 }),

@@ -9,7 +9,8 @@ import type { ServerConfig } from './config.ts';
 
 /** The lines to print on stderr at start, or null when there is nothing to say. */
 export async function adminKeyNotice(keys: KeyStore, config: ServerConfig): Promise<string | null> {
-  const rotate = `npx softserve admin rotate-key --data-dir ${config.dataDir}`;
+  // Never the database URL itself: it may hold a password, and stderr may be kept.
+  const rotate = config.databaseUrl ? 'npx softserve admin rotate-key (with SOFTSERVE_DATABASE_URL set)' : `npx softserve admin rotate-key --data-dir ${config.dataDir}`;
   if (config.adminKey !== null) {
     const stored = await keys.activeAdminKey();
     return stored ? `softserve: admin keys: SOFTSERVE_ADMIN_KEY, and the stored one made on first run (${stored.prefix}…); replace the stored one with: ${rotate}\n` : null;
@@ -31,5 +32,5 @@ export async function adminKeyNotice(keys: KeyStore, config: ServerConfig): Prom
     ].join('\n');
   }
   const stored = (await keys.activeAdminKey())!;
-  return `softserve: admin key: the one made on first run (${stored.prefix}…, ${stored.createdAt}), kept hashed in ${config.dataDir}; to replace it: ${rotate}\n`;
+  return `softserve: admin key: the one made on first run (${stored.prefix}…, ${stored.createdAt}), kept hashed in ${config.databaseUrl ? 'the PostgreSQL database' : config.dataDir}; to replace it: ${rotate}\n`;
 }

@@ -9,6 +9,7 @@ import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import { loadTokenizer } from '../models/tokenizer.ts';
 import { PromptStore } from '../prompts/store.ts';
+import { openBackend } from '../prompts/store/open.ts';
 import { apiRoutes, createApp } from './app.ts';
 import { Admission } from './admission.ts';
 import { classifyBodyBytes, uploadPartBytes } from './body-limits.ts';
@@ -90,9 +91,17 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   config = { ...config, maxUploadBytes: Math.min(config.maxUploadBytes, uploadPartBytes(spec, config)) };
   logger.info({ model: serving.modelDir, family: spec.family, hidden: spec.hiddenSize, layers: spec.numLayers, ep: serving.executionProvider, warmupMs: Math.round(worker.warmupMs) }, 'model loaded');
 
-  const store = PromptStore.open({
-    dataDir: config.dataDir, spec, limits: promptLimits(config), maxEnsembleSize: config.maxEnsembleSize,
-    cacheBytes: config.promptCacheBytes, registry: metrics.registry, logger, tokenizer,
+  let backend;
+  try {
+    backend = await openBackend({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, logger });
+  } catch (err) {
+    // A database that cannot be reached (or migrated) fails the start, and leaves no worker behind.
+    await worker.close();
+    throw err;
+  }
+  const store = new PromptStore(backend, {
+    spec, limits: promptLimits(config), maxEnsembleSize: config.maxEnsembleSize,
+    cacheBytes: config.promptCacheBytes, registry: metrics.registry, tokenizer,
   });
 
   const trainingConfig = opts.training ?? loadTrainingConfig();

@@ -57,6 +57,8 @@ test('a bad value fails the start with a message naming the variable', () => {
   const bad: Array<[Record<string, string>, RegExp]> = [
     [{ SOFTSERVE_MAX_LABELS: '1' }, /^Error: SOFTSERVE_MAX_LABELS must be an integer >= 2, got "1"$/],
     [{ SOFTSERVE_PORT: 'http' }, /SOFTSERVE_PORT must be an integer in \[0, 65535\]/],
+    // The value is not echoed: a database URL may hold a password.
+    [{ SOFTSERVE_DATABASE_URL: 'mysql://u:hunter2@db/x' }, /^Error: SOFTSERVE_DATABASE_URL must be a URL starting with postgres:\/\/ or postgresql:\/\/$/],
     [{ SOFTSERVE_TRAINING_NICE: '20' }, /SOFTSERVE_TRAINING_NICE must be an integer in \[0, 19\], got "20"/],
     [{ SOFTSERVE_REFUSAL_DELAY_MS: '1.5' }, /SOFTSERVE_REFUSAL_DELAY_MS must be an integer/],
     [{ SOFTSERVE_BATCH_POLICY: 'fifo' }, /SOFTSERVE_BATCH_POLICY must be cross-tenant, per-tenant or single, got "fifo"/],

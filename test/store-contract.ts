@@ -237,6 +237,28 @@ export function storeContract(backend: string, factory: StoreFactory): void {
       }));
     });
 
+    describe('concurrent callers (replicas share one database)', () => {
+      it('distinct version numbers, one winner per name, one admin key, no tensor lost to a racing delete', withStore(factory, async (s) => {
+        const t = await tenantWithTask(s);
+        const versions = await Promise.all(Array.from({ length: 8 }, () => s.prompts.put(t, 'sentiment', 'p', write())));
+        assert.deepEqual(versions.map((v) => v.version).sort((a, b) => a - b), [1, 2, 3, 4, 5, 6, 7, 8]);
+        const tenants = await Promise.allSettled(Array.from({ length: 4 }, () => s.tenants.create('same')));
+        assert.equal(tenants.filter((r) => r.status === 'fulfilled').length, 1);
+        for (const r of tenants) if (r.status === 'rejected') assert.equal((r.reason as SoftserveError).code, 'CONFLICT');
+        const admins = await Promise.all(Array.from({ length: 4 }, () => s.keys.ensureAdminKey()));
+        assert.equal(admins.filter((a) => a !== null).length, 1);
+        // The same bytes uploaded under one name while the only other version using them is deleted.
+        for (let i = 0; i < 5; i++) {
+          const shared = randomBytes(64);
+          await s.prompts.put(t, 'sentiment', `old${i}`, write(shared));
+          const [, kept] = await Promise.all([s.prompts.delete(t, 'sentiment', `old${i}`), s.prompts.put(t, 'sentiment', `new${i}`, write(shared))]);
+          assert.deepEqual(Buffer.from(await s.prompts.readTensor(kept.tensorHash)), shared);
+        }
+        const report = await s.prompts.fsck(() => {});
+        assert.deepEqual([report.missing, report.orphans, report.corrupt], [[], [], []]);
+      }));
+    });
+
     describe('ensembles', () => {
       it('makes ensembles of existing prompts and protects their members', withStore(factory, async (s) => {
         const t = await tenantWithTask(s);

@@ -1,0 +1,75 @@
+// The PostgreSQL store: every entity store over one database reached through
+// a pg Pool, the prompt tensors in the database too (content-addressed), so
+// serve processes on several machines need no shared disk. Opening applies
+// the migrations (db.ts) under an advisory lock and sweeps tensors an
+// interrupted delete left.
+//
+// This round: one serve process per database. Caches above the store are not
+// yet invalidated across processes (the fleet issue's LISTEN/NOTIFY part).
+
+import pg from 'pg';
+
+import type { Store, SweepReport } from '../index.ts';
+import { PgContext, type StoreLogger } from './context.ts';
+import { migrate } from './db.ts';
+import { PgEnsembleStore } from './ensembles.ts';
+import { PgJobStore } from './jobs.ts';
+import { PgKeyStore } from './keys.ts';
+import { PgPromptVersionStore } from './prompt-versions.ts';
+import { PgQuotaStore } from './quotas.ts';
+import { PgTaskStore } from './tasks.ts';
+import { PgTenantStore } from './tenants.ts';
+
+export interface PostgresStoreOptions {
+  /** postgres://user:password@host:port/database */
+  url: string;
+  /** Pool size (default 10). */
+  maxConnections?: number;
+  logger?: StoreLogger;
+}
+
+export class PostgresStore implements Store {
+  readonly tenants: PgTenantStore;
+  readonly keys: PgKeyStore;
+  readonly quotas: PgQuotaStore;
+  readonly tasks: PgTaskStore;
+  readonly prompts: PgPromptVersionStore;
+  readonly ensembles: PgEnsembleStore;
+  readonly jobs: PgJobStore;
+  readonly pool: pg.Pool;
+  /** What the sweep at open found and removed. */
+  openSweep: SweepReport = { removedTemps: 0, removedOrphans: 0, missing: [], unknownFiles: [] };
+  private closed = false;
+
+  static async open(opts: PostgresStoreOptions): Promise<PostgresStore> {
+    const store = new PostgresStore(opts);
+    try {
+      await migrate(store.pool);
+      store.openSweep = await store.prompts.sweep();
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+    return store;
+  }
+
+  private constructor(opts: PostgresStoreOptions) {
+    this.pool = new pg.Pool({ connectionString: opts.url, max: opts.maxConnections ?? 10 });
+    // An idle pooled connection that drops (database restart) must not crash the process: the next query reconnects.
+    this.pool.on('error', (err) => opts.logger?.warn({ err: err.message }, 'idle PostgreSQL connection lost'));
+    const c = new PgContext(this.pool, opts.logger);
+    this.tenants = new PgTenantStore(c);
+    this.keys = new PgKeyStore(c);
+    this.quotas = new PgQuotaStore(c);
+    this.tasks = new PgTaskStore(c);
+    this.prompts = new PgPromptVersionStore(c);
+    this.ensembles = new PgEnsembleStore(c);
+    this.jobs = new PgJobStore(c);
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.pool.end();
+  }
+}
