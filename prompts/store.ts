@@ -16,6 +16,7 @@ import {
   DEFAULT_PROMPT_LIMITS, decodePromptFile, encodePromptFile, modelDims, sameDims,
   type ModelDims, type PromptLimits, type PromptTensors,
 } from './kinds.ts';
+import { CatalogCache, type CachedResolution, type CatalogEvent } from './catalog-cache.ts';
 import { exportPeft, importPeft, type PeftFiles } from './peft.ts';
 import { PromptResidency, type ResidencyStats } from './residency.ts';
 import type { Tokenizes } from './template.ts';
@@ -25,6 +26,7 @@ import type {
   ApiKeyInfo, EnsembleInfo, EnsembleMember, FsckReport, JobFields, NewApiKey, PromptInfo, PromptSource, PromptVersionInfo,
   PromptVersionWrite, Store, StoredPromptVersion, Task, TaskDefinition, Tenant,
 } from './store/index.ts';
+import { countQueries, QueryCounter } from './store/query-count.ts';
 import { SqliteStore, type StoreLogger } from './store/sqlite/index.ts';
 
 export type * from './store/index.ts';
@@ -72,6 +74,8 @@ export interface PromptServiceOptions {
   registry?: Registry;
   /** The model's tokenizer: with it, label words whose scored tokens collide are refused at task creation. */
   tokenizer?: Tokenizes;
+  /** Most entries per catalog cache map (keys, tasks, resolutions; default 10,000). */
+  catalogEntries?: number;
 }
 
 export interface StoreOptions extends PromptServiceOptions {
@@ -87,6 +91,12 @@ export interface TrainedMember {
 }
 
 export class PromptStore<B extends Store = Store> {
+  /** The storage backend, its calls counted (softserve_store_queries_total). */
+  readonly backend: B;
+  /** Calls into the backend so far. */
+  readonly queries: QueryCounter;
+  /** Keys, tasks and resolutions the classify path reads; every write below invalidates it. */
+  readonly catalog: CatalogCache;
   readonly residency: PromptResidency;
   readonly spec: ModelSpec;
   readonly limits: PromptLimits;
@@ -99,14 +109,17 @@ export class PromptStore<B extends Store = Store> {
     return new PromptStore(SqliteStore.open({ dataDir: opts.dataDir, ...(opts.logger ? { logger: opts.logger } : {}) }), opts);
   }
 
-  constructor(readonly backend: B, opts: PromptServiceOptions) {
+  constructor(backend: B, opts: PromptServiceOptions) {
+    this.queries = new QueryCounter(opts.registry);
+    this.backend = countQueries(backend, this.queries);
+    this.catalog = new CatalogCache(opts.catalogEntries !== undefined ? { maxEntries: opts.catalogEntries } : {});
     this.spec = opts.spec;
     this.dims = modelDims(opts.spec);
     this.limits = { ...DEFAULT_PROMPT_LIMITS, ...(opts.limits ?? {}) };
     this.maxEnsembleSize = opts.maxEnsembleSize ?? 16;
     if (opts.tokenizer) this.tokenizer = opts.tokenizer;
     this.residency = new PromptResidency({ maxBytes: opts.cacheBytes ?? 256 * 1024 * 1024, ...(opts.registry ? { registry: opts.registry } : {}) });
-    backend.prompts.onTensorRemoved((hash) => this.residency.forget(hash));
+    this.backend.prompts.onTensorRemoved((hash) => this.residency.forget(hash));
   }
 
   async close(): Promise<void> {
@@ -139,7 +152,7 @@ export class PromptStore<B extends Store = Store> {
 
   /** Deletes a tenant with its keys, tasks, prompts, ensembles and jobs. */
   deleteTenant(id: string): Promise<void> {
-    return this.backend.tenants.delete(id);
+    return this.afterWrite(this.backend.tenants.delete(id), { entity: 'tenant', tenantId: id });
   }
 
   /** A new key for a tenant; the key itself is returned once and only its hash kept. */
@@ -152,19 +165,34 @@ export class PromptStore<B extends Store = Store> {
   }
 
   revokeApiKey(tenantId: string, keyId: string): Promise<void> {
-    return this.backend.keys.revoke(tenantId, keyId);
+    return this.afterWrite(this.backend.keys.revoke(tenantId, keyId), { entity: 'key', tenantId });
   }
 
   /** The tenant an API key belongs to, or null (unknown or revoked). */
-  authenticate(apiKey: string): Promise<Tenant | null> {
-    return this.backend.keys.authenticate(apiKey);
+  async authenticate(apiKey: string): Promise<Tenant | null> {
+    const id = CatalogCache.keyId(apiKey);
+    const hit = this.catalog.tenantForKey(id);
+    if (hit) return hit;
+    const generation = this.catalog.generation;
+    const tenant = await this.backend.keys.authenticate(apiKey);
+    if (tenant) this.catalog.putTenantForKey(id, tenant, generation);
+    return tenant;
+  }
+
+  /** Waits for a write, then (committed or not) forgets what it may have changed. */
+  private async afterWrite<T>(write: Promise<T>, event: CatalogEvent): Promise<T> {
+    try {
+      return await write;
+    } finally {
+      this.catalog.invalidate(event);
+    }
   }
 
   // --- tasks -------------------------------------------------------------------------
 
   async createTask(tenantId: string, def: TaskDefinition): Promise<Task> {
     const d = validateTaskDefinition(def, this.spec, this.limits, this.tokenizer);
-    return this.backend.tasks.create(tenantId, d);
+    return this.afterWrite(this.backend.tasks.create(tenantId, d), { entity: 'task', tenantId, task: d.name });
   }
 
   listTasks(tenantId: string): Promise<Task[]> {
@@ -172,14 +200,19 @@ export class PromptStore<B extends Store = Store> {
   }
 
   async getTask(tenantId: string, name: string): Promise<Task> {
+    const hit = this.catalog.task(tenantId, name);
+    if (hit) return hit;
     validateName('task', name);
-    return this.backend.tasks.get(tenantId, name);
+    const generation = this.catalog.generation;
+    const task = await this.backend.tasks.get(tenantId, name);
+    this.catalog.putTask(task, generation);
+    return task;
   }
 
   /** Deletes a task with all its prompts and ensembles. */
   async deleteTask(tenantId: string, name: string): Promise<void> {
     validateName('task', name);
-    return this.backend.tasks.delete(tenantId, name);
+    return this.afterWrite(this.backend.tasks.delete(tenantId, name), { entity: 'task', tenantId, task: name });
   }
 
   // --- prompts -------------------------------------------------------------------------
@@ -200,7 +233,7 @@ export class PromptStore<B extends Store = Store> {
     validateName('prompt', name);
     const task = await this.getTask(tenantId, taskName);
     checkPromptAgainstTask(task, tensors, this.spec, this.limits);
-    return this.backend.prompts.put(tenantId, taskName, name, this.encode(tensors, meta));
+    return this.afterWrite(this.backend.prompts.put(tenantId, taskName, name, this.encode(tensors, meta)), { entity: 'task', tenantId, task: taskName });
   }
 
   /** Validates PEFT files against the model and the task, then stores them as a new version. */
@@ -223,7 +256,7 @@ export class PromptStore<B extends Store = Store> {
       checkPromptAgainstTask(task, m.tensors, this.spec, this.limits);
       return { name: m.name, write: this.encode(m.tensors, { source: 'training', provenance: m.provenance }) };
     });
-    return this.backend.jobs.publish(jobId, { members: writes, ensemble, finish });
+    return this.afterWrite(this.backend.jobs.publish(jobId, { members: writes, ensemble, finish }), { entity: 'task', tenantId, task: taskName });
   }
 
   async listPrompts(tenantId: string, taskName: string): Promise<PromptInfo[]> {
@@ -278,7 +311,7 @@ export class PromptStore<B extends Store = Store> {
   async deletePrompt(tenantId: string, taskName: string, name: string): Promise<void> {
     validateName('task', taskName);
     validateName('prompt', name);
-    return this.backend.prompts.delete(tenantId, taskName, name);
+    return this.afterWrite(this.backend.prompts.delete(tenantId, taskName, name), { entity: 'task', tenantId, task: taskName });
   }
 
   /**
@@ -290,7 +323,7 @@ export class PromptStore<B extends Store = Store> {
     validateName('task', taskName);
     validateName('prompt', name);
     checkVersion(version);
-    return this.backend.prompts.deleteVersion(tenantId, taskName, name, version);
+    return this.afterWrite(this.backend.prompts.deleteVersion(tenantId, taskName, name, version), { entity: 'task', tenantId, task: taskName });
   }
 
   // --- ensembles ---------------------------------------------------------------------
@@ -315,7 +348,7 @@ export class PromptStore<B extends Store = Store> {
       seen.add(m.prompt);
     }
     validateName('task', taskName);
-    return this.backend.ensembles.create(tenantId, taskName, name, clean, vote);
+    return this.afterWrite(this.backend.ensembles.create(tenantId, taskName, name, clean, vote), { entity: 'task', tenantId, task: taskName });
   }
 
   async listEnsembles(tenantId: string, taskName: string): Promise<EnsembleInfo[]> {
@@ -332,7 +365,7 @@ export class PromptStore<B extends Store = Store> {
   async deleteEnsemble(tenantId: string, taskName: string, name: string): Promise<void> {
     validateName('task', taskName);
     validateName('ensemble', name);
-    return this.backend.ensembles.delete(tenantId, taskName, name);
+    return this.afterWrite(this.backend.ensembles.delete(tenantId, taskName, name), { entity: 'task', tenantId, task: taskName });
   }
 
   // --- the classify path -------------------------------------------------------------
@@ -345,6 +378,19 @@ export class PromptStore<B extends Store = Store> {
    * residency cache. Unknown or another tenant's: NOT_FOUND.
    */
   async resolve(tenantId: string, taskName: string, selector: PromptSelector = {}): Promise<ResolvedTask> {
+    const key = selectorKey(selector);
+    let r = this.catalog.resolution(tenantId, taskName, key);
+    if (!r) {
+      const generation = this.catalog.generation;
+      r = await this.resolveVersions(tenantId, taskName, selector);
+      this.catalog.putResolution(tenantId, taskName, key, r, generation);
+    }
+    const members = await Promise.all(r.versions.map((v) => this.load(v)));
+    return { task: r.task, ensemble: r.ensemble, vote: r.vote, members };
+  }
+
+  /** The store reads behind `resolve`: the task and the prompt versions a selector names. */
+  private async resolveVersions(tenantId: string, taskName: string, selector: PromptSelector): Promise<CachedResolution> {
     const task = await this.getTask(tenantId, taskName);
     let ensemble: string | null = null;
     let vote: VoteMode | null = null;
@@ -365,7 +411,13 @@ export class PromptStore<B extends Store = Store> {
     } else if (task.scoring.type === 'head') {
       throw new SoftserveError('INVALID_INPUT', `task ${JSON.stringify(taskName)} scores with a linear head, which lives with a prompt: name a prompt or an ensemble`);
     }
-    const members = await Promise.all(versions.map((v) => this.load(v)));
-    return { task, ensemble, vote, members };
+    return { task, ensemble, vote, versions };
   }
+}
+
+/** A selector as a cache key (names are validated: no separators in them). */
+function selectorKey(s: PromptSelector): string {
+  if (s.ensemble !== undefined) return s.prompt !== undefined ? `!${s.prompt}/${s.ensemble}` : `e/${s.ensemble}`;
+  if (s.prompt !== undefined) return `p/${s.prompt}/${s.version ?? ''}`;
+  return s.version !== undefined ? `v/${s.version}` : '-';
 }

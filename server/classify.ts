@@ -135,6 +135,7 @@ export function parseClassifyBody(body: unknown, limits: ClassifyLimits): Classi
 
 export class ClassifyService {
   private readonly labelIdCache = new Map<string, number[]>();
+  private readonly plans = new WeakMap<Task, TaskRows>();
   private readonly rowModel: RowModel;
 
   constructor(
@@ -161,6 +162,16 @@ export class ClassifyService {
       this.labelIdCache.set(key, ids);
     }
     return ids;
+  }
+
+  /** The task's row plan, kept per task object: the store's catalog cache hands out the same object until a write replaces it. */
+  private planFor(task: Task): TaskRows {
+    let plan = this.plans.get(task);
+    if (!plan) {
+      plan = taskRows(this.rowModel, task, this.labelIds(task));
+      this.plans.set(task, plan);
+    }
+    return plan;
   }
 
   private async resolve(tenantId: string, taskName: string, body: ClassifyBody): Promise<ResolvedTask> {
@@ -206,7 +217,7 @@ export class ClassifyService {
 
     let tokenizeMs = 0;
     let tokenizeStart = performance.now();
-    const plan = taskRows(this.rowModel, task, this.labelIds(task));
+    const plan = this.planFor(task);
     // Members with the same number of virtual tokens share one tokenisation.
     const builtByLength = new Map<number, BuiltRow[]>();
     const rows: EngineRow[] = [];

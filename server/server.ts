@@ -6,7 +6,7 @@
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { pino, type Logger } from 'pino';
+import type { Logger } from 'pino';
 import { loadTokenizer } from '../models/tokenizer.ts';
 import { PromptStore } from '../prompts/store.ts';
 import { openBackend } from '../prompts/store/open.ts';
@@ -19,6 +19,7 @@ import { TenantQuotas } from './tenant-quotas.ts';
 import { ClassifyService } from './classify.ts';
 import { loadTrainingConfig, promptLimits, type ServerConfig, type ServingConfig, type TrainingConfig } from './config.ts';
 import { InferenceWorker } from './inference/client.ts';
+import { flushLogger, serverLogger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { observeRequests } from './observe.ts';
 import { Scheduler } from './scheduler.ts';
@@ -57,7 +58,7 @@ export interface StartOptions {
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const { serving } = opts;
   let { config } = opts;
-  const logger = opts.logger ?? pino({ level: serving.logLevel, base: { service: 'softserve' } });
+  const logger = opts.logger ?? serverLogger(serving.logLevel);
   const metrics = new Metrics(100, config.metricsTenantLabel);
   const usage = new UsageCounter();
 
@@ -182,6 +183,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       await worker.close();
       await store.close();
       logger.info('stopped');
+      await flushLogger(logger);
     })();
     return shuttingDown;
   };

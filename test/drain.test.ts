@@ -88,6 +88,9 @@ test('SIGTERM finishes accepted work, refuses new work with 503, and exits 0', {
     assert.ok(late === 503 || /fetch failed|ECONNREFUSED|socket/i.test(String(late)), `a request after SIGTERM got ${late}`);
     assert.equal(await exited, 0);
     assert.ok(lines.some((l) => l.msg === 'stopped'));
+    // The log goes through an asynchronous destination: every answered request's line still reached stdout before exit.
+    const answered = lines.filter((l) => l.msg === 'request' && l.path === '/v1/tasks/t/classify' && l.status === 200);
+    assert.equal(answered.length, REQUESTS, 'request log lines lost at shutdown');
     const readyAfter = await api(url, 'GET', '/readyz').then((r) => r.status, () => 'closed');
     assert.equal(readyAfter, 'closed');
   } finally {

@@ -90,6 +90,18 @@ test('a server on PostgreSQL serves tenant, task, prompt upload and classify, li
     const r = await classify(first.url, key, 'sentiment', { inputs: INPUTS, prompt: 'soft' });
     assert.equal(r.status, 200, JSON.stringify(r.json));
     assert.deepEqual(r.json.results, expected, 'the same answers as on SQLite');
+    // Steady state reads nothing from the database (catalog cache): more of the same classify adds no store query.
+    // Jobs are left out: each /metrics scrape counts training jobs in the database.
+    const queries = async () => {
+      const text = await (await fetch(`${first.url}/metrics`)).text();
+      let n = 0;
+      for (const m of text.matchAll(/^softserve_store_queries_total\{entity="(\w+)",op="\w+"\} (\d+)/gm)) if (m[1] !== 'jobs') n += Number(m[2]);
+      return n;
+    };
+    const before = await queries();
+    assert.ok(before > 0, 'softserve_store_queries_total is exported');
+    for (let i = 0; i < 5; i++) assert.equal((await classify(first.url, key, 'sentiment', { inputs: INPUTS, prompt: 'soft' })).status, 200);
+    assert.equal(await queries() - before, 0, 'no store query in steady state');
     // Refusals keep their codes on this backend.
     const dup = await api(first.url, 'POST', '/v1/tasks', { key, json: TASK });
     assert.deepEqual([dup.status, (dup.json.error as { code: string }).code], [409, 'CONFLICT']);
