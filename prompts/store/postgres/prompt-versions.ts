@@ -9,7 +9,8 @@
 
 import { SoftserveError } from '../../../kernels/errors.ts';
 import type { FsckReport, PromptInfo, PromptVersionInfo, PromptVersionStore, PromptVersionWrite, StoredPromptVersion, SweepReport } from '../index.ts';
-import { now, sha256Hex, storedVersionFromRow, VERSION_SELECT, versionFromRow, type PgContext, type VersionRow } from './context.ts';
+import { now, sha256Hex, storedVersionFromRow, VERSION_SELECT, type PgContext, type VersionRow } from './context.ts';
+import { promptInfos } from '../sql-rows.ts';
 import type { Queryable } from './db.ts';
 
 /**
@@ -60,17 +61,7 @@ export class PgPromptVersionStore implements PromptVersionStore {
     const t = await this.c.taskRow(this.c.pool, tenantId, task);
     const rows = (await this.c.pool.query<VersionRow>(`${VERSION_SELECT} WHERE p.task_id = $1 ORDER BY p.name, v.version`, [t.id])).rows;
     const created = new Map((await this.c.pool.query<{ name: string; created_at: string }>('SELECT name, created_at FROM prompts WHERE task_id = $1', [t.id])).rows.map((r) => [r.name, r.created_at]));
-    const byName = new Map<string, PromptInfo>();
-    for (const r of rows) {
-      let info = byName.get(r.prompt_name);
-      if (!info) {
-        info = { task, name: r.prompt_name, latestVersion: 0, versions: [], createdAt: created.get(r.prompt_name) ?? r.created_at };
-        byName.set(r.prompt_name, info);
-      }
-      info.versions.push(versionFromRow(r));
-      info.latestVersion = Math.max(info.latestVersion, r.version);
-    }
-    return [...byName.values()];
+    return promptInfos(task, rows, created);
   }
 
   async get(tenantId: string, task: string, name: string, version?: number | null): Promise<StoredPromptVersion> {

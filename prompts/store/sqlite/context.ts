@@ -2,61 +2,16 @@
 // statements, the tensor files, and the bookkeeping that removes a tensor file
 // only when no row and no in-flight read or write uses it.
 
-import { createHash } from 'node:crypto';
 import type { Statement } from 'better-sqlite3';
 
 import { SoftserveError } from '../../../kernels/errors.ts';
-import type { ModelDims, PromptKind } from '../../kinds.ts';
-import type { PromptSource, PromptVersionInfo, Scoring, StoredPromptVersion, Task } from '../index.ts';
+import { VERSION_SELECT, type SqlTaskRow, type SqlVersionRow, type StoreLogger } from '../sql-rows.ts';
 import type { Db } from './db.ts';
 import type { TensorFiles } from './tensor-files.ts';
 
-export interface StoreLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-export interface TaskRow { id: number; tenant_id: string; name: string; labels: string; template: string; scoring: string; created_at: string }
-export interface VersionRow {
-  id: number; prompt_id: number; version: number; kind: PromptKind; num_virtual_tokens: number; has_head: number;
-  tensor_hash: string; tensor_bytes: number; model_dims: string; source: PromptSource; source_dtype: string | null;
-  peft_config: string | null; provenance: string | null; created_at: string; prompt_name: string; task_name: string;
-}
-
-export const VERSION_SELECT = `
-  SELECT v.*, p.name AS prompt_name, t.name AS task_name
-  FROM prompt_versions v JOIN prompts p ON p.id = v.prompt_id JOIN tasks t ON t.id = p.task_id`;
-
-export function now(): string {
-  return new Date().toISOString();
-}
-
-export function hashKey(key: string): string {
-  return createHash('sha256').update(key, 'utf8').digest('hex');
-}
-
-export function taskFromRow(r: TaskRow): Task {
-  const sc = JSON.parse(r.scoring) as { type: string; label_words?: string[]; pooling?: 'last' | 'mean' };
-  const scoring: Scoring = sc.type === 'head' ? { type: 'head', pooling: sc.pooling ?? 'last' } : { type: 'verbalizer', labelWords: sc.label_words ?? [] };
-  return { tenantId: r.tenant_id, name: r.name, labels: JSON.parse(r.labels) as string[], template: r.template, scoring, createdAt: r.created_at };
-}
-
-export function versionFromRow(r: VersionRow): PromptVersionInfo {
-  return {
-    task: r.task_name, name: r.prompt_name, version: r.version, kind: r.kind, numVirtualTokens: r.num_virtual_tokens,
-    hasHead: r.has_head === 1, tensorHash: r.tensor_hash, tensorBytes: r.tensor_bytes, source: r.source,
-    sourceDtype: r.source_dtype, provenance: r.provenance ? JSON.parse(r.provenance) as Record<string, unknown> : null, createdAt: r.created_at,
-  };
-}
-
-export function storedVersionFromRow(r: VersionRow): StoredPromptVersion {
-  return {
-    ...versionFromRow(r),
-    modelDims: JSON.parse(r.model_dims) as ModelDims,
-    peftConfig: r.peft_config ? JSON.parse(r.peft_config) as Record<string, unknown> : null,
-  };
-}
+export { hashKey, now, sha256Hex, storedVersionFromRow, taskFromRow, VERSION_SELECT, versionFromRow, type StoreLogger } from '../sql-rows.ts';
+export type TaskRow = SqlTaskRow<number>;
+export type VersionRow = SqlVersionRow<number, number>;
 
 export class SqliteContext {
   /** Prepared statements by SQL text: preparing costs more than running on the hot paths (auth, resolve). */

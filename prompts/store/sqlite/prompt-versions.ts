@@ -8,7 +8,8 @@
 
 import { SoftserveError } from '../../../kernels/errors.ts';
 import type { FsckReport, PromptInfo, PromptVersionInfo, PromptVersionStore, PromptVersionWrite, StoredPromptVersion, SweepReport } from '../index.ts';
-import { now, storedVersionFromRow, VERSION_SELECT, versionFromRow, type SqliteContext, type VersionRow } from './context.ts';
+import { now, storedVersionFromRow, VERSION_SELECT, type SqliteContext, type VersionRow } from './context.ts';
+import { promptInfos } from '../sql-rows.ts';
 import { sha256Hex } from './tensor-files.ts';
 
 /** Inserts a version row for an already durable tensor (inside the caller's transaction). */
@@ -65,17 +66,7 @@ export class SqlitePromptVersionStore implements PromptVersionStore {
     const t = this.c.taskRow(tenantId, task);
     const rows = this.c.sql(`${VERSION_SELECT} WHERE p.task_id = ? ORDER BY p.name, v.version`).all(t.id) as VersionRow[];
     const created = new Map((this.c.sql('SELECT name, created_at FROM prompts WHERE task_id = ?').all(t.id) as Array<{ name: string; created_at: string }>).map((r) => [r.name, r.created_at]));
-    const byName = new Map<string, PromptInfo>();
-    for (const r of rows) {
-      let info = byName.get(r.prompt_name);
-      if (!info) {
-        info = { task, name: r.prompt_name, latestVersion: 0, versions: [], createdAt: created.get(r.prompt_name) ?? r.created_at };
-        byName.set(r.prompt_name, info);
-      }
-      info.versions.push(versionFromRow(r));
-      info.latestVersion = Math.max(info.latestVersion, r.version);
-    }
-    return [...byName.values()];
+    return promptInfos(task, rows, created);
   }
 
   async get(tenantId: string, task: string, name: string, version?: number | null): Promise<StoredPromptVersion> {

@@ -7,20 +7,19 @@
 // finished file no row names yet. `scan` finds both; the store's startup sweep
 // removes them. Same bytes, same name: identical prompts share one file.
 
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdirSync, readdirSync, openSync, fsyncSync, closeSync, unlinkSync } from 'node:fs';
 import { open, readFile, rename, unlink, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import { SoftserveError } from '../../../kernels/errors.ts';
+import { sha256Hex } from '../sql-rows.ts';
 
 export const TEMP_PREFIX = '.tmp-';
 const FILE_RE = /^([0-9a-f]{64})\.safetensors$/;
 const HASH_RE = /^[0-9a-f]{64}$/;
 
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash('sha256').update(bytes).digest('hex');
-}
+export { sha256Hex };
 
 export interface ScanResult {
   /** Hashes of finished files present on disk. */
