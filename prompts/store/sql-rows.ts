@@ -5,6 +5,8 @@
 
 import { createHash } from 'node:crypto';
 
+import { SoftserveError } from '../../kernels/errors.ts';
+
 import type { ModelDims, PromptKind } from '../kinds.ts';
 import type { PromptInfo, PromptSource, PromptVersionInfo, Scoring, StoredPromptVersion, Task } from './index.ts';
 
@@ -74,4 +76,11 @@ export function promptInfos(task: string, rows: readonly SqlVersionRow<unknown, 
     info.latestVersion = Math.max(info.latestVersion, r.version);
   }
   return [...byName.values()];
+}
+
+/** The NOT_FOUND both backends answer for a missing prompt or version (another tenant's reads the same). */
+export function versionNotFound(taskName: string, name: string, version: number | null | undefined): SoftserveError {
+  return new SoftserveError('NOT_FOUND', version == null
+    ? `no prompt ${JSON.stringify(name)} in task ${JSON.stringify(taskName)}`
+    : `no version ${version} of prompt ${JSON.stringify(name)} in task ${JSON.stringify(taskName)}`);
 }

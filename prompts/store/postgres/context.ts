@@ -5,7 +5,7 @@
 import type pg from 'pg';
 
 import { SoftserveError } from '../../../kernels/errors.ts';
-import { VERSION_SELECT, type SqlTaskRow, type SqlVersionRow, type StoreLogger } from '../sql-rows.ts';
+import { VERSION_SELECT, versionNotFound, type SqlTaskRow, type SqlVersionRow, type StoreLogger } from '../sql-rows.ts';
 import { FOREIGN_KEY_VIOLATION, inTransaction, sqlState, type Queryable } from './db.ts';
 
 export { hashKey, now, sha256Hex, storedVersionFromRow, taskFromRow, VERSION_SELECT, versionFromRow, type StoreLogger } from '../sql-rows.ts';
@@ -44,9 +44,7 @@ export class PgContext {
       : await db.query<VersionRow>(`${VERSION_SELECT} WHERE p.task_id = $1 AND p.name = $2 AND v.version = $3`, [t.id, name, version]);
     const row = r.rows[0];
     if (!row) {
-      throw new SoftserveError('NOT_FOUND', version == null
-        ? `no prompt ${JSON.stringify(name)} in task ${JSON.stringify(taskName)}`
-        : `no version ${version} of prompt ${JSON.stringify(name)} in task ${JSON.stringify(taskName)}`);
+      throw versionNotFound(taskName, name, version);
     }
     return row;
   }

@@ -5,7 +5,7 @@
 import type { Statement } from 'better-sqlite3';
 
 import { SoftserveError } from '../../../kernels/errors.ts';
-import { VERSION_SELECT, type SqlTaskRow, type SqlVersionRow, type StoreLogger } from '../sql-rows.ts';
+import { VERSION_SELECT, versionNotFound, type SqlTaskRow, type SqlVersionRow, type StoreLogger } from '../sql-rows.ts';
 import type { Db } from './db.ts';
 import type { TensorFiles } from './tensor-files.ts';
 
@@ -54,9 +54,7 @@ export class SqliteContext {
       ? this.sql(`${VERSION_SELECT} WHERE p.task_id = ? AND p.name = ? ORDER BY v.version DESC LIMIT 1`).get(t.id, name)
       : this.sql(`${VERSION_SELECT} WHERE p.task_id = ? AND p.name = ? AND v.version = ?`).get(t.id, name, version)) as VersionRow | undefined;
     if (!r) {
-      throw new SoftserveError('NOT_FOUND', version == null
-        ? `no prompt ${JSON.stringify(name)} in task ${JSON.stringify(taskName)}`
-        : `no version ${version} of prompt ${JSON.stringify(name)} in task ${JSON.stringify(taskName)}`);
+      throw versionNotFound(taskName, name, version);
     }
     return r;
   }
