@@ -47,7 +47,7 @@ export function requireTenant(config: ServerConfig, store: PromptStore): Request
   return async (req: Request, res: Response, next: NextFunction) => {
     const token = bearerToken(req);
     if (token === null) return next(needKey());
-    // One indexed lookup per request (the classify hot path).
+    // The classify hot path: served from the catalog cache; the store is asked only on a miss.
     const tenant = await store.authenticate(token);
     if (tenant) {
       res.locals.tenant = tenant;
