@@ -1,4 +1,5 @@
-// The crash test's victim: opens the store on a data directory and uploads,
+// The crash test's victim: opens the store (a SQLite data directory, or a
+// PostgreSQL database when the target is a postgres:// URL) and uploads,
 // re-versions and deletes PEFT prompts in a loop, until it is killed. Every
 // operation is announced on stdout before it starts ("begin ...") and after it
 // is durable ("ok ..."); stdout to a pipe is synchronous on Linux, so what the
@@ -7,13 +8,14 @@
 // Each upload's adapter_config.json carries `crash_seed`: the parent rebuilds
 // the expected tensors from it and checks the stored file bit for bit.
 //
-// usage: node --import tsx test/crash-child.ts <dataDir> <seed>
+// usage: node --import tsx test/crash-child.ts <dataDir | postgres://…> <seed>
 
 import { PromptStore } from '../prompts/store.ts';
+import { openBackend } from '../prompts/store/open.ts';
 import { SPEC, buildPeft, type PeftTypeName } from './peft-builders.ts';
 
-const [dataDir, seedArg] = process.argv.slice(2);
-if (!dataDir || !seedArg) throw new Error('usage: crash-child <dataDir> <seed>');
+const [target, seedArg] = process.argv.slice(2);
+if (!target || !seedArg) throw new Error('usage: crash-child <dataDir | postgres://…> <seed>');
 
 let state = Number(seedArg) >>> 0 || 1;
 function rand(): number {
@@ -30,7 +32,9 @@ const TYPES: readonly PeftTypeName[] = ['PROMPT_TUNING', 'P_TUNING', 'PREFIX_TUN
 const DTYPES = ['F32', 'F16', 'BF16'] as const;
 
 say('opening');
-const store = PromptStore.open({ dataDir, spec: SPEC });
+// The backend as the server picks it (prompts/store/open.ts).
+const pgTarget = target.startsWith('postgres://');
+const store = new PromptStore(await openBackend({ dataDir: pgTarget ? '' : target, databaseUrl: pgTarget ? target : null }), { spec: SPEC });
 const tenant = (await store.listTenants())[0] ?? (await store.createTenant('crash')).tenant;
 try {
   await store.getTask(tenant.id, 'crash');

@@ -3,6 +3,9 @@
 // default: `npm start` needs nothing else). Composition only; the backends
 // live in ./sqlite/ and ./postgres/.
 
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+
 import type { Store } from './index.ts';
 import type { StoreLogger } from './sqlite/context.ts';
 import { SqliteStore } from './sqlite/index.ts';
@@ -21,4 +24,43 @@ export async function openBackend(c: BackendConfig): Promise<Store> {
     return PostgresStore.open({ url: c.databaseUrl, ...logger });
   }
   return SqliteStore.open({ dataDir: c.dataDir, ...logger });
+}
+
+export interface SchemaState {
+  backend: 'postgresql' | 'sqlite';
+  /** The schema version the database is at now. */
+  version: number;
+  /** The newest version this build knows (its last migration). */
+  latest: number;
+}
+
+/**
+ * Brings the configured backend's schema up to date and nothing else (the
+ * `migrate` role, server/migrate-main.ts): the same migrations a store applies
+ * when it opens, under the same advisory lock on PostgreSQL, without the
+ * store's start-up sweep, so it can run while replicas of the previous
+ * build serve.
+ */
+export async function migrateBackend(c: Pick<BackendConfig, 'dataDir' | 'databaseUrl'>): Promise<SchemaState> {
+  if (c.databaseUrl) {
+    const pg = (await import('pg')).default;
+    const { MIGRATIONS, migrate, schemaVersion } = await import('./postgres/db.ts');
+    const pool = new pg.Pool({ connectionString: c.databaseUrl, max: 1 });
+    // A connection that drops while idle must fail the run, not crash it with an unhandled 'error' event.
+    pool.on('error', () => {});
+    try {
+      await migrate(pool);
+      return { backend: 'postgresql', version: await schemaVersion(pool), latest: MIGRATIONS.length };
+    } finally {
+      await pool.end();
+    }
+  }
+  const { MIGRATIONS, openDb, schemaVersion } = await import('./sqlite/db.ts');
+  mkdirSync(c.dataDir, { recursive: true });
+  const db = openDb(join(c.dataDir, 'softserve.db'));
+  try {
+    return { backend: 'sqlite', version: schemaVersion(db), latest: MIGRATIONS.length };
+  } finally {
+    db.close();
+  }
 }
