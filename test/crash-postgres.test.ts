@@ -100,6 +100,6 @@ const postgres: CrashBackend = {
   },
 };
 
-it(`PostgreSQL: SIGKILL at random instants, ${ITERATIONS} times: every acknowledged version present and whole, none half-written`, { timeout: 300_000 }, async () => {
+it(`PostgreSQL: SIGKILL at random instants, ${ITERATIONS} times: every acknowledged version present and whole, none half-written`, { timeout: 480_000 }, async () => {
   await crashTest('PostgreSQL', postgres);
 });
