@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { DockerfileParser, type Dockerfile } from 'dockerfile-ast';
 import { parseAllDocuments } from 'yaml';
 
-import { loadSettings, type Settings } from '../server/config.ts';
+import { DEFAULT_CONFIG, loadSettings, type Settings } from '../server/config.ts';
 import { healthRoutes } from '../server/routes/system.ts';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
@@ -199,19 +199,20 @@ function labelsMatch(selector: Record<string, string>, labels: Record<string, st
 // ---- the tests ----------------------------------------------------------------
 
 describe('Dockerfile', () => {
-  const { df, image } = parseDockerfile();
-
   it('runs what npm start runs, with tsx (a production dependency) and an existing entry file', () => {
+    const { image } = parseDockerfile();
     assert.deepEqual(image.cmd, words(pkg.scripts['start']!), 'the image command and `npm start` differ');
     assert.equal(entryOf(image.cmd), 'server/main.ts');
   });
 
   it('sets only SOFTSERVE_* variables the server reads, with values that parse, and listens where it says', () => {
+    const { image } = parseDockerfile();
     const softserve = Object.keys(image.env).filter((k) => k.startsWith('SOFTSERVE_'));
     assert.ok(softserve.length > 0);
     for (const name of softserve) checkVariable(name, 'the Dockerfile');
     const settings = loadSettings(image.env);
     assert.deepEqual(image.exposed, [settings.server.port], 'EXPOSE is not the port the server listens on');
+    assert.equal(settings.server.port, DEFAULT_CONFIG.port, 'the image listens on another port than the documented default');
     assert.equal(settings.server.host, '0.0.0.0', 'in a container the server must listen on every interface');
     assert.match(image.healthcheck, /\/healthz/);
     const paths = Object.keys(healthRoutes(() => null).openapi!.paths!);
@@ -219,6 +220,7 @@ describe('Dockerfile', () => {
   });
 
   it('copies only files that exist and are not excluded by .dockerignore; --from names a stage or a documented build context', () => {
+    const { df } = parseDockerfile();
     const stages = df.getFROMs().map((f) => f.getBuildStage()).filter((s): s is string => s !== null);
     const text = readFileSync(join(ROOT, 'Dockerfile'), 'utf8');
     let copied = 0;
@@ -242,12 +244,18 @@ describe('Dockerfile', () => {
   });
 
   it('runs as a user other than root', () => {
+    const { df } = parseDockerfile();
     const users = df.getInstructions().filter((i) => i.getKeyword() === 'USER').map((i) => i.getArguments()[0]?.getValue());
     assert.ok(users.length > 0 && users.at(-1) !== 'root' && users.at(-1) !== '0', 'the image must not run as root');
   });
 });
 
-describe('Kubernetes manifests', () => {
+/**
+ * Everything the manifests declare, each container resolved: its role, its whole
+ * environment (image ENV, ConfigMaps, env, Secret values) and the settings the
+ * product reads from it. Throws (an assertion) at the first thing that does not exist.
+ */
+function loadFleet() {
   const docs = manifests();
   const { image } = parseDockerfile();
   const roleOf = roles();
@@ -255,7 +263,6 @@ describe('Kubernetes manifests', () => {
   const configMaps = new Map(byKind(docs, 'ConfigMap').map(({ doc }) => [doc.metadata.name as string, (doc.data ?? {}) as Record<string, string>]));
   const workloads = [...byKind(docs, 'Deployment'), ...byKind(docs, 'Job')];
 
-  /** Every container with its role, its whole environment and its settings. */
   const containers = workloads.flatMap(({ file, doc }) => (doc.spec.template.spec.containers as Obj[]).map((c) => {
     const where = `${file} ${doc.metadata.name}/${c.name}`;
     const argv = [...((c.command as string[] | undefined) ?? image.cmd), ...((c.args as string[] | undefined) ?? [])];
@@ -288,8 +295,16 @@ describe('Kubernetes manifests', () => {
     }
     return { where, doc, spec: doc.spec.template.spec as Obj, c, role: role.name, roleInfo: role, env, settings };
   }));
+  return { docs, secrets, configMaps, containers };
+}
+
+describe('Kubernetes manifests', () => {
+  // Loaded inside each test (not at collection), so a missing script or variable fails tests, not the suite's set-up.
+  let loaded: ReturnType<typeof loadFleet> | undefined;
+  const fleet = (): ReturnType<typeof loadFleet> => (loaded ??= loadFleet());
 
   it('has the fleet: a serve Deployment, a trainer Deployment, a migrate Job, a Service, a Secret', () => {
+    const { docs, secrets, containers } = fleet();
     const kinds = (role: string) => containers.filter((c) => c.role === role).map((c) => c.doc.kind);
     assert.deepEqual(kinds('serve'), ['Deployment']);
     assert.deepEqual(kinds('trainer'), ['Deployment']);
@@ -299,13 +314,15 @@ describe('Kubernetes manifests', () => {
   });
 
   it('runs commands that exist, and sets only variables server/config.ts reads, to values that parse', () => {
+    const { configMaps, containers } = fleet();
     for (const [name, data] of configMaps) for (const key of Object.keys(data)) checkVariable(key, `ConfigMap ${name}`);
-    // containers() above resolved every command and parsed every environment; this checks there were some.
+    // loadFleet() resolved every command and parsed every environment; this checks there were some.
     assert.ok(containers.length >= 3);
     for (const c of containers) assert.ok(c.settings.server.databaseUrl, `${c.where}: every role of the fleet needs SOFTSERVE_DATABASE_URL`);
   });
 
   it('probes real routes on the port the process listens on', () => {
+    const { containers } = fleet();
     let probes = 0;
     for (const { where, c, roleInfo, settings } of containers) {
       const listening = roleInfo.port(settings);
@@ -331,6 +348,7 @@ describe('Kubernetes manifests', () => {
   });
 
   it('the Service and the disruption budget reach the serve pods on their port', () => {
+    const { docs, containers } = fleet();
     const serve = containers.find((c) => c.role === 'serve')!;
     const podLabels = serve.doc.spec.template.metadata.labels as Record<string, string>;
     for (const { doc } of byKind(docs, 'Service')) {
@@ -344,6 +362,7 @@ describe('Kubernetes manifests', () => {
   });
 
   it('keeps the fleet rules: serve trains nothing, the grace period covers the drain, a trainer has room for its job', () => {
+    const { containers } = fleet();
     for (const c of containers.filter((x) => x.role === 'serve')) {
       assert.equal(c.settings.training.enabled, false, `${c.where}: serve replicas run SOFTSERVE_TRAINING=off (trainers train)`);
       assert.ok(c.settings.server.adminKey, `${c.where}: the admin key comes from the Secret (no first-run key per replica)`);
@@ -360,6 +379,7 @@ describe('Kubernetes manifests', () => {
   });
 
   it('the kustomization lists files that exist', () => {
+    const docs = manifests();
     const k = byKind(docs, 'Kustomization');
     assert.equal(k.length, 1);
     for (const r of k[0]!.doc.resources as string[]) assert.ok(existsSync(join(K8S_DIR, r)), `kustomization names ${r}, which does not exist`);
