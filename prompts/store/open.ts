@@ -45,7 +45,8 @@ export async function migrateBackend(c: Pick<BackendConfig, 'dataDir' | 'databas
   if (c.databaseUrl) {
     const pg = (await import('pg')).default;
     const { MIGRATIONS, migrate, schemaVersion } = await import('./postgres/db.ts');
-    const pool = new pg.Pool({ connectionString: c.databaseUrl, max: 1 });
+    // A database that does not answer fails the run instead of hanging it (the migrations themselves may take long).
+    const pool = new pg.Pool({ connectionString: c.databaseUrl, max: 1, connectionTimeoutMillis: 10_000 });
     // A connection that drops while idle must fail the run, not crash it with an unhandled 'error' event.
     pool.on('error', () => {});
     try {
