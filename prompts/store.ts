@@ -249,14 +249,14 @@ export class PromptStore<B extends Store = Store> {
    * succeeded, in one store operation; NOT_FOUND (nothing written) when its task was deleted since submit.
    */
   async publishTrained(jobId: string, tenantId: string, taskName: string, members: TrainedMember[], ensemble: string | null,
-    finish: (versions: PromptVersionInfo[]) => { fields: JobFields; event: Record<string, unknown> }): Promise<PromptVersionInfo[]> {
+    finish: (versions: PromptVersionInfo[]) => { fields: JobFields; event: Record<string, unknown> }, lease?: string): Promise<PromptVersionInfo[]> {
     const task = await this.getTask(tenantId, taskName);
     const writes = members.map((m) => {
       validateName('prompt', m.name);
       checkPromptAgainstTask(task, m.tensors, this.spec, this.limits);
       return { name: m.name, write: this.encode(m.tensors, { source: 'training', provenance: m.provenance }) };
     });
-    return this.afterWrite(this.backend.jobs.publish(jobId, { members: writes, ensemble, finish }), { entity: 'task', tenantId, task: taskName });
+    return this.afterWrite(this.backend.jobs.publish(jobId, { members: writes, ensemble, finish, ...(lease !== undefined ? { lease } : {}) }), { entity: 'task', tenantId, task: taskName });
   }
 
   async listPrompts(tenantId: string, taskName: string): Promise<PromptInfo[]> {

@@ -272,7 +272,12 @@ export function loadServingConfig(env: NodeJS.ProcessEnv = process.env): Serving
 // ---- training ----
 
 export interface TrainingConfig {
-  /** SOFTSERVE_TRAINING=off disables the job API (503) and the worker. */
+  /**
+   * SOFTSERVE_TRAINING=off: this serve process runs no training runner. With
+   * PostgreSQL the job API still queues, lists and cancels (trainer processes,
+   * `npm run trainer`, run the jobs); with SQLite nothing else could run them,
+   * so submits answer 503.
+   */
   enabled: boolean;
   /** SOFTSERVE_TRAINING_THREADS: onnxruntime intra-op threads of the training session (default 1). */
   intraOpThreads: number;
@@ -311,6 +316,14 @@ export interface TrainingConfig {
   tenantSeconds: number;
   /** SOFTSERVE_TRAINING_TENANT_WINDOW_SECONDS: the window of that quota (default 86400 = 24 h). */
   tenantWindowSeconds: number;
+  /** SOFTSERVE_TRAINING_LEASE_MS: how long a runner's claim on a job holds without a heartbeat; then another runner may retrain it (default 30000). */
+  leaseMs: number;
+  /** SOFTSERVE_TRAINING_HEARTBEAT_MS: how often a runner renews its lease (default 5000; at most a third of the lease). */
+  heartbeatMs: number;
+  /** SOFTSERVE_TRAINING_POLL_MS: how often an idle runner on a shared database looks for queued or abandoned jobs (default 2000). */
+  pollMs: number;
+  /** SOFTSERVE_TRAINER_PORT: a trainer process's /healthz and /metrics listener on SOFTSERVE_HOST (default 8081; 0: any free port). */
+  trainerPort: number;
 }
 
 export const DEFAULT_TRAINING_CONFIG: TrainingConfig = {
@@ -329,6 +342,10 @@ export const DEFAULT_TRAINING_CONFIG: TrainingConfig = {
   memorySampleMs: 100,
   tenantSeconds: 6 * 3600,
   tenantWindowSeconds: 24 * 3600,
+  leaseMs: 30000,
+  heartbeatMs: 5000,
+  pollMs: 2000,
+  trainerPort: 8081,
 };
 
 export function loadTrainingConfig(env: NodeJS.ProcessEnv = process.env): TrainingConfig {
@@ -350,6 +367,10 @@ export function loadTrainingConfig(env: NodeJS.ProcessEnv = process.env): Traini
     memorySampleMs: e.int('SOFTSERVE_TRAINING_MEMORY_SAMPLE_MS', d.memorySampleMs, { min: 10, max: 60000 }),
     tenantSeconds: e.seconds('SOFTSERVE_TRAINING_TENANT_SECONDS', d.tenantSeconds),
     tenantWindowSeconds: e.seconds('SOFTSERVE_TRAINING_TENANT_WINDOW_SECONDS', d.tenantWindowSeconds, 1),
+    leaseMs: e.int('SOFTSERVE_TRAINING_LEASE_MS', d.leaseMs, { min: 300, max: 3_600_000 }),
+    heartbeatMs: e.int('SOFTSERVE_TRAINING_HEARTBEAT_MS', d.heartbeatMs, { min: 50, max: 1_200_000 }),
+    pollMs: e.int('SOFTSERVE_TRAINING_POLL_MS', d.pollMs, { min: 50, max: 600_000 }),
+    trainerPort: e.int('SOFTSERVE_TRAINER_PORT', d.trainerPort, { max: 65535 }),
   };
 }
 

@@ -105,7 +105,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   });
 
   const trainingConfig = opts.training ?? loadTrainingConfig();
-  const training = new TrainingManager({ store, modelDir: serving.modelDir, executionProvider: serving.executionProvider, config: trainingConfig, logger, registry: metrics.registry, spec });
+  const training = new TrainingManager({ store, modelDir: serving.modelDir, executionProvider: serving.executionProvider, config: trainingConfig, logger, registry: metrics.registry, spec,
+    sharedQueue: config.databaseUrl !== null });
   await training.start();
 
   const scheduler = new Scheduler(

@@ -389,6 +389,77 @@ export function storeContract(backend: string, factory: StoreFactory): void {
       }));
     });
 
+    describe('job leases (runners on any number of machines)', () => {
+      it('claims each queued job once, fairly, with a lease; heartbeats renew it and bring back cancel requests', withStore(factory, async (s) => {
+        const [a, b] = [await tenantWithTask(s, 'a'), await tenantWithTask(s, 'b')];
+        await s.jobs.insert(job(a, { id: 'job_a1', created_at: '2026-01-01T00:00:01.000Z' }));
+        await s.jobs.insert(job(a, { id: 'job_a2', created_at: '2026-01-01T00:00:02.000Z' }));
+        await s.jobs.insert(job(b, { id: 'job_b1', created_at: '2026-01-01T00:00:03.000Z' }));
+        // Three runners at once: three distinct jobs, none twice.
+        const claims = await Promise.all(['r1', 'r2', 'r3', 'r4'].map((r) => s.jobs.claim(r, 60_000)));
+        const got = claims.filter((c) => c !== undefined);
+        assert.equal(got.length, 3, 'three jobs, four runners: one gets nothing');
+        assert.deepEqual(got.map((c) => c.job.id).sort(), ['job_a1', 'job_a2', 'job_b1']);
+        for (const c of got) {
+          assert.equal(c.job.state, 'running');
+          assert.equal(c.job.attempts, 1);
+          assert.equal(c.job.lease_owner, c.lease);
+          assert.ok(c.job.lease_expires_at !== null && Date.parse(c.job.lease_expires_at) > Date.now());
+        }
+        assert.equal(new Set(got.map((c) => c.lease)).size, 3, 'a token per claim');
+        const first = got.find((c) => c.job.id === 'job_b1')!;
+        assert.deepEqual(await s.jobs.heartbeat(first.job.id, first.lease, 60_000, { progress: '{"step":2}' }), { held: true, cancelRequested: false, taskDeleted: false });
+        assert.equal((await s.jobs.get(first.job.id))?.progress, '{"step":2}', 'progress rides on the heartbeat');
+        await s.jobs.update(first.job.id, { cancel_requested: 1 });
+        assert.deepEqual(await s.jobs.heartbeat(first.job.id, first.lease, 60_000), { held: true, cancelRequested: true, taskDeleted: false });
+        assert.equal((await s.jobs.heartbeat(first.job.id, 'someone-else/x', 60_000)).held, false, 'another token holds nothing');
+        assert.equal(await s.jobs.release(first.job.id, 'someone-else/x', { state: 'cancelled' }, { type: 'cancelled' }), false);
+        assert.equal(await s.jobs.release(first.job.id, first.lease, { state: 'cancelled' }, { type: 'cancelled', reason: 'r' }), true);
+        const ended = await s.jobs.get(first.job.id);
+        assert.deepEqual([ended?.state, ended?.lease_owner, ended?.lease_expires_at], ['cancelled', null, null]);
+        assert.equal((JSON.parse(ended!.events) as Array<{ type: string }>).at(-1)?.type, 'cancelled');
+        assert.equal((await s.jobs.heartbeat(first.job.id, first.lease, 60_000)).held, false, 'an ended run holds nothing');
+        assert.deepEqual(await s.jobs.expired(), [], 'live leases are not expired');
+        assert.equal((await s.jobs.expired(true)).length, 2, 'all running jobs, for a single process\'s start');
+      }));
+
+      it('an expired lease is taken back once; its old holder can neither renew, end nor publish', withStore(factory, async (s) => {
+        const t = await tenantWithTask(s);
+        await s.jobs.insert(job(t, { id: 'job_x' }));
+        const old = (await s.jobs.claim('dead', 300))!;
+        // A lease that ends: wait for the store to call it expired (its own clock), not for a fixed time.
+        while ((await s.jobs.expired()).length === 0) await new Promise((r) => setTimeout(r, 50));
+        assert.deepEqual((await s.jobs.expired()).map((r) => [r.id, r.lease_owner]), [['job_x', old.lease]]);
+        const back = await Promise.all([1, 2].map(() => s.jobs.release('job_x', old.lease, { state: 'queued', progress: null }, { type: 'requeued' }, true)));
+        assert.deepEqual(back.sort(), [false, true], 'two runners take it back: one wins');
+        const again = (await s.jobs.claim('alive', 60_000))!;
+        assert.deepEqual([again.job.id, again.job.attempts], ['job_x', 2], 'attempts counted across runners');
+        assert.equal((await s.jobs.heartbeat('job_x', old.lease, 60_000)).held, false);
+        assert.equal(await s.jobs.release('job_x', old.lease, { state: 'failed' }, { type: 'failed' }), false);
+        const finish = (versions: Array<{ name: string; version: number }>) => ({ fields: { result: JSON.stringify(versions.length) }, event: {} });
+        await refused(s.jobs.publish('job_x', { members: [{ name: 'p', write: write() }], ensemble: null, finish, lease: old.lease }), 'CONFLICT');
+        assert.deepEqual(await s.prompts.list(t, 'sentiment'), [], 'the stale runner published nothing');
+        // A live lease is not taken back even when asked to take back expired ones.
+        assert.equal(await s.jobs.release('job_x', again.lease, { state: 'queued' }, { type: 'requeued' }, true), false);
+        const versions = await s.jobs.publish('job_x', { members: [{ name: 'p', write: write() }], ensemble: null, finish, lease: again.lease });
+        assert.deepEqual(versions.map((v) => v.version), [1]);
+        const row = await s.jobs.get('job_x');
+        assert.deepEqual([row?.state, row?.lease_owner, row?.attempts], ['succeeded', null, 2]);
+        await refused(s.jobs.publish('job_x', { members: [{ name: 'p', write: write() }], ensemble: null, finish, lease: again.lease }), 'CONFLICT');
+        assert.equal((await s.prompts.list(t, 'sentiment'))[0]?.latestVersion, 1, 'published exactly once');
+      }));
+
+      it('a heartbeat reports the task deleted; a tenant\'s deletion ends the lease', withStore(factory, async (s) => {
+        const t = await tenantWithTask(s);
+        await s.jobs.insert(job(t));
+        const c = (await s.jobs.claim('r', 60_000))!;
+        await s.tasks.delete(t, 'sentiment');
+        assert.deepEqual(await s.jobs.heartbeat(c.job.id, c.lease, 60_000), { held: true, cancelRequested: false, taskDeleted: true });
+        await s.tenants.delete(t);
+        assert.equal((await s.jobs.heartbeat(c.job.id, c.lease, 60_000)).held, false);
+      }));
+    });
+
     describe('publishing a trained prompt (one operation)', () => {
       async function runningJob(s: Store, t: string, over: Partial<NewJob> = {}): Promise<string> {
         const j = job(t, over);

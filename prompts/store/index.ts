@@ -198,10 +198,28 @@ export interface JobRow {
   train_ms: number;
   /** JSON {estimate_mb, limit_mb, peak_growth_mb}: the memory budget and what the job used. */
   memory: string | null;
+  /** The lease token of the runner that claimed the running job ("<runner>/<nonce>", one per claim); null otherwise. */
+  lease_owner: string | null;
+  /** ISO time the lease ends unless renewed (the database's clock); null when not running. */
+  lease_expires_at: string | null;
 }
 
-export type NewJob = Omit<JobRow, 'progress' | 'history' | 'result' | 'error' | 'cancel_requested' | 'attempts' | 'events' | 'started_at' | 'finished_at' | 'updated_at' | 'task_deleted_at' | 'train_ms' | 'memory'> & { memory?: string | null };
-export type JobFields = Partial<Omit<JobRow, 'id'>>;
+export type NewJob = Omit<JobRow, 'progress' | 'history' | 'result' | 'error' | 'cancel_requested' | 'attempts' | 'events' | 'started_at' | 'finished_at' | 'updated_at' | 'task_deleted_at' | 'train_ms' | 'memory' | 'lease_owner' | 'lease_expires_at'> & { memory?: string | null };
+/** Fields a caller may write; the lease columns are written only by claim, heartbeat, release and publish. */
+export type JobFields = Partial<Omit<JobRow, 'id' | 'lease_owner' | 'lease_expires_at'>>;
+
+/** A job claimed by a runner: the row as it now is (running, attempts counted) and the lease token its later writes must show. */
+export interface JobClaim {
+  job: JobRow;
+  lease: string;
+}
+
+/** What a heartbeat found: whether the lease is still this runner's, and what the API asked meanwhile. */
+export interface LeaseState {
+  held: boolean;
+  cancelRequested: boolean;
+  taskDeleted: boolean;
+}
 
 /** One trained prompt to publish (see JobStore.publish). */
 export interface PublishMember {
@@ -215,6 +233,8 @@ export interface PublishRequest {
   ensemble: string | null;
   /** The job's final fields and lifecycle event, from the versions just written (a pure function: it runs inside the transaction). */
   finish(versions: PromptVersionInfo[]): { fields: JobFields; event: Record<string, unknown> };
+  /** The runner's lease token (JobClaim.lease): publish refuses (CONFLICT) unless the job is still held by it. */
+  lease?: string;
 }
 
 // --- the interfaces -------------------------------------------------------------------
@@ -326,11 +346,36 @@ export interface JobStore {
   /** Whether the job's task was deleted after the job was submitted (or the job is gone). */
   taskDeleted(id: string): Promise<boolean>;
   /**
+   * Leases (docs/TRAINING.md, "Trainers and leases"). claim takes the next
+   * queued job (fair as nextQueued, skipping `exclude`) in ONE transaction:
+   * state running, attempts + 1, started_at, lease_owner a fresh token
+   * "<owner>/<nonce>", lease_expires_at now + leaseMs. Concurrent claimers
+   * (other processes, other machines) never get the same job.
+   */
+  claim(owner: string, leaseMs: number, exclude?: readonly string[]): Promise<JobClaim | undefined>;
+  /**
+   * Renews the lease to now + leaseMs and writes `fields` (progress, history),
+   * only while the job is running under `lease`. held false: the lease was
+   * lost (it expired and was taken back, or the job ended or is gone); the
+   * runner must stop and write nothing more.
+   */
+  heartbeat(id: string, lease: string, leaseMs: number, fields?: JobFields): Promise<LeaseState>;
+  /** Running jobs whose lease has expired (every running job when `all`: a single-process store's start). */
+  expired(all?: boolean): Promise<JobRow[]>;
+  /**
+   * Ends a leased run in one step: moves the job from running to
+   * `fields.state` (clearing the lease) and appends `event`, only while the job
+   * is running under `lease` (null: a row with no lease) and, with
+   * `onlyIfExpired`, only if that lease has expired. false: nothing changed.
+   */
+  release(id: string, lease: string | null, fields: JobFields & { state: JobState }, event: Record<string, unknown>, onlyIfExpired?: boolean): Promise<boolean>;
+  /**
    * Publishes a running job's trained prompts in ONE step: writes each
    * member's version, makes the ensemble (unless it exists), and moves the
    * job to succeeded with `finish`'s fields and event. NOT_FOUND (nothing
    * written) when the job's task was deleted since submit; CONFLICT when the
-   * job is no longer running.
+   * job is no longer running, or (with `req.lease`) no longer held by that
+   * lease: a job is published at most once, by the runner that holds it.
    */
   publish(jobId: string, req: PublishRequest): Promise<PromptVersionInfo[]>;
 }

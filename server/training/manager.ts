@@ -1,19 +1,24 @@
-// The training manager (on the HTTP thread): validates and queues jobs in the
-// database, runs them one at a time on the training worker thread (through
-// TrainingWorkerClient, client.ts, which owns the thread), keeps
-// their progress (throttled to the database, live in memory), cancels them,
-// and publishes the trained prompts through the prompt store only once a job
-// has completed: each prompt as a new version (source "training"), then the
-// ensemble for a multi-prompt job.
+// The training manager has two halves. The API half (any serve process)
+// validates and queues jobs, lists, shows and cancels them, through the store
+// alone. The runner half (a serve process unless SOFTSERVE_TRAINING=off, and
+// every trainer process, server/trainer-main.ts) claims queued jobs one at a
+// time with a lease (JobStore.claim), runs them on the training worker thread
+// (through TrainingWorkerClient, client.ts, which owns the thread), renews the
+// lease with heartbeats that also carry the progress (throttled) and bring
+// back cancel requests made on any replica, and publishes the trained prompts
+// through the prompt store only once a job has completed and only while its
+// lease holds: each prompt as a new version (source "training"), then the
+// ensemble for a multi-prompt job. A runner that lost its lease writes nothing.
 //
-// Restarts: a job found "running" when the manager starts was interrupted by
-// a crash or kill. It is queued again (and, with its seed, trains to the same
-// prompt) until it has been started `maxAttempts` times; then it fails with
-// that reason. A graceful shutdown stops the running job at its next step and
-// puts it back in the queue without counting the attempt. Either way the job
-// keeps a note in its events; no job is ever dropped silently. The same holds
-// when the worker thread itself dies mid-job (crash, exit): the job is
-// requeued (attempt counted) and the next job starts a fresh worker.
+// Restarts: a job whose runner died (its lease expired; with SQLite, every
+// job found "running" when the single process starts) was interrupted. It is
+// queued again (and, with its seed, trains to the same prompt) until it has
+// been started `maxAttempts` times; then it fails with that reason. A
+// graceful shutdown stops the running job at its next step and puts it back
+// in the queue without counting the attempt. Either way the job keeps a note
+// in its events; no job is ever dropped silently. The same holds when the
+// worker thread itself dies mid-job (crash, exit): the job is requeued
+// (attempt counted) and the next job starts a fresh worker.
 //
 // Isolation between tenants (docs/TRAINING.md, "Limits and isolation"):
 // - memory: a job's peak is estimated at submit and refused over the budget
@@ -23,6 +28,8 @@
 //   per-tenant limits on active jobs and on training time in a window;
 // - a job is bound to its task row: deleting the task stops the job
 //   (TASK_DELETED) and nothing is ever published into a re-created task.
+
+import { hostname } from 'node:os';
 
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
@@ -42,7 +49,7 @@ import { modelDimsOf, type ModelDims } from '../../prompts/training/memory.ts';
 import { checkTrainingBudget } from './budget.ts';
 import type { TrainingConfig } from '../config.ts';
 import { MemoryWatch } from './memory-watch.ts';
-import { FINAL_STATES, newJobId, type JobFields, type JobRow, type JobStore, type PromptVersionInfo } from '../../prompts/store/index.ts';
+import { FINAL_STATES, newJobId, type JobClaim, type JobFields, type JobRow, type JobState, type JobStore, type PromptVersionInfo } from '../../prompts/store/index.ts';
 import { loadJobSources, parseUnlabelled, pinJobSources, provenanceFor, type JobSources } from './job-sources.ts';
 import type { MemberSummary } from './protocol.ts';
 import { TrainingWorkerClient, type Outcome } from './client.ts';
@@ -62,6 +69,15 @@ export interface TrainingManagerOptions {
   registry?: Registry;
   /** The model's spec (read from modelDir when not given). */
   spec?: ModelSpec;
+  /**
+   * The store is shared with other processes (PostgreSQL): jobs are accepted
+   * without a local runner, idle runners poll, and only expired leases are
+   * taken back. false (SQLite, one process): every running job found at start
+   * was interrupted.
+   */
+  sharedQueue?: boolean;
+  /** This runner's name in lease tokens and logs (default host:pid). */
+  runnerName?: string;
 }
 
 /** Examples as a request gives them: JSONL text or an array of {text, label}. */
@@ -83,6 +99,15 @@ interface StopReason { code: 'TASK_DELETED' | 'TRAINING_MEMORY_LIMIT' | 'TRAININ
 interface Running {
   id: string;
   row: JobRow;
+  /** The lease token every write of this run names. */
+  lease: string;
+  /** The lease was lost (expired and taken back, or the row is gone): write nothing more. */
+  lost: boolean;
+  /** The run's end is being written: heartbeats stop. */
+  ended: boolean;
+  /** Progress or history changed since the last heartbeat wrote them. */
+  dirty: boolean;
+  beating: boolean;
   progress: Progress | null;
   history: EvalPoint[];
   lastPersist: number;
@@ -111,6 +136,8 @@ export class TrainingManager {
   /** A pump was asked for while one was picking: pick again. */
   private pumpAgain = false;
   private repumpTimer: NodeJS.Timeout | null = null;
+  private pollTimer: NodeJS.Timeout | null = null;
+  readonly runnerName: string;
   private dims: ModelDims | null = null;
   private readonly metrics: {
     finished: Counter<'outcome'>;
@@ -126,6 +153,7 @@ export class TrainingManager {
       { onExit: (code) => { if (!this.stopping) this.opts.logger?.error({ code }, 'training worker exited'); } },
     );
     this.table = opts.store.backend.jobs;
+    this.runnerName = opts.runnerName ?? `${hostname()}:${process.pid}`;
     if (opts.registry) {
       const r = opts.registry;
       const table = this.table;
@@ -153,32 +181,53 @@ export class TrainingManager {
     return this.opts.config.enabled;
   }
 
-  /** Recovers jobs a previous process left running, then starts the queue. */
+  /** Recovers jobs a previous process left running (SQLite: one process owns the file), then starts the queue. */
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
-    for (const row of await this.table.running()) {
-      if (row.cancel_requested === 1) {
-        await this.table.transition(row.id, ['running'], { state: 'cancelled', finished_at: now() });
-        await this.table.appendEvent(row.id, { type: 'cancelled', reason: 'the server restarted before the job stopped' });
-      } else if (row.attempts >= this.opts.config.maxAttempts) {
-        const message = `interrupted by a server restart after ${row.attempts} attempt${row.attempts === 1 ? '' : 's'}; not retried again`;
-        await this.table.transition(row.id, ['running'], { state: 'failed', finished_at: now(), error: JSON.stringify({ code: 'INTERNAL', message }) });
-        await this.table.appendEvent(row.id, { type: 'failed', reason: message });
-        this.metrics?.finished.inc({ outcome: 'failed' });
-      } else {
-        await this.table.transition(row.id, ['running'], { state: 'queued', progress: null });
-        await this.table.appendEvent(row.id, { type: 'requeued', reason: 'the server restarted while the job was running; it starts again from the beginning' });
-      }
-      this.opts.logger?.warn({ job: row.id }, 'training job was interrupted by a restart');
-    }
+    if (!this.opts.sharedQueue) await this.takeBack(true);
     if (this.enabled) this.pump();
+  }
+
+  /**
+   * Jobs whose runner died: with `restart` (SQLite, at start) every running
+   * job, else those whose lease expired. Each is cancelled (if asked),
+   * failed (attempts used up) or queued again, only if its lease is still
+   * the one seen (another runner taking it back first wins).
+   */
+  private async takeBack(restart: boolean): Promise<void> {
+    const { maxAttempts } = this.opts.config;
+    for (const row of await this.table.expired(restart)) {
+      const give = (state: JobState, fields: JobFields, event: Record<string, unknown>) =>
+        this.table.release(row.id, row.lease_owner, { ...fields, state }, { type: state, ...event }, !restart);
+      const s = row.attempts === 1 ? '' : 's';
+      let done: boolean;
+      if (row.cancel_requested === 1) {
+        done = await give('cancelled', { finished_at: now() }, { reason: restart ? 'the server restarted before the job stopped' : 'its trainer stopped before the job did' });
+        if (done) this.metrics?.finished.inc({ outcome: 'cancelled' });
+      } else if (row.attempts >= maxAttempts) {
+        const message = restart
+          ? `interrupted by a server restart after ${row.attempts} attempt${s}; not retried again`
+          : `its trainer stopped renewing the job's lease (killed, or cut off from the database) on attempt ${row.attempts} of ${maxAttempts}; not retried again`;
+        done = await give('failed', { finished_at: now(), error: JSON.stringify({ code: 'INTERNAL', message }) }, { reason: message });
+        if (done) this.metrics?.finished.inc({ outcome: 'failed' });
+      } else {
+        done = await give('queued', { progress: null }, {
+          type: 'requeued',
+          reason: restart
+            ? 'the server restarted while the job was running; it starts again from the beginning'
+            : `its trainer stopped renewing the job's lease (killed, or cut off from the database); it starts again from the beginning (attempt ${row.attempts} of ${maxAttempts} used)`,
+        });
+      }
+      if (done) this.opts.logger?.warn({ job: row.id, attempts: row.attempts, lease: row.lease_owner }, restart ? 'training job was interrupted by a restart' : 'training job\'s lease expired; taken back');
+    }
   }
 
   // --- API ---------------------------------------------------------------------------
 
   private requireEnabled(): void {
-    if (!this.enabled) throw new SoftserveError('NOT_READY', 'training is disabled on this server (SOFTSERVE_TRAINING=off)');
+    // Without a runner here, a job can only be accepted when trainer processes share the queue.
+    if (!this.enabled && !this.opts.sharedQueue) throw new SoftserveError('NOT_READY', 'training is disabled on this server (SOFTSERVE_TRAINING=off)');
     if (this.stopping) throw new SoftserveError('DRAINING', 'the server is shutting down');
   }
 
@@ -358,20 +407,46 @@ export class TrainingManager {
         if (deleted && this.current === cur) this.stopRunning(cur, { code: 'TASK_DELETED', message: `the task ${JSON.stringify(cur.row.task_name)} was deleted while the job ran; nothing was published` });
       }, (err: unknown) => this.opts.logger?.error({ err, job: cur.id }, 'could not read the job\'s task state'));
     }
-    if (performance.now() - cur.lastPersist >= this.opts.config.progressIntervalMs) this.persist(cur);
+    cur.dirty = true;
+    if (performance.now() - cur.lastPersist >= this.opts.config.progressIntervalMs) this.beat(cur);
   }
 
   private onEval(cur: Running, point: EvalPoint): void {
     cur.history.push(point);
-    this.persist(cur);
+    cur.dirty = true;
+    this.beat(cur);
   }
 
-  private persist(cur: Running): void {
-    cur.lastPersist = performance.now();
-    void this.table.update(cur.id, { progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) }).then((present) => {
-      // The row went with its tenant (ON DELETE CASCADE): stop training for nobody.
-      if (!present && this.current === cur) this.worker.cancel(cur.id);
-    }, (err: unknown) => this.opts.logger?.error({ err, job: cur.id }, 'could not save the job\'s progress'));
+  /**
+   * Renews the run's lease, writing the progress and history when they
+   * changed (so every replica's GET shows them), and acts on what the row
+   * says: a cancel asked on any replica, the task deleted, the lease lost.
+   */
+  private beat(cur: Running): void {
+    if (cur.lost || cur.ended || cur.beating) return;
+    cur.beating = true;
+    const fields = cur.dirty ? { progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) } : undefined;
+    if (fields) {
+      cur.dirty = false;
+      cur.lastPersist = performance.now();
+    }
+    void this.table.heartbeat(cur.id, cur.lease, this.opts.config.leaseMs, fields).then((state) => {
+      cur.beating = false;
+      if (cur.ended || this.current !== cur) return;
+      if (!state.held) {
+        // Expired and taken back by another runner, or the row went with its tenant: stop, publish nothing.
+        cur.lost = true;
+        this.opts.logger?.warn({ job: cur.id, lease: cur.lease }, 'training job\'s lease was lost; stopping it and discarding its result');
+        this.worker.cancel(cur.id);
+        return;
+      }
+      if (state.cancelRequested) this.worker.cancel(cur.id);
+      if (state.taskDeleted) this.stopRunning(cur, { code: 'TASK_DELETED', message: `the task ${JSON.stringify(cur.row.task_name)} was deleted while the job ran; nothing was published` });
+    }, (err: unknown) => {
+      cur.beating = false;
+      if (fields) cur.dirty = true;
+      this.opts.logger?.error({ err, job: cur.id }, 'could not renew the job\'s lease');
+    });
   }
 
   /** Stops the running job at its next step; it then fails with `reason`. */
@@ -388,6 +463,10 @@ export class TrainingManager {
       return;
     }
     if (this.current || this.stopping || !this.enabled) return;
+    if (this.pollTimer) {
+      clearTimeout(this.pollTimer);
+      this.pollTimer = null;
+    }
     this.pumping = true;
     this.pumpAgain = false;
     void this.pickNext().then(async (next) => {
@@ -406,18 +485,28 @@ export class TrainingManager {
     }).catch((err: unknown) => {
       this.pumping = false;
       this.opts.logger?.error({ err }, 'the training queue could not be read');
+      this.poll();
     });
   }
 
-  /** The next job to run, or undefined (then, when tenants wait for quota, a timer pumps again). */
-  private async pickNext(): Promise<JobRow | undefined> {
+  /** On a shared queue an idle runner looks again after pollMs (jobs submitted on other replicas, leases that expired). */
+  private poll(): void {
+    if (!this.opts.sharedQueue || this.stopping || this.pollTimer) return;
+    this.pollTimer = setTimeout(() => { this.pollTimer = null; this.pump(); }, this.opts.config.pollMs);
+    this.pollTimer.unref();
+  }
+
+  /** Claims the next job to run, or undefined (then, when tenants wait for quota, a timer pumps again). */
+  private async pickNext(): Promise<JobClaim | undefined> {
+    await this.takeBack(false);
     // Tenants over their training-time quota wait; look again when the first of them has time.
     const waiting: Array<{ tenant: string; retryAfterS: number }> = [];
     for (const t of await this.table.queuedTenants()) {
       const q = await this.quota(t);
       if (q && q.remainingMs <= 0) waiting.push({ tenant: t, retryAfterS: q.retryAfterS });
     }
-    const next = await this.table.nextQueued(waiting.map((w) => w.tenant));
+    const next = await this.table.claim(this.runnerName, this.opts.config.leaseMs, waiting.map((w) => w.tenant));
+    if (!next) this.poll();
     if (!next && waiting.length > 0 && !this.repumpTimer) {
       const s = Math.min(...waiting.map((w) => w.retryAfterS));
       // At most an hour at a time (timers past about 24.8 days would fire at once).
@@ -427,10 +516,18 @@ export class TrainingManager {
     return next;
   }
 
-  private async finish(id: string, state: 'failed' | 'cancelled', fields: JobFields, event: Record<string, unknown>): Promise<void> {
-    await this.table.transition(id, ['running'], { state, finished_at: now(), ...fields });
-    await this.table.appendEvent(id, { type: state, ...event });
-    this.finished(id, state, event);
+  private async finish(cur: Running, state: 'failed' | 'cancelled', fields: JobFields, event: Record<string, unknown>): Promise<void> {
+    if (await this.release(cur, { state, finished_at: now(), ...fields }, { type: state, ...event })) this.finished(cur.id, state, event);
+  }
+
+  /** Ends the run under its lease; false (and a log line) when the lease was lost: another runner owns the job now. */
+  private async release(cur: Running, fields: JobFields & { state: JobState }, event: Record<string, unknown>): Promise<boolean> {
+    cur.ended = true;
+    if (cur.lost) return false;
+    if (await this.table.release(cur.id, cur.lease, fields, event)) return true;
+    cur.lost = true;
+    this.opts.logger?.warn({ job: cur.id, lease: cur.lease, state: fields.state }, 'training job\'s lease was lost before its end was written; discarded');
+    return false;
   }
 
   private finished(id: string, state: 'succeeded' | 'failed' | 'cancelled', event: Record<string, unknown>): void {
@@ -438,18 +535,35 @@ export class TrainingManager {
     this.opts.logger?.info({ job: id, state, ...event }, 'training job finished');
   }
 
-  private async run(row: JobRow): Promise<void> {
-    const attempts = row.attempts + 1;
-    if (!await this.table.transition(row.id, ['queued'], { state: 'running', started_at: now(), attempts })) return;
-    const cur: Running = { id: row.id, row, progress: null, history: [], lastPersist: 0, startedAt: performance.now(), stopReason: null };
+  private async run(claim: JobClaim): Promise<void> {
+    const row = claim.job;
+    const attempts = row.attempts;
+    const cur: Running = {
+      id: row.id, row, lease: claim.lease, lost: false, ended: false, dirty: false, beating: false,
+      progress: null, history: [], lastPersist: 0, startedAt: performance.now(), stopReason: null,
+    };
     this.current = cur;
+    this.opts.logger?.info({ job: row.id, tenant: row.tenant_id, attempt: attempts, lease: claim.lease }, 'training job claimed');
+    // Heartbeats keep the claim while the job loads and trains (progress and evals beat too).
+    const heartbeat = setInterval(() => this.beat(cur), Math.max(10, Math.min(this.opts.config.heartbeatMs, Math.floor(this.opts.config.leaseMs / 3))));
+    heartbeat.unref();
+    try {
+      await this.runClaimed(cur, attempts);
+    } finally {
+      clearInterval(heartbeat);
+      cur.ended = true;
+    }
+  }
+
+  private async runClaimed(cur: Running, attempts: number): Promise<void> {
+    const { row } = cur;
     let watch: MemoryWatch | null = null;
     // What this attempt cost: training time (for the tenant's quota) and peak memory growth (shown in the job).
     const accounted = (): JobFields => {
       const memory = { ...(JSON.parse(row.memory ?? '{}') as Record<string, unknown>), ...(watch ? { peak_growth_mb: Math.ceil(watch.peakGrowth / MB) } : {}) };
       return { train_ms: row.train_ms + Math.round(performance.now() - cur.startedAt), memory: JSON.stringify(memory) };
     };
-    const fail = (code: string, message: string): Promise<void> => this.finish(row.id, 'failed', { ...accounted(), error: JSON.stringify({ code, message }), progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) }, { reason: message, ...(ISOLATION_CODES.has(code) ? { code } : {}) });
+    const fail = (code: string, message: string): Promise<void> => this.finish(cur, 'failed', { ...accounted(), error: JSON.stringify({ code, message }), progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) }, { reason: message, ...(ISOLATION_CODES.has(code) ? { code } : {}) });
     if (await this.table.taskDeleted(row.id)) {
       await fail('TASK_DELETED', `the task ${JSON.stringify(row.task_name)} was deleted after the job was submitted; nothing was published`);
       return;
@@ -518,20 +632,24 @@ export class TrainingManager {
       watch?.stop();
     }
     if (cur.stopReason?.code === 'TRAINING_MEMORY_LIMIT' && outcome.type !== 'exited') this.worker.retire();
+    if (cur.lost) {
+      this.opts.logger?.warn({ job: row.id, lease: cur.lease }, 'training job stopped after its lease was lost; nothing written');
+      return;
+    }
     if (outcome.type === 'exited') {
       if (cur.stopReason) {
         await fail(cur.stopReason.code, cur.stopReason.message);
       } else if (this.stopping) {
-        await this.table.transition(row.id, ['running'], { ...accounted(), state: 'queued', attempts: attempts - 1, progress: null, history: '[]' });
-        await this.table.appendEvent(row.id, { type: 'requeued', reason: 'the server shut down while the job was running; it starts again from the beginning' });
+        await this.release(cur, { ...accounted(), state: 'queued', attempts: attempts - 1, progress: null, history: '[]' },
+          { type: 'requeued', reason: 'the server shut down while the job was running; it starts again from the beginning' });
       } else {
         this.metrics?.workerExits.inc();
         const what = `the training worker exited (code ${outcome.code}) while the job was running`;
         if (attempts >= this.opts.config.maxAttempts) {
           await fail('WORKER_EXITED', `${what}, on attempt ${attempts} of ${this.opts.config.maxAttempts}; not retried again`);
         } else {
-          await this.table.transition(row.id, ['running'], { ...accounted(), state: 'queued', progress: null, history: '[]' });
-          await this.table.appendEvent(row.id, { type: 'requeued', code: 'WORKER_EXITED', reason: `${what}; the worker was restarted and the job starts again from the beginning (attempt ${attempts} of ${this.opts.config.maxAttempts} used)` });
+          await this.release(cur, { ...accounted(), state: 'queued', progress: null, history: '[]' },
+            { type: 'requeued', code: 'WORKER_EXITED', reason: `${what}; the worker was restarted and the job starts again from the beginning (attempt ${attempts} of ${this.opts.config.maxAttempts} used)` });
           this.opts.logger?.warn({ job: row.id, attempts }, 'training job requeued after the worker exited');
         }
       }
@@ -549,19 +667,21 @@ export class TrainingManager {
     if (outcome.cancelled) {
       if (this.stopping && (await this.table.get(row.id))?.cancel_requested !== 1) {
         // Graceful shutdown: back to the queue, this attempt not counted.
-        await this.table.transition(row.id, ['running'], { ...accounted(), state: 'queued', attempts: attempts - 1, progress: null, history: '[]' });
-        await this.table.appendEvent(row.id, { type: 'requeued', reason: 'the server shut down while the job was running; it starts again from the beginning' });
+        await this.release(cur, { ...accounted(), state: 'queued', attempts: attempts - 1, progress: null, history: '[]' },
+          { type: 'requeued', reason: 'the server shut down while the job was running; it starts again from the beginning' });
         return;
       }
-      await this.finish(row.id, 'cancelled', { ...accounted(), progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) }, { reason: 'cancelled while running; nothing was published' });
+      await this.finish(cur, 'cancelled', { ...accounted(), progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) }, { reason: 'cancelled while running; nothing was published' });
       return;
     }
     try {
-      const event = await this.publish(row, outcome.members, options, split.heldOut.length,
+      cur.ended = true;
+      const event = await this.publish(row, cur.lease, outcome.members, options, split.heldOut.length,
         { ...accounted(), progress: JSON.stringify(cur.progress), history: JSON.stringify(cur.history) });
       this.finished(row.id, 'succeeded', event);
     } catch (err) {
       const e = err as SoftserveError;
+      cur.ended = false;
       if (await this.table.taskDeleted(row.id)) await fail('TASK_DELETED', `the task ${JSON.stringify(row.task_name)} was deleted while the job ran; nothing was published into a task created later under that name`);
       else await fail(e.code ?? 'INTERNAL', `publishing failed: ${e.message}`);
     }
@@ -572,7 +692,7 @@ export class TrainingManager {
    * succeeded in one store operation: a task deleted (and perhaps re-created)
    * while the job ran gets nothing. Returns the job's lifecycle event.
    */
-  private async publish(row: JobRow, members: Array<{ tensors: PromptTensors; summary: MemberSummary }>, options: TrainingOptions, heldOutExamples: number, fields: JobFields): Promise<Record<string, unknown>> {
+  private async publish(row: JobRow, lease: string, members: Array<{ tensors: PromptTensors; summary: MemberSummary }>, options: TrainingOptions, heldOutExamples: number, fields: JobFields): Promise<Record<string, unknown>> {
     const names = this.memberNames(row.prompt_name, members.length);
     // An existing ensemble of that name must already be exactly these members (CONFLICT otherwise).
     if (row.ensemble_name) await this.checkEnsemble(row.tenant_id, row.task_name, row.ensemble_name, names);
@@ -591,7 +711,7 @@ export class TrainingManager {
       const result: JobResult = { prompts, ensemble: row.ensemble_name };
       event = { published: prompts.map((p) => `${p.name}@${p.version}`), ensemble: result.ensemble };
       return { fields: { ...fields, result: JSON.stringify(result) }, event };
-    });
+    }, lease);
     return event;
   }
 
@@ -600,6 +720,7 @@ export class TrainingManager {
     if (this.stopping) return;
     this.stopping = true;
     if (this.repumpTimer) clearTimeout(this.repumpTimer);
+    if (this.pollTimer) clearTimeout(this.pollTimer);
     const cur = this.current;
     if (cur) {
       this.worker.cancel(cur.id);

@@ -158,6 +158,14 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX training_jobs_state ON training_jobs(state, created_at);
     `,
   },
+  {
+    version: 2,
+    description: 'training job leases: the runner that claimed a running job (a token per claim) and until when its claim holds unless renewed',
+    sql: `
+      ALTER TABLE training_jobs ADD COLUMN lease_owner TEXT;               -- "<runner>/<claim nonce>", NULL unless running
+      ALTER TABLE training_jobs ADD COLUMN lease_expires_at TIMESTAMPTZ;  -- the database's clock: trainers on other machines agree on it
+    `,
+  },
 ];
 
 /** The advisory lock key the migrations run under (any constant; this one spells "softserv"). */

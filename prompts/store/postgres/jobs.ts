@@ -2,9 +2,21 @@
 // job survives a restart with everything it needs. Rows go with their tenant
 // (ON DELETE CASCADE); deleting the task marks the job (tasks.ts), and
 // publish refuses such a job.
+//
+// Leases (migration 2) are the job queue of a fleet: a trainer claims with
+// SELECT ... FOR UPDATE SKIP LOCKED in one transaction (two trainers never
+// get the same job, neither waits on the other's row), renews the lease with
+// heartbeats, and every later write of the run (progress, the end, publish)
+// names its lease token, so a trainer whose lease expired and was taken back
+// writes nothing. Lease times are the database's clock (clock_timestamp()):
+// trainers on other machines need not agree on theirs. Why not pg-boss: the
+// jobs already live in this table, publish must be one transaction with the
+// job row, and the fair pick across tenants is a query on this table.
+
+import { randomBytes } from 'node:crypto';
 
 import { SoftserveError } from '../../../kernels/errors.ts';
-import type { JobFields, JobRow, JobState, JobStore, NewJob, PromptVersionInfo, PublishRequest } from '../index.ts';
+import type { JobClaim, JobFields, JobRow, JobState, JobStore, LeaseState, NewJob, PromptVersionInfo, PublishRequest } from '../index.ts';
 import { now, type PgContext } from './context.ts';
 import type { Queryable } from './db.ts';
 import { insertEnsemble } from './ensembles.ts';
@@ -13,7 +25,13 @@ import { insertVersion } from './prompt-versions.ts';
 /** Every column but the examples (views and lists never need them); train_ms narrowed from BIGINT to a JS number. */
 const COLUMNS = `id, tenant_id, task_name, task_created_at, prompt_name, ensemble_name, state, options, '' AS examples, NULL AS validation,
   num_examples, progress, history, result, error, cancel_requested, attempts, events, created_at, started_at, finished_at, updated_at,
-  task_deleted_at, train_ms::float8 AS train_ms, memory`;
+  task_deleted_at, train_ms::float8 AS train_ms, memory, lease_owner,
+  to_char(lease_expires_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS lease_expires_at`;
+
+/** The fair pick (as nextQueued): tenants that never started a job first, then the one whose last start is oldest. */
+const FAIR_ORDER = `ORDER BY (SELECT MAX(s.started_at) FROM training_jobs s WHERE s.tenant_id = j.tenant_id) IS NOT NULL,
+               (SELECT MAX(s.started_at) FROM training_jobs s WHERE s.tenant_id = j.tenant_id),
+               j.created_at, j.id`;
 
 /** Column names a caller may set: the only strings that reach SQL text. */
 const SETTABLE = new Set(['tenant_id', 'task_name', 'task_created_at', 'prompt_name', 'ensemble_name', 'state', 'options', 'examples', 'validation',
@@ -101,9 +119,7 @@ export class PgJobStore implements JobStore {
     return (await this.c.pool.query<JobRow>(`
       SELECT ${COLUMNS} FROM training_jobs j
       WHERE j.state = 'queued' AND NOT (j.tenant_id = ANY($1::text[]))
-      ORDER BY (SELECT MAX(s.started_at) FROM training_jobs s WHERE s.tenant_id = j.tenant_id) IS NOT NULL,
-               (SELECT MAX(s.started_at) FROM training_jobs s WHERE s.tenant_id = j.tenant_id),
-               j.created_at, j.id
+      ${FAIR_ORDER}
       LIMIT 1`, [[...exclude]])).rows[0];
   }
 
@@ -132,6 +148,51 @@ export class PgJobStore implements JobStore {
     await this.c.tx((db) => appendEventRow(db, id, event));
   }
 
+  async claim(owner: string, leaseMs: number, exclude: readonly string[] = []): Promise<JobClaim | undefined> {
+    return this.c.tx(async (db) => {
+      // SKIP LOCKED: a row another trainer is claiming right now is passed over, not waited for.
+      const next = (await db.query<{ id: string }>(`SELECT j.id FROM training_jobs j
+        WHERE j.state = 'queued' AND NOT (j.tenant_id = ANY($1::text[]))
+        ${FAIR_ORDER} LIMIT 1 FOR UPDATE OF j SKIP LOCKED`, [[...exclude]])).rows[0];
+      if (!next) return undefined;
+      const lease = `${owner}/${randomBytes(6).toString('base64url')}`;
+      const at = now();
+      const job = (await db.query<JobRow>(`UPDATE training_jobs SET state = 'running', started_at = $2, attempts = attempts + 1, lease_owner = $3,
+        lease_expires_at = clock_timestamp() + $4 * interval '1 millisecond', updated_at = $2 WHERE id = $1 RETURNING ${COLUMNS}`,
+      [next.id, at, lease, leaseMs])).rows[0]!;
+      return { job, lease };
+    });
+  }
+
+  async heartbeat(id: string, lease: string, leaseMs: number, fields: JobFields = {}): Promise<LeaseState> {
+    const { sql, values } = setClause(fields);
+    const n = values.length + 2;
+    const r = (await this.c.pool.query<{ cancel_requested: number; task_deleted_at: string | null }>(`UPDATE training_jobs
+      SET ${sql}, lease_expires_at = clock_timestamp() + $${n + 1} * interval '1 millisecond'
+      WHERE id = $1 AND state = 'running' AND lease_owner = $${n} RETURNING cancel_requested, task_deleted_at`,
+    [id, ...values, lease, leaseMs])).rows[0];
+    return r ? { held: true, cancelRequested: r.cancel_requested === 1, taskDeleted: r.task_deleted_at !== null } : { held: false, cancelRequested: false, taskDeleted: false };
+  }
+
+  async expired(all = false): Promise<JobRow[]> {
+    return (await this.c.pool.query<JobRow>(`SELECT ${COLUMNS} FROM training_jobs WHERE state = 'running'
+      ${all ? '' : 'AND (lease_expires_at IS NULL OR lease_expires_at < clock_timestamp())'}`)).rows;
+  }
+
+  async release(id: string, lease: string | null, fields: JobFields & { state: JobState }, event: Record<string, unknown>, onlyIfExpired = false): Promise<boolean> {
+    if (!STATES.has(fields.state)) throw new SoftserveError('INTERNAL', `not a job state: ${fields.state}`);
+    return this.c.tx(async (db) => {
+      const { sql, values } = setClause(fields);
+      const n = values.length + 2;
+      // The row lock of the UPDATE orders this against a heartbeat: whichever comes second sees the other's outcome.
+      const changed = (await db.query(`UPDATE training_jobs SET ${sql}, lease_owner = NULL, lease_expires_at = NULL
+        WHERE id = $1 AND state = 'running' AND lease_owner IS NOT DISTINCT FROM $${n}::text
+        ${onlyIfExpired ? 'AND (lease_expires_at IS NULL OR lease_expires_at < clock_timestamp())' : ''}`, [id, ...values, lease])).rowCount! > 0;
+      if (changed) await appendEventRow(db, id, event);
+      return changed;
+    });
+  }
+
   async publish(jobId: string, req: PublishRequest): Promise<PromptVersionInfo[]> {
     return this.c.tx(async (db) => {
       const seen = (await db.query<{ tenant_id: string; task_name: string }>('SELECT tenant_id, task_name FROM training_jobs WHERE id = $1', [jobId])).rows[0];
@@ -150,6 +211,7 @@ export class PgJobStore implements JobStore {
       if (!job) throw new SoftserveError('NOT_FOUND', `no training job ${JSON.stringify(jobId)}`);
       if (job.task_deleted_at !== null) throw gone();
       if (job.state !== 'running') throw new SoftserveError('CONFLICT', `job ${jobId} is ${job.state}, not running: nothing published`);
+      if (req.lease !== undefined && job.lease_owner !== req.lease) throw new SoftserveError('CONFLICT', `job ${jobId} is no longer held by this runner (its lease expired and was taken back): nothing published`);
       const versions: PromptVersionInfo[] = [];
       for (const m of req.members) versions.push(await insertVersion(this.c, db, job.tenant_id, job.task_name, m.name, m.write));
       if (req.ensemble !== null) {
@@ -159,6 +221,7 @@ export class PgJobStore implements JobStore {
       }
       const { fields, event } = req.finish(versions);
       await transitionRow(db, jobId, ['running'], { ...fields, state: 'succeeded', finished_at: now() });
+      await db.query('UPDATE training_jobs SET lease_owner = NULL, lease_expires_at = NULL WHERE id = $1', [jobId]);
       await appendEventRow(db, jobId, { type: 'succeeded', ...event });
       return versions;
     });

@@ -186,6 +186,14 @@ export const MIGRATIONS: Migration[] = [
         END;`);
     },
   },
+  {
+    version: 6,
+    description: 'training job leases: the runner that claimed a running job (a token per claim) and until when its claim holds unless renewed',
+    sql: `
+      ALTER TABLE training_jobs ADD COLUMN lease_owner TEXT;       -- "<runner>/<claim nonce>", NULL unless running
+      ALTER TABLE training_jobs ADD COLUMN lease_expires_at TEXT;  -- ISO time; past it another runner may take the job
+    `,
+  },
 ];
 
 export interface OpenDbOptions {

@@ -2,9 +2,16 @@
 // examples live in the row, so a job survives a restart with everything it
 // needs. Rows go with their tenant (ON DELETE CASCADE); deleting the task
 // marks the job (trigger), and publish refuses such a job.
+//
+// Leases (migration 6): one process uses a SQLite file, so a claim is a
+// BEGIN IMMEDIATE transaction and lease times are this process's clock; the
+// semantics are PostgreSQL's (./postgres/jobs.ts), so the in-process runner
+// runs the same code path as a trainer process on a fleet.
+
+import { randomBytes } from 'node:crypto';
 
 import { SoftserveError } from '../../../kernels/errors.ts';
-import type { JobFields, JobRow, JobState, JobStore, NewJob, PromptVersionInfo, PublishRequest } from '../index.ts';
+import type { JobClaim, JobFields, JobRow, JobState, JobStore, LeaseState, NewJob, PromptVersionInfo, PublishRequest } from '../index.ts';
 import { now, type SqliteContext } from './context.ts';
 import { insertEnsemble } from './ensembles.ts';
 import { insertVersion, withDurableTensors } from './prompt-versions.ts';
@@ -12,7 +19,7 @@ import { insertVersion, withDurableTensors } from './prompt-versions.ts';
 /** Every column but the examples (views and lists never need them). */
 const COLUMNS = `id, tenant_id, task_name, task_created_at, prompt_name, ensemble_name, state, options, '' AS examples, NULL AS validation,
   num_examples, progress, history, result, error, cancel_requested, attempts, events, created_at, started_at, finished_at, updated_at,
-  task_deleted_at, train_ms, memory`;
+  task_deleted_at, train_ms, memory, lease_owner, lease_expires_at`;
 
 /** Column names a caller may set: the only strings that reach SQL text. */
 const SETTABLE = new Set(['tenant_id', 'task_name', 'task_created_at', 'prompt_name', 'ensemble_name', 'state', 'options', 'examples', 'validation',
@@ -79,6 +86,10 @@ export class SqliteJobStore implements JobStore {
   }
 
   async nextQueued(exclude: readonly string[] = []): Promise<JobRow | undefined> {
+    return this.nextQueuedSync(exclude);
+  }
+
+  private nextQueuedSync(exclude: readonly string[]): JobRow | undefined {
     const skip = exclude.length > 0 ? `AND j.tenant_id NOT IN (${exclude.map(() => '?').join(', ')})` : '';
     // Not cached: the statement's text depends on how many tenants are skipped.
     return this.c.db.prepare(`
@@ -133,6 +144,49 @@ export class SqliteJobStore implements JobStore {
     this.c.tx(() => this.appendEventSync(id, event));
   }
 
+  async claim(owner: string, leaseMs: number, exclude: readonly string[] = []): Promise<JobClaim | undefined> {
+    return this.c.tx(() => {
+      const next = this.nextQueuedSync(exclude);
+      if (!next) return undefined;
+      const lease = `${owner}/${randomBytes(6).toString('base64url')}`;
+      const at = now();
+      this.c.sql(`UPDATE training_jobs SET state = 'running', started_at = @at, attempts = attempts + 1, lease_owner = @lease,
+        lease_expires_at = @expires, updated_at = @at WHERE id = @id AND state = 'queued'`)
+        .run({ at, lease, expires: new Date(Date.now() + leaseMs).toISOString(), id: next.id });
+      return { job: this.getSync(next.id)!, lease };
+    });
+  }
+
+  async heartbeat(id: string, lease: string, leaseMs: number, fields: JobFields = {}): Promise<LeaseState> {
+    return this.c.tx(() => {
+      const changed = this.c.db.prepare(`UPDATE training_jobs SET ${setClause(fields)}, lease_expires_at = @lease_until
+        WHERE id = @id AND state = 'running' AND lease_owner = @lease_token`)
+        .run({ ...fields, updated_at: now(), lease_until: new Date(Date.now() + leaseMs).toISOString(), id, lease_token: lease }).changes > 0;
+      if (!changed) return { held: false, cancelRequested: false, taskDeleted: false };
+      const r = this.c.sql('SELECT cancel_requested, task_deleted_at FROM training_jobs WHERE id = ?').get(id) as { cancel_requested: number; task_deleted_at: string | null };
+      return { held: true, cancelRequested: r.cancel_requested === 1, taskDeleted: r.task_deleted_at !== null };
+    });
+  }
+
+  async expired(all = false): Promise<JobRow[]> {
+    return (all
+      ? this.c.sql(`SELECT ${COLUMNS} FROM training_jobs WHERE state = 'running'`).all()
+      : this.c.sql(`SELECT ${COLUMNS} FROM training_jobs WHERE state = 'running' AND (lease_expires_at IS NULL OR lease_expires_at < ?)`).all(now())) as JobRow[];
+  }
+
+  async release(id: string, lease: string | null, fields: JobFields & { state: JobState }, event: Record<string, unknown>, onlyIfExpired = false): Promise<boolean> {
+    if (!STATES.has(fields.state)) throw new SoftserveError('INTERNAL', `not a job state: ${fields.state}`);
+    return this.c.tx(() => {
+      const at = now();
+      const changed = this.c.db.prepare(`UPDATE training_jobs SET ${setClause(fields)}, lease_owner = NULL, lease_expires_at = NULL
+        WHERE id = @id AND state = 'running' AND lease_owner IS @lease_token
+        ${onlyIfExpired ? 'AND (lease_expires_at IS NULL OR lease_expires_at < @updated_at)' : ''}`)
+        .run({ ...fields, updated_at: at, id, lease_token: lease }).changes > 0;
+      if (changed) this.appendEventSync(id, event);
+      return changed;
+    });
+  }
+
   async publish(jobId: string, req: PublishRequest): Promise<PromptVersionInfo[]> {
     const job = this.getSync(jobId);
     if (!job) throw new SoftserveError('NOT_FOUND', `no training job ${JSON.stringify(jobId)}`);
@@ -141,6 +195,7 @@ export class SqliteJobStore implements JobStore {
       if (this.taskDeletedSync(jobId)) throw new SoftserveError('NOT_FOUND', `the task ${JSON.stringify(job.task_name)} the job was submitted to was deleted`);
       const current = this.getSync(jobId)!;
       if (current.state !== 'running') throw new SoftserveError('CONFLICT', `job ${jobId} is ${current.state}, not running: nothing published`);
+      if (req.lease !== undefined && current.lease_owner !== req.lease) throw new SoftserveError('CONFLICT', `job ${jobId} is no longer held by this runner (its lease expired and was taken back): nothing published`);
       const versions = req.members.map((m, i) => insertVersion(this.c, job.tenant_id, job.task_name, m.name, m.write, hashes[i]!));
       if (req.ensemble !== null) {
         const t = this.c.taskRow(job.tenant_id, job.task_name);
@@ -150,6 +205,7 @@ export class SqliteJobStore implements JobStore {
       }
       const { fields, event } = req.finish(versions);
       this.transitionSync(jobId, ['running'], { ...fields, state: 'succeeded', finished_at: now() });
+      this.c.sql('UPDATE training_jobs SET lease_owner = NULL, lease_expires_at = NULL WHERE id = ?').run(jobId);
       this.appendEventSync(jobId, { type: 'succeeded', ...event });
       return versions;
     });
