@@ -89,24 +89,16 @@ interface Role {
   paths: string[];
 }
 
-/** The trainer process's listener port; read loosely so this file compiles before the trainer's setting exists. */
-function trainerPort(s: Settings): number {
-  const port = (s.training as unknown as Record<string, unknown>)['trainerPort'];
-  assert.equal(typeof port, 'number', 'the trainer settings have no trainerPort (SOFTSERVE_TRAINER_PORT)');
-  return port as number;
-}
-
+/** The paths a trainer process answers: its small listener (server/trainer.ts) compares the request path with each. */
 function trainerPaths(): string[] {
-  const file = join(ROOT, 'server', 'trainer.ts');
-  if (!existsSync(file)) return [];
-  return [...readFileSync(file, 'utf8').matchAll(/path === '(\/[A-Za-z0-9/_-]*)'/g)].map((m) => m[1]!);
+  return [...readFileSync(join(ROOT, 'server', 'trainer.ts'), 'utf8').matchAll(/path === '(\/[A-Za-z0-9/_-]*)'/g)].map((m) => m[1]!);
 }
 
 function roles(): Map<string, Role> {
   const map = new Map<string, Role>();
   const servePaths = Object.keys(healthRoutes(() => null).openapi!.paths!);
   map.set(entryOf(['npm', 'start']), { name: 'serve', port: (s) => s.server.port, paths: servePaths });
-  if (pkg.scripts['trainer'] !== undefined) map.set(entryOf(['npm', 'run', 'trainer']), { name: 'trainer', port: trainerPort, paths: trainerPaths() });
+  map.set(entryOf(['npm', 'run', 'trainer']), { name: 'trainer', port: (s) => s.training.trainerPort, paths: trainerPaths() });
   map.set(entryOf(['npm', 'run', 'migrate']), { name: 'migrate', port: () => null, paths: [] });
   return map;
 }
