@@ -28,7 +28,19 @@ export type CatalogEvent =
   /** The tenant was deleted (with its keys, tasks, prompts and ensembles). */
   | { entity: 'tenant'; tenantId: string }
   /** The task, or one of its prompts or ensembles, was created, changed or deleted. */
-  | { entity: 'task'; tenantId: string; task: string };
+  | { entity: 'task'; tenantId: string; task: string }
+  /** The tenant's admission settings changed (held by server/tenant-quotas.ts, not here). */
+  | { entity: 'quota'; tenantId: string };
+
+/** An event that crossed a process boundary (NOTIFY), checked; null if it is not one. */
+export function parseCatalogEvent(value: unknown): CatalogEvent | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const v = value as Record<string, unknown>;
+  if (typeof v.tenantId !== 'string') return null;
+  if (v.entity === 'key' || v.entity === 'tenant' || v.entity === 'quota') return { entity: v.entity, tenantId: v.tenantId };
+  if (v.entity === 'task' && typeof v.task === 'string') return { entity: 'task', tenantId: v.tenantId, task: v.task };
+  return null;
+}
 
 /** What a selector resolves to before tensors are loaded. */
 export interface CachedResolution {

@@ -17,8 +17,22 @@
 import pg from 'pg';
 
 import { SoftserveError } from '../../../kernels/errors.ts';
+import { CATALOG_NOTIFY_SQL } from './notify-triggers.ts';
 
 export type Queryable = pg.Pool | pg.PoolClient;
+
+/** Longest wait for a new connection: a database that is down or unreachable fails fast, not after the OS's TCP timeout. */
+export const CONNECT_TIMEOUT_MS = 5_000;
+/** Longest any one statement may run on the server (SET statement_timeout on every pooled connection). */
+export const STATEMENT_TIMEOUT_MS = 30_000;
+
+/** Pool settings: bounded connects and statements, TCP keepalive so a silently dead peer is noticed. */
+export function poolConfig(url: string, max: number): pg.PoolConfig {
+  return {
+    connectionString: url, max, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, statement_timeout: STATEMENT_TIMEOUT_MS,
+    keepAlive: true, keepAliveInitialDelayMillis: 10_000,
+  };
+}
 
 export interface Migration {
   /** 1-based, contiguous. */
@@ -157,6 +171,11 @@ export const MIGRATIONS: Migration[] = [
       CREATE INDEX training_jobs_tenant ON training_jobs(tenant_id, created_at);
       CREATE INDEX training_jobs_state ON training_jobs(state, created_at);
     `,
+  },
+  {
+    version: 2,
+    description: 'catalog change notifications (NOTIFY softserve_catalog) from triggers',
+    sql: CATALOG_NOTIFY_SQL,
   },
 ];
 
