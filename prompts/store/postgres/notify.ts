@@ -18,6 +18,9 @@ import type { StoreLogger } from '../sql-rows.ts';
 import { CATALOG_CHANNEL } from './notify-triggers.ts';
 import { CONNECT_TIMEOUT_MS } from './db.ts';
 
+/** How the listener's connection shows in pg_stat_activity. */
+export const LISTENER_APPLICATION_NAME = 'softserve-catalog-listener';
+
 export interface CatalogListenerOptions {
   url: string;
   onEvent(event: CatalogEvent): void;
@@ -69,7 +72,7 @@ export class CatalogListener {
 
   private async connect(): Promise<void> {
     if (this.closed) return;
-    const client = new pg.Client({ connectionString: this.opts.url, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, keepAlive: true, query_timeout: CONNECT_TIMEOUT_MS });
+    const client = new pg.Client({ connectionString: this.opts.url, application_name: LISTENER_APPLICATION_NAME, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, keepAlive: true, query_timeout: CONNECT_TIMEOUT_MS });
     // Handled here, whatever happens: an unhandled 'error' event would end the process.
     client.on('error', (err) => this.lost(client, err));
     client.on('end', () => this.lost(client, null));
