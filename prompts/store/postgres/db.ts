@@ -198,6 +198,8 @@ export async function migrate(pool: pg.Pool, migrations: Migration[] = MIGRATION
   });
   const client = await pool.connect();
   try {
+    // Waiting for another process's migrations (and a long migration) is not a stuck statement.
+    await client.query('SET statement_timeout = 0');
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK.toString()]);
     try {
       await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -219,6 +221,7 @@ export async function migrate(pool: pg.Pool, migrations: Migration[] = MIGRATION
       }
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK.toString()]);
+      await client.query('RESET statement_timeout');
     }
   } finally {
     client.release();
