@@ -38,6 +38,8 @@ test('every catalog write is announced once committed, from any connection; roll
   try {
     await listener.start();
     assert.equal(listener.connected, true);
+    // Pooled connections carry the statement bound (a stuck statement cannot hold a request forever).
+    assert.equal((await store.pool.query<{ statement_timeout: string }>('SHOW statement_timeout')).rows[0]!.statement_timeout, '30s');
     assert.equal(resyncs, 1, 'the first connect resyncs too');
 
     /** Runs a write and waits for exactly the events it must send (in any order). */
