@@ -117,3 +117,30 @@ test('every catalog write is announced once committed, from any connection; roll
     await store.close();
   }
 });
+
+test('a pooled connection lost while checked out (mid-transaction) fails its caller, not the process', { timeout: 60_000 }, async () => {
+  if (!cluster) throw new Error('PostgreSQL did not start');
+  const url = await cluster.createDatabase();
+  const store = await PostgresStore.open({ url, maxConnections: 1 });
+  try {
+    const client = await store.pool.connect();
+    const pid = (await client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    await client.query('BEGIN');
+    const ended = new Promise<void>((resolve) => client.once('end', () => resolve()));
+    const admin = new pg.Client({ connectionString: url });
+    await admin.connect();
+    try {
+      await admin.query('SELECT pg_terminate_backend($1)', [pid]);
+    } finally {
+      await admin.end();
+    }
+    // pg has emitted 'error' on the client by the time it emits 'end': this process is still here.
+    await ended;
+    await assert.rejects(client.query('SELECT 1'));
+    client.release();
+    // The dead client left the pool (of one): the next call gets a fresh connection.
+    assert.deepEqual(await store.tenants.list(), []);
+  } finally {
+    await store.close();
+  }
+});

@@ -59,6 +59,10 @@ export class PostgresStore implements Store {
     this.pool = new pg.Pool(poolConfig(opts.url, opts.maxConnections ?? 10));
     // An idle pooled connection that drops (database restart) must not crash the process: the next query reconnects.
     this.pool.on('error', (err) => opts.logger?.warn({ err: err.message }, 'idle PostgreSQL connection lost'));
+    // Nor one lost while checked out (mid-transaction): pg emits 'error' on the client as well as failing
+    // its query, and the pool listens only to idle clients. The caller sees the failed query; the pool
+    // drops the client when it is released.
+    this.pool.on('connect', (client) => { client.on('error', (err) => opts.logger?.warn({ err: err.message }, 'PostgreSQL connection lost while in use')); });
     const c = new PgContext(this.pool, opts.logger);
     this.tenants = mapUnavailable(new PgTenantStore(c));
     this.keys = mapUnavailable(new PgKeyStore(c));
