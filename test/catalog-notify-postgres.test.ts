@@ -55,11 +55,12 @@ test('every catalog write is announced once committed, from any connection; roll
     const id = tenant.id;
     const task: CatalogEvent = { entity: 'task', tenantId: id, task: 'sentiment' };
     await expect('task created', () => store.tasks.create(id, TASK), [task]);
-    await expect('prompt version put', () => store.prompts.put(id, 'sentiment', 'p', write()), [task]);
-    await expect('second version put', () => store.prompts.put(id, 'sentiment', 'p', write()), [task]);
+    const prompt = (name: string): CatalogEvent => ({ entity: 'prompt', tenantId: id, task: 'sentiment', prompt: name });
+    await expect('prompt version put', () => store.prompts.put(id, 'sentiment', 'p', write()), [prompt('p')]);
+    await expect('second version put', () => store.prompts.put(id, 'sentiment', 'p', write()), [prompt('p')]);
     await expect('ensemble created', () => store.ensembles.create(id, 'sentiment', 'e', [{ prompt: 'p' }], null), [task]);
     await expect('ensemble deleted', () => store.ensembles.delete(id, 'sentiment', 'e'), [task]);
-    await expect('version deleted', () => store.prompts.deleteVersion(id, 'sentiment', 'p', 1), [task]);
+    await expect('version deleted', () => store.prompts.deleteVersion(id, 'sentiment', 'p', 1), [prompt('p')]);
     await expect('key revoked', () => store.keys.revoke(id, key.id), [{ entity: 'key', tenantId: id }]);
     await expect('quota set', () => store.quotas.put(id, { weight: 2, limits: {} }), [{ entity: 'quota', tenantId: id }]);
 
@@ -75,7 +76,7 @@ test('every catalog write is announced once committed, from any connection; roll
       };
       const finish = () => ({ fields: { result: '[]', train_ms: 1 }, event: {} });
       const published = await job();
-      await expect('trained prompt published by another process', () => trainer.jobs.publish(published, { members: [{ name: 'q', write: write({ source: 'training' }) }], ensemble: null, finish }), [task]);
+      await expect('trained prompt published by another process', () => trainer.jobs.publish(published, { members: [{ name: 'q', write: write({ source: 'training' }) }], ensemble: null, finish }), [prompt('q')]);
 
       // Versions written, then the transaction rolls back: the notifications go with it. Then a
       // committed marker write: notifications arrive in commit order, so once it is here, nothing else is coming.
@@ -91,7 +92,7 @@ test('every catalog write is announced once committed, from any connection; roll
       await trainer.close();
     }
 
-    await expect('prompt deleted', () => store.prompts.delete(id, 'sentiment', 'q'), [task]);
+    await expect('prompt deleted', () => store.prompts.delete(id, 'sentiment', 'q'), [prompt('q')]);
     await expect('task deleted (its prompts, by cascade, send nothing more)', () => store.tasks.delete(id, 'sentiment'), [task]);
     await store.tasks.create(id, TASK);
     await store.prompts.put(id, 'sentiment', 'p', write());

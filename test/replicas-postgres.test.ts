@@ -154,8 +154,24 @@ test('the database stopped: cached work is served, the rest is 503 STORE_UNAVAIL
   assert.equal(await A.metric('softserve_catalog_listener_connected'), 1);
   const resyncsBefore = await B.metric('softserve_catalog_resyncs_total');
 
+  // Uploads keep coming on A while the database goes down (some are mid-transaction then): each is
+  // answered 201 or 503 STORE_UNAVAILABLE, and the process stays up.
+  let churning = true;
+  const answers: string[] = [];
+  const churn = (async () => {
+    for (let i = 0; churning; i++) {
+      const r = await api(A.url, 'POST', '/v1/tasks/sentiment/prompts', { key, json: { ...soft(100 + i), name: 'churn' } });
+      answers.push(r.status === 201 ? '201' : `${r.status} ${(r.json as { error?: { code: string } } | null)?.error?.code}`);
+    }
+  })();
+  await waitFor('uploads are flowing', async () => (answers.length > 0 ? true : undefined));
   await pg.stopServer();
   try {
+    await waitFor('an upload is refused', async () => (answers.some((x) => x !== '201') ? true : undefined));
+    churning = false;
+    await churn;
+    for (const x of answers) assert.ok(x === '201' || x === '503 STORE_UNAVAILABLE', `upload answered ${x}`);
+    t.diagnostic(`uploads during the stop: ${answers.filter((x) => x === '201').length} stored, ${answers.length - answers.filter((x) => x === '201').length} refused`);
     const down = await waitFor('A notices the database is gone', async () => ((await A.metric('softserve_catalog_listener_connected')) === 0 ? true : undefined));
     report(t, 'database stopped -> listener down on A', down.ms);
     const cached = await probe(A, key, { prompt: 'soft' });

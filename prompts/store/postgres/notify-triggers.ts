@@ -1,7 +1,8 @@
 // The database side of cross-process cache invalidation: triggers that send
 // one NOTIFY on channel softserve_catalog for every committed change to what
 // the classify path and auth cache (tenants, keys, quotas, tasks, prompts,
-// prompt versions, ensembles). The payload is a CatalogEvent as JSON
+// prompt versions, ensembles). A prompt's changes name the prompt, so the
+// other prompts' cached resolutions of its task stay. The payload is a CatalogEvent as JSON
 // (prompts/catalog-cache.ts), under 300 bytes (names are at most 64
 // characters); notify.ts listens and hands it to the caches.
 //
@@ -77,8 +78,30 @@ export const CATALOG_NOTIFY_SQL = `
   CREATE TRIGGER catalog_notify AFTER INSERT OR UPDATE OR DELETE ON tasks
     FOR EACH ROW EXECUTE FUNCTION softserve_catalog_tasks();
 
-  -- prompts and ensembles name their task by id.
-  CREATE FUNCTION softserve_catalog_by_task_id() RETURNS trigger LANGUAGE plpgsql AS $$
+  -- A prompt's versions: only that prompt's selectors (and the task's ensembles) need forgetting.
+  CREATE FUNCTION softserve_catalog_prompt(task BIGINT, prompt TEXT) RETURNS void LANGUAGE plpgsql AS $$
+  DECLARE t RECORD;
+  BEGIN
+    SELECT tenant_id, name INTO t FROM tasks WHERE id = task;
+    IF FOUND THEN
+      PERFORM softserve_catalog_send(json_build_object('entity', 'prompt', 'tenantId', t.tenant_id, 'task', t.name, 'prompt', prompt));
+    END IF;
+  END $$;
+
+  CREATE FUNCTION softserve_catalog_prompts() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    IF TG_OP = 'DELETE' THEN
+      PERFORM softserve_catalog_prompt(OLD.task_id, OLD.name);
+    ELSE
+      PERFORM softserve_catalog_prompt(NEW.task_id, NEW.name);
+    END IF;
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER catalog_notify AFTER INSERT OR DELETE ON prompts
+    FOR EACH ROW EXECUTE FUNCTION softserve_catalog_prompts();
+
+  -- Ensembles name their task by id.
+  CREATE FUNCTION softserve_catalog_ensembles() RETURNS trigger LANGUAGE plpgsql AS $$
   BEGIN
     IF TG_OP = 'DELETE' THEN
       PERFORM softserve_catalog_task(OLD.task_id);
@@ -87,22 +110,20 @@ export const CATALOG_NOTIFY_SQL = `
     END IF;
     RETURN NULL;
   END $$;
-  CREATE TRIGGER catalog_notify AFTER INSERT OR DELETE ON prompts
-    FOR EACH ROW EXECUTE FUNCTION softserve_catalog_by_task_id();
   CREATE TRIGGER catalog_notify AFTER INSERT OR UPDATE OR DELETE ON ensembles
-    FOR EACH ROW EXECUTE FUNCTION softserve_catalog_by_task_id();
+    FOR EACH ROW EXECUTE FUNCTION softserve_catalog_ensembles();
 
-  -- prompt versions name their prompt, which names the task.
+  -- Prompt versions name their prompt, which names the task.
   CREATE FUNCTION softserve_catalog_prompt_versions() RETURNS trigger LANGUAGE plpgsql AS $$
-  DECLARE task BIGINT;
+  DECLARE p RECORD;
   BEGIN
     IF TG_OP = 'DELETE' THEN
-      SELECT task_id INTO task FROM prompts WHERE id = OLD.prompt_id;
+      SELECT task_id, name INTO p FROM prompts WHERE id = OLD.prompt_id;
     ELSE
-      SELECT task_id INTO task FROM prompts WHERE id = NEW.prompt_id;
+      SELECT task_id, name INTO p FROM prompts WHERE id = NEW.prompt_id;
     END IF;
     IF FOUND THEN
-      PERFORM softserve_catalog_task(task);
+      PERFORM softserve_catalog_prompt(p.task_id, p.name);
     END IF;
     RETURN NULL;
   END $$;
