@@ -15,7 +15,7 @@
 // lookup of the task row for child tables; a child row deleted by a cascade
 // finds its task gone and sends nothing: the parent's own trigger has said it.
 //
-// Shipped as migration 2 in db.ts: never edit this text once released; a
+// Shipped as a migration in db.ts (MIGRATIONS): never edit this text once released; a
 // change is a new migration.
 
 /** The LISTEN/NOTIFY channel. */
