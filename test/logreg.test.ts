@@ -114,6 +114,18 @@ test('the grid keeps the λ with the best held-out accuracy, and each fit conver
   assert.equal(fit.heldOut!.accuracy, best);
   assert.ok(fit.points.some((p) => p.lambda === fit.lambda && p.heldOutAccuracy === best));
   for (const p of fit.points) assert.ok(p.converged, `λ=${p.lambda} did not converge (|g|max ${p.gradMax})`);
+  // The returned solution is the chosen λ refitted on train + held-out: the optimum of that objective.
+  assert.equal(fit.refit?.n, 350);
+  assert.ok(fit.refit!.converged);
+  const g = plainGradient([...train.x, ...held.x], [...train.y, ...held.y], C, fit.lambda, fit.theta);
+  assert.ok(Math.max(...g.map(Math.abs)) < 1e-6, `refit gradient ${Math.max(...g.map(Math.abs))}`);
+  const trainOnly = plainGradient(train.x, train.y, C, fit.lambda, fit.theta);
+  assert.ok(Math.max(...trainOnly.map(Math.abs)) > 1e-4, 'the refit moved off the train-only optimum (the check can fail)');
+  // Refit off: the grid's own solution, the optimum on train alone.
+  const noRefit = fitWithGrid(asData(train.x, train.y, C), asData(held.x, held.y, C), undefined, undefined, false);
+  assert.equal(noRefit.refit, undefined);
+  const g0 = plainGradient(train.x, train.y, C, noRefit.lambda, noRefit.theta);
+  assert.ok(Math.max(...g0.map(Math.abs)) < 1e-6);
   // Without held-out data: one fit at the default λ.
   assert.equal(fitWithGrid(asData(train.x, train.y, C), null).points.length, 1);
 });

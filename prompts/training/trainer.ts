@@ -88,7 +88,7 @@ export interface TrainResult {
   init: PromptInit | 'from_prompt';
   seed: number;
   /** linear_head with the exact solver: the λ chosen and the grid's held-out results. */
-  probe?: { lambda: number; grid: GridPoint[] };
+  probe?: { lambda: number; grid: GridPoint[]; refit?: GridFit['refit'] };
 }
 
 /** What a run may start from or learn towards besides its options (resolved by the caller). */
@@ -419,7 +419,7 @@ export async function trainPrompt(
     return {
       tensors, steps: fit.iterations, totalSteps: fit.iterations, bestStep: fit.iterations, heldOut: fit.heldOut, history, stoppedEarly: false, cancelled: false,
       wallMs, examplesPerSec: (trainEnc.length * 1000) / Math.max(1, wallMs), trainExamples: train.length, heldOutExamples: heldOut.length,
-      init: opts.init, seed: opts.seed, probe: { lambda: fit.lambda, grid: fit.points },
+      init: opts.init, seed: opts.seed, probe: { lambda: fit.lambda, grid: fit.points, ...(fit.refit ? { refit: fit.refit } : {}) },
     };
   };
   const distilling = trainEnc.some((e) => e.target !== undefined);
