@@ -94,8 +94,8 @@ test('every catalog write is announced once committed, from any connection; roll
 
     await expect('prompt deleted', () => store.prompts.delete(id, 'sentiment', 'q'), [prompt('q')]);
     await expect('task deleted (its prompts, by cascade, send nothing more)', () => store.tasks.delete(id, 'sentiment'), [task]);
-    await store.tasks.create(id, TASK);
-    await store.prompts.put(id, 'sentiment', 'p', write());
+    await expect('task re-created', () => store.tasks.create(id, TASK), [task]);
+    await expect('a prompt in it', () => store.prompts.put(id, 'sentiment', 'p', write()), [prompt('p')]);
     // The tenant's keys, quota and task go by cascade, and say so.
     await expect('tenant deleted', () => store.tenants.delete(id), [
       { entity: 'tenant', tenantId: id }, { entity: 'key', tenantId: id }, { entity: 'quota', tenantId: id }, task,
