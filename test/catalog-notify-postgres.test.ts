@@ -17,7 +17,7 @@ import { newJobId, type PromptVersionWrite } from '../prompts/store/index.ts';
 import { PostgresStore } from '../prompts/store/postgres/index.ts';
 import { CatalogListener, LISTENER_APPLICATION_NAME } from '../prompts/store/postgres/notify.ts';
 import { startCluster, type PgCluster } from './postgres-cluster.ts';
-import { waitFor } from './replica-process.ts';
+import { waitFor } from './role-process.ts';
 
 const DIMS: ModelDims = { hiddenSize: 64, numLayers: 2, numHeads: 2, numKvHeads: 2, headDim: 32 };
 const TASK = { name: 'sentiment', labels: ['negative', 'positive'], template: '{text} It was', scoring: { type: 'verbalizer' as const, labelWords: [' bad', ' good'] } };

@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { after, before, test, type TestContext } from 'node:test';
 
 import { startCluster, type PgCluster } from './postgres-cluster.ts';
-import { startReplica, waitFor, type Replica } from './replica-process.ts';
+import { startReplica, waitFor, type Replica } from './role-process.ts';
 import { ADMIN_KEY, api, classify, createTask, nested, uploadPrompt } from './serving-helpers.ts';
 
 const H = 64; // stories260k
