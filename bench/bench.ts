@@ -546,7 +546,7 @@ function render(args: Args, results: ModelResult[], plotDir: string, plotRel: st
   const extra = [args.quick ? '--quick' : '', ...Object.entries(args.serverEnv).map(([k, v]) => `--server-env ${k}=${v}`)].filter(Boolean).join(' ');
   const cmd = `npm run bench${extra ? ` -- ${extra}` : ''}`;
   const parts = [
-    `Command: \`${cmd}\` (${new Date().toISOString().slice(0, 10)}${args.quick ? '; quick: short runs, not a result' : ''}). Machine: ${machine()}; server, load generator and (for the overhead row) the in-process engine share these cores.`,
+    `Command: \`${cmd}\` (${new Date().toISOString().slice(0, 10)}${args.quick ? '; quick: short runs, not a result' : ''}). Machine: ${machine()}; server, load generator and (for the overhead and batching-gain rows) the in-process engine share these cores.`,
     '',
     'Every run is against `server/main.ts` as a child process on 127.0.0.1 (HTTP/1.1 keep-alive, JSON), set up through the API only: 100 tenants, one task each (verbalizer, two labels), each tenant its own prompt, cycling over soft prompts and prefixes of two lengths; tenant popularity ' +
     `${args.popularity.kind === 'zipf' ? 'Zipf (s = 1)' : 'uniform'}; one SST-2 sentence per request. ` +
