@@ -1,4 +1,4 @@
-// The raw-engine side of the server-overhead measurement: rebuild, in
+// The raw-engine side of the server-overhead and batching-gain measurements: rebuild, in
 // process, the exact batches the server ran during a load run (each answer
 // names its batch), and run them back to back on the engine with no HTTP, no
 // scheduler and no worker thread. Rows are rebuilt from what the load
@@ -15,8 +15,13 @@ import { engineRow, taskRows, tokenizeInput, tokensInText, type RowModel, type T
 export interface ReplayBatch { id: number; tags: number[] }
 
 export interface ReplayResult {
+  /** Batches and rows replayed: all that were recorded, or a prefix of them when a time budget cut the replay. */
   batches: number;
   rows: number;
+  recordedBatches: number;
+  recordedRows: number;
+  /** The engine-time budget that bounded the replay, if any. */
+  maxEngineMs: number | null;
   /** Engine time: assemble + session.run, summed over batches. */
   engineMs: number;
   /** session.run only. */
@@ -55,28 +60,36 @@ export class RowBuilder {
 /**
  * Runs `batches` (tags of single-row requests, grouped by the server's batch
  * id) on a fresh in-process engine. `tokens[tag]` is the server's count for
- * that request, to check the rebuilt rows.
+ * that request, to check the rebuilt rows. With `maxEngineMs`, the replay
+ * stops after the batch that takes the engine time past it: the first batches
+ * of the run in order, a representative slice of a steady closed-loop run
+ * (a batch-size-1 run forms thousands of batches).
  */
 export async function replayBatches(modelDir: string, workload: Workload, issued: IssuedRequest[], texts: string[],
-  batches: ReplayBatch[], tokens: Map<number, number>): Promise<ReplayResult> {
+  batches: ReplayBatch[], tokens: Map<number, number>, opts: { maxEngineMs?: number } = {}): Promise<ReplayResult> {
   const engine = await Engine.load(modelDir);
   try {
     const builder = new RowBuilder(engine, workload);
     let mismatches = 0;
-    const built = batches.map((b) => b.tags.map((tag) => {
+    // Rows are built just before their batch runs (untimed), so a cut replay does not tokenise the whole run.
+    const build = (b: ReplayBatch): EngineRow[] => b.tags.map((tag) => {
       const req = issued[tag]!;
       if (req.prompt < 0 || req.texts.length !== 1) throw new Error(`request ${tag} is not a single-row request; replay needs one row per request`);
       const row = builder.row(texts[req.texts[0]!]!, req.tenant, req.prompt);
       const expected = tokens.get(tag);
       if (expected !== undefined && expected !== row.inputIds.length) mismatches++;
       return row;
-    }));
+    });
     // Warm-up, as the server's worker does before it reports ready.
-    if (built.length > 0) await engine.runAssembled(engine.assemble(built[0]!));
+    if (batches.length > 0) await engine.runAssembled(engine.assemble(build(batches[0]!)));
+    mismatches = 0;
     let engineMs = 0;
     let runMs = 0;
     let rows = 0;
-    for (const rowsOfBatch of built) {
+    let replayed = 0;
+    for (const batch of batches) {
+      if (opts.maxEngineMs !== undefined && engineMs >= opts.maxEngineMs) break;
+      const rowsOfBatch = build(batch);
       const t0 = performance.now();
       const assembled = engine.assemble(rowsOfBatch);
       const t1 = performance.now();
@@ -85,8 +98,12 @@ export async function replayBatches(modelDir: string, workload: Workload, issued
       engineMs += t2 - t0;
       runMs += t2 - t1;
       rows += rowsOfBatch.length;
+      replayed++;
     }
-    return { batches: built.length, rows, engineMs, runMs, rowsPerSec: (rows * 1000) / Math.max(engineMs, 1e-9), tokenMismatches: mismatches };
+    return {
+      batches: replayed, rows, recordedBatches: batches.length, recordedRows: batches.reduce((n, b) => n + b.tags.length, 0),
+      maxEngineMs: opts.maxEngineMs ?? null, engineMs, runMs, rowsPerSec: (rows * 1000) / Math.max(engineMs, 1e-9), tokenMismatches: mismatches,
+    };
   } finally {
     await engine.release();
   }

@@ -68,6 +68,8 @@ const CODES = {
   /** The inference worker thread died; it restarts by itself (see /readyz). */
   INFERENCE_WORKER_RESTARTING: true,
   DEADLINE_EXCEEDED: true,
+  /** The database (PostgreSQL) cannot be reached now; what is cached is still served. */
+  STORE_UNAVAILABLE: true,
   // the server's own files or runtime; never the client's fault
   MODEL_FILE_MISSING: true,
   MODEL_FILE_INVALID: true,

@@ -28,7 +28,22 @@ export type CatalogEvent =
   /** The tenant was deleted (with its keys, tasks, prompts and ensembles). */
   | { entity: 'tenant'; tenantId: string }
   /** The task, or one of its prompts or ensembles, was created, changed or deleted. */
-  | { entity: 'task'; tenantId: string; task: string };
+  | { entity: 'task'; tenantId: string; task: string }
+  /** A version of this prompt was added or deleted, or the prompt deleted: its selectors and the task's ensembles go, the rest of the task stays. */
+  | { entity: 'prompt'; tenantId: string; task: string; prompt: string }
+  /** The tenant's admission settings changed (held by server/tenant-quotas.ts, not here). */
+  | { entity: 'quota'; tenantId: string };
+
+/** An event that crossed a process boundary (NOTIFY), checked; null if it is not one. */
+export function parseCatalogEvent(value: unknown): CatalogEvent | null {
+  if (typeof value !== 'object' || value === null) return null;
+  const v = value as Record<string, unknown>;
+  if (typeof v.tenantId !== 'string') return null;
+  if (v.entity === 'key' || v.entity === 'tenant' || v.entity === 'quota') return { entity: v.entity, tenantId: v.tenantId };
+  if (v.entity === 'task' && typeof v.task === 'string') return { entity: 'task', tenantId: v.tenantId, task: v.task };
+  if (v.entity === 'prompt' && typeof v.task === 'string' && typeof v.prompt === 'string') return { entity: 'prompt', tenantId: v.tenantId, task: v.task, prompt: v.prompt };
+  return null;
+}
 
 /** What a selector resolves to before tensors are loaded. */
 export interface CachedResolution {
@@ -44,6 +59,15 @@ export interface CatalogCacheOptions {
 }
 
 const SEP = '\u0000';
+const PROMPT_SELECTOR = 'p/';
+const ENSEMBLE_SELECTOR = 'e/';
+
+/** A classify selector as a resolution key (names are validated: no '/' in them). */
+export function selectorKey(s: { prompt?: string; version?: number; ensemble?: string }): string {
+  if (s.ensemble !== undefined) return s.prompt !== undefined ? `!${s.prompt}/${s.ensemble}` : `${ENSEMBLE_SELECTOR}${s.ensemble}`;
+  if (s.prompt !== undefined) return `${PROMPT_SELECTOR}${s.prompt}/${s.version ?? ''}`;
+  return s.version !== undefined ? `v/${s.version}` : '-';
+}
 
 export class CatalogCache {
   private readonly keys: LRUCache<string, Tenant>;
@@ -104,6 +128,11 @@ export class CatalogCache {
     } else if (event.entity === 'task') {
       this.tasks.delete(event.tenantId + SEP + event.task);
       dropPrefix(this.resolutions, event.tenantId + SEP + event.task + SEP);
+    } else if (event.entity === 'prompt') {
+      // Another prompt's resolutions cannot change; an ensemble's may (members name prompts).
+      const task = event.tenantId + SEP + event.task + SEP;
+      dropPrefix(this.resolutions, task + PROMPT_SELECTOR + event.prompt + '/');
+      dropPrefix(this.resolutions, task + ENSEMBLE_SELECTOR);
     }
   }
 

@@ -16,7 +16,7 @@ import {
   DEFAULT_PROMPT_LIMITS, decodePromptFile, encodePromptFile, modelDims, sameDims,
   type ModelDims, type PromptLimits, type PromptTensors,
 } from './kinds.ts';
-import { CatalogCache, type CachedResolution, type CatalogEvent } from './catalog-cache.ts';
+import { CatalogCache, selectorKey, type CachedResolution, type CatalogEvent } from './catalog-cache.ts';
 import { exportPeft, importPeft, type PeftFiles } from './peft.ts';
 import { PromptResidency, type ResidencyStats } from './residency.ts';
 import type { Tokenizes } from './template.ts';
@@ -233,7 +233,7 @@ export class PromptStore<B extends Store = Store> {
     validateName('prompt', name);
     const task = await this.getTask(tenantId, taskName);
     checkPromptAgainstTask(task, tensors, this.spec, this.limits);
-    return this.afterWrite(this.backend.prompts.put(tenantId, taskName, name, this.encode(tensors, meta)), { entity: 'task', tenantId, task: taskName });
+    return this.afterWrite(this.backend.prompts.put(tenantId, taskName, name, this.encode(tensors, meta)), { entity: 'prompt', tenantId, task: taskName, prompt: name });
   }
 
   /** Validates PEFT files against the model and the task, then stores them as a new version. */
@@ -311,7 +311,7 @@ export class PromptStore<B extends Store = Store> {
   async deletePrompt(tenantId: string, taskName: string, name: string): Promise<void> {
     validateName('task', taskName);
     validateName('prompt', name);
-    return this.afterWrite(this.backend.prompts.delete(tenantId, taskName, name), { entity: 'task', tenantId, task: taskName });
+    return this.afterWrite(this.backend.prompts.delete(tenantId, taskName, name), { entity: 'prompt', tenantId, task: taskName, prompt: name });
   }
 
   /**
@@ -323,7 +323,7 @@ export class PromptStore<B extends Store = Store> {
     validateName('task', taskName);
     validateName('prompt', name);
     checkVersion(version);
-    return this.afterWrite(this.backend.prompts.deleteVersion(tenantId, taskName, name, version), { entity: 'task', tenantId, task: taskName });
+    return this.afterWrite(this.backend.prompts.deleteVersion(tenantId, taskName, name, version), { entity: 'prompt', tenantId, task: taskName, prompt: name });
   }
 
   // --- ensembles ---------------------------------------------------------------------
@@ -413,11 +413,4 @@ export class PromptStore<B extends Store = Store> {
     }
     return { task, ensemble, vote, versions };
   }
-}
-
-/** A selector as a cache key (names are validated: no separators in them). */
-function selectorKey(s: PromptSelector): string {
-  if (s.ensemble !== undefined) return s.prompt !== undefined ? `!${s.prompt}/${s.ensemble}` : `e/${s.ensemble}`;
-  if (s.prompt !== undefined) return `p/${s.prompt}/${s.version ?? ''}`;
-  return s.version !== undefined ? `v/${s.version}` : '-';
 }

@@ -16,6 +16,7 @@ import { classifyBodyBytes, uploadPartBytes } from './body-limits.ts';
 import { createHttpServer } from './http-limits.ts';
 import { tenantQuotaRoutes } from './routes/tenant-quotas.ts';
 import { TenantQuotas } from './tenant-quotas.ts';
+import { startCatalogSync } from './catalog-sync.ts';
 import { ClassifyService } from './classify.ts';
 import { loadTrainingConfig, promptLimits, type ServerConfig, type ServingConfig, type TrainingConfig } from './config.ts';
 import { InferenceWorker } from './inference/client.ts';
@@ -129,6 +130,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     },
   );
   const quotas = await TenantQuotas.load(store.backend.quotas);
+  // Several processes on one PostgreSQL: their writes reach this process's caches by LISTEN/NOTIFY.
+  const catalogSync = await startCatalogSync({ databaseUrl: config.databaseUrl, store, quotas, registry: metrics.registry, logger });
   const admissionConfig = serving.admission;
   const admission = new Admission(admissionConfig, (id) => quotas.get(id), () => scheduler.retryAfterSeconds(), metrics.registry);
   const classify = new ClassifyService(store, scheduler, tokenizer, spec, serving.classify, metrics, tokenizer.addBos, admission);
@@ -182,6 +185,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       });
       await training.stop();
       await worker.close();
+      await catalogSync?.close();
       await store.close();
       logger.info('stopped');
       await flushLogger(logger);

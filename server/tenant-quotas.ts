@@ -20,6 +20,7 @@ const MAX_LIMIT = 1e9;
 
 export class TenantQuotas {
   private readonly cache = new Map<string, TenantQuota>();
+  private reloads = 0;
 
   private constructor(private readonly store: QuotaStore) {}
 
@@ -66,6 +67,19 @@ export class TenantQuotas {
     await this.store.put(tenantId, next);
     this.cache.set(tenantId, next);
     return next;
+  }
+
+  /**
+   * Re-reads every stored quota (another process changed one, or changes may
+   * have been missed). Rejects, keeping what it holds, when the store cannot
+   * answer; of overlapping reloads, the last one started wins.
+   */
+  async reload(): Promise<void> {
+    const seq = ++this.reloads;
+    const rows = await this.store.list();
+    if (seq !== this.reloads) return;
+    this.cache.clear();
+    for (const r of rows) this.cache.set(r.tenantId, { weight: r.quota.weight, limits: r.quota.limits as Partial<TenantLimits> });
   }
 
   /** Drops the cached entry of a deleted tenant (its row went with it). */

@@ -21,6 +21,8 @@ import { openBackend } from '../prompts/store/open.ts';
 import { promptLimits, type Settings } from './config.ts';
 import { flushLogger, serverLogger } from './log.ts';
 import { TrainingManager } from './training/manager.ts';
+import { startCatalogSync } from './catalog-sync.ts';
+import { TenantQuotas } from './tenant-quotas.ts';
 
 export interface RunningTrainer {
   manager: TrainingManager;
@@ -44,6 +46,9 @@ export async function startTrainer(settings: Settings, logger: Logger = serverLo
   const store = new PromptStore(backend, {
     spec, limits: promptLimits(config), maxEnsembleSize: config.maxEnsembleSize, registry, tokenizer: loadTokenizer(serving.modelDir),
   });
+  // The runner reads tasks and teacher prompts through the same catalog cache as a
+  // serve process: keep it in step with the other processes' writes.
+  const catalogSync = await startCatalogSync({ databaseUrl: config.databaseUrl, store, quotas: await TenantQuotas.load(backend.quotas), registry, logger });
   // A trainer always runs its runner: SOFTSERVE_TRAINING=off is for serve processes.
   const manager = new TrainingManager({
     store, modelDir: serving.modelDir, executionProvider: serving.executionProvider, config: { ...settings.training, enabled: true },
@@ -73,6 +78,7 @@ export async function startTrainer(settings: Settings, logger: Logger = serverLo
         await manager.stop();
         http.close();
         http.closeAllConnections();
+        await catalogSync?.close();
         await store.close();
         logger.info('trainer stopped');
         await flushLogger(logger);

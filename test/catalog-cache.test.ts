@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { CatalogCache } from '../prompts/catalog-cache.ts';
+import { CatalogCache, parseCatalogEvent, selectorKey } from '../prompts/catalog-cache.ts';
 import type { Task, Tenant } from '../prompts/store.ts';
 import { ADMIN_KEY, api, classify, createTask, nested, startServingServer, uploadPrompt, type ServingTestServer } from './serving-helpers.ts';
 
@@ -147,6 +147,27 @@ describe('CatalogCache', () => {
     assert.ok(c.task('t1', 'y'));
     c.invalidate({ entity: 'tenant', tenantId: 't2' });
     assert.deepEqual(c.stats(), { keys: 0, tasks: 1, resolutions: 1 });
+  });
+
+  it('a prompt event drops that prompt\'s selectors and the task\'s ensembles, nothing else', () => {
+    const c = new CatalogCache();
+    const g = c.generation;
+    const r = { task: task('t1', 'x'), ensemble: null, vote: null, versions: [] };
+    c.putTask(task('t1', 'x'), g);
+    for (const sel of [{ prompt: 'p' }, { prompt: 'p', version: 2 }, { prompt: 'pp' }, { prompt: 'q' }, { ensemble: 'e' }, {}]) c.putResolution('t1', 'x', selectorKey(sel), r, g);
+    c.putResolution('t1', 'y', selectorKey({ prompt: 'p' }), r, g);
+    c.invalidate({ entity: 'prompt', tenantId: 't1', task: 'x', prompt: 'p' });
+    const has = (t: string, sel: Parameters<typeof selectorKey>[0]) => c.resolution('t1', t, selectorKey(sel)) !== undefined;
+    assert.deepEqual([has('x', { prompt: 'p' }), has('x', { prompt: 'p', version: 2 }), has('x', { ensemble: 'e' })], [false, false, false]);
+    assert.deepEqual([has('x', { prompt: 'pp' }), has('x', { prompt: 'q' }), has('x', {}), has('y', { prompt: 'p' }), c.task('t1', 'x') !== undefined], [true, true, true, true, true]);
+  });
+
+  it('events that crossed a process boundary are checked', () => {
+    assert.deepEqual(parseCatalogEvent({ entity: 'prompt', tenantId: 't', task: 'x', prompt: 'p' }), { entity: 'prompt', tenantId: 't', task: 'x', prompt: 'p' });
+    assert.deepEqual(parseCatalogEvent({ entity: 'quota', tenantId: 't', extra: 1 }), { entity: 'quota', tenantId: 't' });
+    for (const bad of [null, 'x', {}, { entity: 'task', tenantId: 't' }, { entity: 'prompt', tenantId: 't', task: 'x' }, { entity: 'nope', tenantId: 't' }, { entity: 'key', tenantId: 3 }]) {
+      assert.equal(parseCatalogEvent(bad), null, JSON.stringify(bad));
+    }
   });
 
   it('is bounded', () => {

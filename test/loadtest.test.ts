@@ -2,7 +2,7 @@
 // on 127.0.0.1) for a second or two with a tiny scenario: the counts add up,
 // the percentiles are ordered, and the batch histograms read from /metrics
 // account for every row served. Plus the pure parts: metrics parsing and
-// diffing, and the report writer.
+// diffing, the report writer, and the batching-gain ratio of bench/gains.ts.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +13,7 @@ import { replaceSection, svgPlot } from '../loadtest/report.ts';
 import { STYLE_CAUSAL, loadTexts, makeTraffic, readModelDims, setupWorkload } from '../loadtest/scenarios.ts';
 import { startServerProcess } from '../loadtest/server-process.ts';
 import { STORIES_DIR } from './serving-helpers.ts';
+import { GAIN_RATIO_GOAL, batchingGain } from '../bench/gains.ts';
 
 test('a closed-loop and an open-loop run against a real server: counts add up, percentiles ordered, /metrics accounts for every row', { timeout: 60_000 }, async () => {
   const srv = await startServerProcess({ env: { SOFTSERVE_MODEL_DIR: STORIES_DIR } });
@@ -116,4 +117,21 @@ test('the client refuses anything but the loopback interface', () => {
   assert.throws(() => assertLoopback('http://example.com:8080'), /127\.0\.0\.1 only/);
   assert.throws(() => assertLoopback('https://127.0.0.1:1'), /only http/);
   assert.equal(assertLoopback('http://127.0.0.1:8080').port, '8080');
+});
+
+test('batching gains: the server\'s gain is judged against the raw engine\'s between the same batch-size distributions', () => {
+  // Server 999 → 750 rows/s (1.332×), engine 1800 → 1200 rows/s (1.5×): the server keeps 0.888 of the engine's gain.
+  const g = batchingGain({ serverBase: 999, serverPolicy: 750, engineBase: 1800, enginePolicy: 1200 });
+  assert.equal(g.server, 999 / 750);
+  assert.equal(g.engine, 1.5);
+  assert.equal(g.ratio, 999 / 750 / 1.5);
+  assert.ok(g.ratio < GAIN_RATIO_GOAL);
+  // Gaining as much as the engine meets the goal; gaining nothing when the engine gains 2× is half of it.
+  assert.equal(batchingGain({ serverBase: 200, serverPolicy: 100, engineBase: 400, enginePolicy: 200 }).ratio, 1);
+  assert.equal(batchingGain({ serverBase: 100, serverPolicy: 100, engineBase: 400, enginePolicy: 200 }).ratio, 0.5);
+  // A missing or empty replay leaves the ratio unknown, never a made-up number; the server's gain still stands.
+  const noEngine = batchingGain({ serverBase: 300, serverPolicy: 150 });
+  assert.equal(noEngine.server, 2);
+  assert.ok(Number.isNaN(noEngine.engine) && Number.isNaN(noEngine.ratio));
+  assert.ok(Number.isNaN(batchingGain({ serverBase: 300, serverPolicy: 150, engineBase: 400, enginePolicy: 0 }).ratio));
 });

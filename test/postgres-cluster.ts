@@ -7,6 +7,9 @@
 // the machine's `postgres` user, so the data directory is handed to that user.
 // The cluster is throwaway, so it runs without fsync (a killed client, which
 // tests may do, loses nothing either way; only a power loss would).
+// stopServer()/startServer()/restart() take the database away and bring it
+// back on the same port and data directory, as a database restart looks to
+// its clients.
 
 import { execFileSync } from 'node:child_process';
 import { chownSync, mkdtempSync, rmSync } from 'node:fs';
@@ -29,6 +32,13 @@ export interface PgCluster {
   createDatabase(name?: string): Promise<string>;
   /** What the server and initdb printed (for a failure's message). */
   log(): string;
+  /** Stops the PostgreSQL server (fast shutdown: sessions are ended), keeping its data directory and port. */
+  stopServer(): Promise<void>;
+  /** Starts the stopped server again on the same port and data directory. */
+  startServer(): Promise<void>;
+  /** stopServer() then startServer(): a database restart as clients see it. */
+  restart(): Promise<void>;
+  /** Stops the server and removes the cluster. */
   stop(): Promise<void>;
 }
 
@@ -65,7 +75,8 @@ export async function startCluster(): Promise<PgCluster> {
   const port = await freePort();
   const password = randomBytes(12).toString('hex');
   const server = new EmbeddedPostgres({
-    databaseDir: dir, port, user: 'postgres', password, persistent: false,
+    // persistent: the library's stop() would delete the directory; stop() below removes it.
+    databaseDir: dir, port, user: 'postgres', password, persistent: true,
     initdbFlags: ['--no-sync', '--encoding=UTF8'],
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'fsync=off', '-c', 'synchronous_commit=off', '-c', 'full_page_writes=off'],
     onLog: (m) => { lines.push(String(m)); },
@@ -91,12 +102,24 @@ export async function startCluster(): Promise<PgCluster> {
     await stop().catch(() => {});
     throw err;
   }
+  const startServer = async (): Promise<void> => {
+    await withTimeout(server.start().catch((err: unknown) => {
+      throw new Error(`PostgreSQL did not start: ${err instanceof Error ? err.message : String(err)}\n${log()}`);
+    }), START_TIMEOUT_MS, 'starting PostgreSQL', log);
+  };
+  const stopServer = (): Promise<void> => withTimeout(server.stop(), 30_000, 'stopping PostgreSQL', log);
   const url = (database: string) => `postgres://postgres:${password}@127.0.0.1:${port}/${database}`;
   return {
     port,
     url,
     log,
     stop,
+    stopServer,
+    startServer,
+    async restart() {
+      await stopServer();
+      await startServer();
+    },
     async createDatabase(name = `t${process.pid}_${++databases}`): Promise<string> {
       const admin = new pg.Client({ connectionString: url('postgres') });
       await admin.connect();

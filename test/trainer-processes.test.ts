@@ -9,105 +9,43 @@
 // Every wait is for a state: a log line, a job's state or progress.
 
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import { rmSync } from 'node:fs';
-import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 
 import { startCluster, type PgCluster } from './postgres-cluster.ts';
-import { ADMIN_KEY, api, classify, createTask, createTenant, STORIES_DIR } from './serving-helpers.ts';
-import { tempDir } from './store-helpers.ts';
+import { startReplica, startTrainerProcess, type Replica, type RoleProcess } from './role-process.ts';
+import { api, classify, createTask, createTenant } from './serving-helpers.ts';
 import { examples, isFinal, QUICK, runningAt, SENTIMENT, submit, waitFor, type Job } from './training-helpers.ts';
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url));
 /** Long enough to be caught running (progress reaches the database once a second), short enough to finish twice. */
 const MEDIUM = { ...QUICK, epochs: 40 };
 
-interface Child {
-  name: string;
-  child: ChildProcess;
-  lines: Array<Record<string, unknown>>;
-  /** Resolves with the first log line (past or future) that `pred` accepts. */
-  line(pred: (l: Record<string, unknown>) => boolean, what: string): Promise<Record<string, unknown>>;
-  exited: Promise<number | null>;
-  stderr(): string;
-}
-
-function start(name: string, entry: string, env: Record<string, string>): Child {
-  const child = spawn(process.execPath, ['--import', 'tsx', entry], {
-    cwd: ROOT, env: { ...process.env, SOFTSERVE_MODEL_DIR: STORIES_DIR, SOFTSERVE_INTRA_OP_THREADS: '1', SOFTSERVE_TRAINING_THREADS: '1', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stderr = '';
-  child.stderr!.on('data', (c: Buffer) => { stderr += c.toString(); });
-  const lines: Array<Record<string, unknown>> = [];
-  const waiters: Array<{ pred: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }> = [];
-  createInterface({ input: child.stdout! }).on('line', (text) => {
-    let l: Record<string, unknown>;
-    try {
-      l = JSON.parse(text) as Record<string, unknown>;
-    } catch {
-      return;
-    }
-    lines.push(l);
-    for (const w of [...waiters]) if (w.pred(l)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(l); }
-  });
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  return {
-    name, child, lines, exited, stderr: () => stderr,
-    line(pred, what) {
-      const seen = lines.find(pred);
-      if (seen) return Promise.resolve(seen);
-      return new Promise((resolve, reject) => {
-        waiters.push({ pred, resolve });
-        void exited.then((code) => reject(new Error(`${name} exited (${code}) before "${what}": ${stderr.slice(-2000)}`)));
-      });
-    },
-  };
-}
-
 let cluster: PgCluster | undefined;
-let serve: Child | undefined;
-const trainers: Child[] = [];
+let serve: Replica | undefined;
+const trainers: RoleProcess[] = [];
 let url = '';
 let key = '';
-const dataDir = tempDir('trainer-processes');
 
 before(async () => {
   cluster = await startCluster();
   const databaseUrl = await cluster.createDatabase();
-  serve = start('serve', 'server/main.ts', {
-    SOFTSERVE_PORT: '0', SOFTSERVE_DATA_DIR: dataDir, SOFTSERVE_ADMIN_KEY: ADMIN_KEY, SOFTSERVE_DATABASE_URL: databaseUrl, SOFTSERVE_TRAINING: 'off',
-  });
-  url = (await serve.line((l) => l.msg === 'listening', 'listening')).url as string;
+  serve = await startReplica(databaseUrl, { SOFTSERVE_TRAINING: 'off' }, 'serve');
+  url = serve.url;
   // The serve process migrated the database; the trainers start on it.
-  for (const name of ['trainer-1', 'trainer-2']) {
-    trainers.push(start(name, 'server/trainer-main.ts', {
-      SOFTSERVE_TRAINER_PORT: '0', SOFTSERVE_DATA_DIR: dataDir, SOFTSERVE_DATABASE_URL: databaseUrl,
-      SOFTSERVE_TRAINING_LEASE_MS: '2000', SOFTSERVE_TRAINING_HEARTBEAT_MS: '200', SOFTSERVE_TRAINING_POLL_MS: '100',
-    }));
-  }
-  await Promise.all(trainers.map((t) => t.line((l) => l.msg === 'trainer started', 'trainer started')));
+  const lease = { SOFTSERVE_TRAINING_LEASE_MS: '2000', SOFTSERVE_TRAINING_HEARTBEAT_MS: '200', SOFTSERVE_TRAINING_POLL_MS: '100' };
+  trainers.push(...(await Promise.all(['trainer-1', 'trainer-2'].map((name) => startTrainerProcess(databaseUrl, lease, name)))));
   key = await createTenant(url, 'acme');
   await createTask(url, key, SENTIMENT);
 }, { timeout: 180_000 });
 
 after(async () => {
-  for (const c of [serve, ...trainers]) {
-    if (c && c.child.exitCode === null && c.child.signalCode === null) {
-      c.child.kill('SIGTERM');
-      await c.exited;
-    }
-  }
+  await Promise.all([serve, ...trainers].map((c) => c?.stop()));
   await cluster?.stop();
-  rmSync(dataDir, { recursive: true, force: true });
 });
 
 /** The trainer that logged claiming `id` (attempt `attempt`). */
-async function claimedBy(id: string, attempt: number): Promise<Child> {
+async function claimedBy(id: string, attempt: number): Promise<RoleProcess> {
   return Promise.any(trainers.map(async (t) => {
-    await t.line((l) => l.msg === 'training job claimed' && l.job === id && l.attempt === attempt, `claim of ${id}`);
+    await t.waitForLog((l) => l.msg === 'training job claimed' && l.job === id && l.attempt === attempt, `claim of ${id}`, 120_000);
     return t;
   }));
 }
@@ -144,8 +82,7 @@ describe('trainer processes on PostgreSQL', { timeout: 240_000 }, () => {
     const id = sub.json.id as string;
     const first = await claimedBy(id, 1);
     await waitFor(url, key, id, runningAt(1), 'running with progress');
-    first.child.kill('SIGKILL');
-    await first.exited;
+    await first.kill();
     const second = await claimedBy(id, 2);
     assert.notEqual(second.name, first.name);
     const done = await waitFor(url, key, id, isFinal, 'finished');

@@ -165,7 +165,9 @@ export class TrainingManager {
       new Gauge({
         name: 'softserve_training_jobs', help: 'Training jobs queued or running', labelNames: ['state'], registers: [r],
         async collect() {
-          const n = await table.countByState();
+          // A scrape while the database is away keeps the last counts (the rest of /metrics still matters then).
+          const n = await table.countByState().catch(() => null);
+          if (!n) return;
           this.set({ state: 'queued' }, n.queued);
           this.set({ state: 'running' }, n.running);
         },

@@ -17,8 +17,22 @@
 import pg from 'pg';
 
 import { SoftserveError } from '../../../kernels/errors.ts';
+import { CATALOG_NOTIFY_SQL } from './notify-triggers.ts';
 
 export type Queryable = pg.Pool | pg.PoolClient;
+
+/** Longest wait for a new connection: a database that is down or unreachable fails fast, not after the OS's TCP timeout. */
+export const CONNECT_TIMEOUT_MS = 5_000;
+/** Longest any one statement may run on the server (SET statement_timeout on every pooled connection). */
+export const STATEMENT_TIMEOUT_MS = 30_000;
+
+/** Pool settings: bounded connects and statements, TCP keepalive so a silently dead peer is noticed. */
+export function poolConfig(url: string, max: number): pg.PoolConfig {
+  return {
+    connectionString: url, max, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, statement_timeout: STATEMENT_TIMEOUT_MS,
+    keepAlive: true, keepAliveInitialDelayMillis: 10_000,
+  };
+}
 
 export interface Migration {
   /** 1-based, contiguous. */
@@ -166,6 +180,11 @@ export const MIGRATIONS: Migration[] = [
       ALTER TABLE training_jobs ADD COLUMN lease_expires_at TIMESTAMPTZ;  -- the database's clock: trainers on other machines agree on it
     `,
   },
+  {
+    version: 3,
+    description: 'catalog change notifications (NOTIFY softserve_catalog) from triggers',
+    sql: CATALOG_NOTIFY_SQL,
+  },
 ];
 
 /** The advisory lock key the migrations run under (any constant; this one spells "softserv"). */
@@ -187,6 +206,8 @@ export async function migrate(pool: pg.Pool, migrations: Migration[] = MIGRATION
   });
   const client = await pool.connect();
   try {
+    // Waiting for another process's migrations (and a long migration) is not a stuck statement.
+    await client.query('SET statement_timeout = 0');
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK.toString()]);
     try {
       await client.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
@@ -208,6 +229,7 @@ export async function migrate(pool: pg.Pool, migrations: Migration[] = MIGRATION
       }
     } finally {
       await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK.toString()]);
+      await client.query('RESET statement_timeout');
     }
   } finally {
     client.release();

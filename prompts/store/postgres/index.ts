@@ -4,14 +4,15 @@
 // the migrations (db.ts) under an advisory lock and sweeps tensors an
 // interrupted delete left.
 //
-// This round: one serve process per database. Caches above the store are not
-// yet invalidated across processes (the fleet issue's LISTEN/NOTIFY part).
+// Several processes may share one database: triggers (notify-triggers.ts)
+// announce every catalog change, and notify.ts's listener invalidates each
+// process's caches. A lost database is STORE_UNAVAILABLE (unavailable.ts).
 
 import pg from 'pg';
 
 import type { Store, SweepReport } from '../index.ts';
 import { PgContext, type StoreLogger } from './context.ts';
-import { migrate } from './db.ts';
+import { migrate, poolConfig } from './db.ts';
 import { PgEnsembleStore } from './ensembles.ts';
 import { PgJobStore } from './jobs.ts';
 import { PgKeyStore } from './keys.ts';
@@ -19,6 +20,7 @@ import { PgPromptVersionStore } from './prompt-versions.ts';
 import { PgQuotaStore } from './quotas.ts';
 import { PgTaskStore } from './tasks.ts';
 import { PgTenantStore } from './tenants.ts';
+import { mapUnavailable } from './unavailable.ts';
 
 export interface PostgresStoreOptions {
   /** postgres://user:password@host:port/database */
@@ -54,17 +56,21 @@ export class PostgresStore implements Store {
   }
 
   private constructor(opts: PostgresStoreOptions) {
-    this.pool = new pg.Pool({ connectionString: opts.url, max: opts.maxConnections ?? 10 });
+    this.pool = new pg.Pool(poolConfig(opts.url, opts.maxConnections ?? 10));
     // An idle pooled connection that drops (database restart) must not crash the process: the next query reconnects.
     this.pool.on('error', (err) => opts.logger?.warn({ err: err.message }, 'idle PostgreSQL connection lost'));
+    // Nor one lost while checked out (mid-transaction): pg emits 'error' on the client as well as failing
+    // its query, and the pool listens only to idle clients. The caller sees the failed query; the pool
+    // drops the client when it is released.
+    this.pool.on('connect', (client) => { client.on('error', (err) => opts.logger?.warn({ err: err.message }, 'PostgreSQL connection lost while in use')); });
     const c = new PgContext(this.pool, opts.logger);
-    this.tenants = new PgTenantStore(c);
-    this.keys = new PgKeyStore(c);
-    this.quotas = new PgQuotaStore(c);
-    this.tasks = new PgTaskStore(c);
-    this.prompts = new PgPromptVersionStore(c);
-    this.ensembles = new PgEnsembleStore(c);
-    this.jobs = new PgJobStore(c);
+    this.tenants = mapUnavailable(new PgTenantStore(c));
+    this.keys = mapUnavailable(new PgKeyStore(c));
+    this.quotas = mapUnavailable(new PgQuotaStore(c));
+    this.tasks = mapUnavailable(new PgTaskStore(c));
+    this.prompts = mapUnavailable(new PgPromptVersionStore(c));
+    this.ensembles = mapUnavailable(new PgEnsembleStore(c));
+    this.jobs = mapUnavailable(new PgJobStore(c));
   }
 
   async close(): Promise<void> {
