@@ -2,33 +2,15 @@
 // SOFTSERVE_MODEL_DIR (default: the embedded stories260k). SIGTERM or SIGINT
 // drains: new work gets 503, queued and running work finishes, then exit.
 
-import { loadSettings, type ServerConfig } from './config.ts';
+import { loadSettings } from './config.ts';
 import { startServer } from './server.ts';
 import { adminKeyNotice } from './first-run.ts';
+import { startOrExit, stopOnSignals } from './process-lifecycle.ts';
 
-let server;
-let config: ServerConfig;
-try {
+const { config, running } = await startOrExit('softserve', async () => {
   const settings = loadSettings();
-  config = settings.server;
-  server = await startServer({ config, serving: settings.serving, training: settings.training });
-} catch (err) {
-  const e = err as { code?: string; message?: string };
-  process.stderr.write(`softserve: could not start: ${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}\n`);
-  process.exit(1);
-}
-const running = server;
+  return { config: settings.server, running: await startServer({ config: settings.server, serving: settings.serving, training: settings.training }) };
+});
 const notice = await adminKeyNotice(running.store.backend.keys, config);
 if (notice) process.stderr.write(notice);
-let stopping = false;
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    running.logger.info({ signal }, 'shutting down');
-    void running.shutdown().then(() => process.exit(0), (err) => {
-      running.logger.error({ err }, 'shutdown failed');
-      process.exit(1);
-    });
-  });
-}
+stopOnSignals(running.logger, () => running.shutdown());

@@ -5,26 +5,8 @@
 // retrains the job.
 
 import { loadSettings } from './config.ts';
-import { startTrainer, type RunningTrainer } from './trainer.ts';
+import { startOrExit, stopOnSignals } from './process-lifecycle.ts';
+import { startTrainer } from './trainer.ts';
 
-let trainer: RunningTrainer;
-try {
-  trainer = await startTrainer(loadSettings());
-} catch (err) {
-  const e = err as { code?: string; message?: string };
-  process.stderr.write(`softserve trainer: could not start: ${e.code ? `${e.code}: ` : ''}${e.message ?? String(err)}\n`);
-  process.exit(1);
-}
-const running = trainer;
-let stopping = false;
-for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-  process.on(signal, () => {
-    if (stopping) return;
-    stopping = true;
-    running.logger.info({ signal }, 'shutting down');
-    void running.stop().then(() => process.exit(0), (err) => {
-      running.logger.error({ err }, 'shutdown failed');
-      process.exit(1);
-    });
-  });
-}
+const trainer = await startOrExit('softserve trainer', () => startTrainer(loadSettings()));
+stopOnSignals(trainer.logger, () => trainer.stop());

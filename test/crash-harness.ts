@@ -31,6 +31,7 @@ import ts from 'typescript';
 
 import { DEFAULT_PROMPT_LIMITS, decodePromptFile, type PromptKind } from '../prompts/kinds.ts';
 import { importPeft } from '../prompts/peft.ts';
+import type { PromptVersionInfo } from '../prompts/store/index.ts';
 import { SPEC, buildPeft, type PeftTypeName } from './peft-builders.ts';
 
 export const ITERATIONS = 200;
@@ -67,19 +68,13 @@ function buildChild(): string {
 }
 
 /** One stored prompt version as the kill left it, with its tensor bytes (null: the tensor is missing). */
-export interface LeftRow {
-  name: string;
-  version: number;
-  kind: PromptKind;
-  numVirtualTokens: number;
-  hasHead: boolean;
-  tensorHash: string;
+export type LeftRow = Pick<PromptVersionInfo, 'name' | 'version' | 'kind' | 'numVirtualTokens' | 'hasHead' | 'tensorHash'> & {
   /** JSON text, as stored. */
   peftConfig: string;
   /** JSON text, as stored. */
   modelDims: string;
   bytes: Uint8Array | null;
-}
+};
 
 /** What the store held when the kill landed, before any repair. */
 export interface LeftState {

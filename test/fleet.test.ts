@@ -12,6 +12,7 @@
 
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { request } from 'node:http';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 
@@ -20,7 +21,7 @@ import { startCluster, type PgCluster } from './postgres-cluster.ts';
 import { startReplica, startTrainerProcess, waitFor, type Replica, type RoleProcess } from './role-process.ts';
 import { ADMIN_KEY, api, classify } from './serving-helpers.ts';
 import { peftForm } from './store-helpers.ts';
-import { examples, SENTIMENT, SPEC } from './training-helpers.ts';
+import { examples, isFinal, QUICK, runningAt, SENTIMENT, SPEC, submit, waitFor as waitForJob } from './training-helpers.ts';
 
 const INPUTS = ['the movie was wonderful', 'a dull and tired story'];
 const SERVE_ENV = { SOFTSERVE_TRAINING: 'off' };
@@ -64,6 +65,24 @@ async function uploadPeft(url: string, key: string, name: string, seed: number) 
   return api(url, 'POST', `/v1/tasks/${SENTIMENT.name}/prompts`, { key, body: peftForm(name, files) });
 }
 
+/** A PEFT upload whose first half is sent (`started`) and the rest never: `outcome` says how it ended. */
+function halfUpload(url: string, key: string, name: string): { started: Promise<void>; outcome: Promise<string> } {
+  const form = new Response(peftForm(name, buildPeft(SPEC, 'PROMPT_TUNING', 4, 4242)));
+  let started!: () => void;
+  const startedP = new Promise<void>((resolve) => { started = resolve; });
+  const outcome = (async () => {
+    const body = new Uint8Array(await form.arrayBuffer());
+    return new Promise<string>((resolve) => {
+      const req = request(`${url}/v1/tasks/${SENTIMENT.name}/prompts`, {
+        method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': form.headers.get('content-type')!, 'content-length': body.length },
+      }, (res) => resolve(`answered ${res.statusCode}`));
+      req.on('error', () => resolve('connection lost'));
+      req.write(body.subarray(0, body.length >> 1), () => started());
+    });
+  })();
+  return { started: startedP, outcome };
+}
+
 const [r1, r2, r3] = [0, 1, 2].map((i) => () => replicas[i]!);
 
 test('a tenant made on replica 1 and a PEFT prompt uploaded on 2 classify on 3', { timeout: 60_000 }, async () => {
@@ -103,28 +122,16 @@ test('a key revoked on replica 3 is refused by replica 1', { timeout: 60_000 }, 
   assert.equal((await classify(r1().url, tenant.key, SENTIMENT.name, { inputs: INPUTS, prompt: 'peft' })).status, 200, 'the other key still works');
 });
 
-async function jobOn(url: string, id: string): Promise<Record<string, any>> {
-  const r = await api(url, 'GET', `/v1/jobs/${id}`, { key: tenant.key });
-  assert.equal(r.status, 200, JSON.stringify(r.json));
-  return r.json;
-}
-
 async function versionsOf(url: string, name: string): Promise<number> {
   const r = await api(url, 'GET', `/v1/tasks/${SENTIMENT.name}/prompts/${name}`, { key: tenant.key });
   return r.status === 200 ? (r.json.versions as unknown[]).length : 0;
 }
 
 test('a job submitted on replica 1 is trained by a trainer process and its prompt classifies on replica 2', { timeout: 180_000 }, async () => {
-  const sub = await api(r1().url, 'POST', `/v1/tasks/${SENTIMENT.name}/jobs`, {
-    key: tenant.key, json: { prompt: 'trained', examples: examples(16), options: { method: 'prompt_tuning', num_virtual_tokens: 4, epochs: 1, batch_size: 8, seed: 3 } },
-  });
+  const sub = await submit(r1().url, tenant.key, { prompt: 'trained', examples: examples(16), options: { ...QUICK, seed: 3 } });
   assert.equal(sub.status, 202, JSON.stringify(sub.json));
   const id = sub.json.id as string;
-  let done: Record<string, any> = {};
-  await until(async () => {
-    done = await jobOn(r3().url, id);
-    return ['succeeded', 'failed', 'cancelled'].includes(done.state);
-  }, 'the job ends', 150_000);
+  const done = await waitForJob(r3().url, tenant.key, id, isFinal, 'finished');
   assert.equal(done.state, 'succeeded', JSON.stringify(done));
   const r = await classify(r2().url, tenant.key, SENTIMENT.name, { inputs: INPUTS, prompt: 'trained' });
   assert.equal(r.status, 200, JSON.stringify(r.json));
@@ -133,25 +140,16 @@ test('a job submitted on replica 1 is trained by a trainer process and its promp
 });
 
 test('a trainer SIGKILLed mid-job: the other trainer finishes it, published once', { timeout: 240_000 }, async () => {
-  const sub = await api(r2().url, 'POST', `/v1/tasks/${SENTIMENT.name}/jobs`, {
-    key: tenant.key, json: { prompt: 'survivor', examples: examples(40), options: { method: 'prompt_tuning', num_virtual_tokens: 4, epochs: 40, batch_size: 8, seed: 5 } },
-  });
+  const sub = await submit(r2().url, tenant.key, { prompt: 'survivor', examples: examples(40), options: { ...QUICK, epochs: 40, seed: 5 } });
   assert.equal(sub.status, 202, JSON.stringify(sub.json));
   const id = sub.json.id as string;
   const owner = await claimedBy(id, 1);
   // Wait until it is running with some progress, as any replica sees it.
-  await until(async () => {
-    const j = await jobOn(r1().url, id);
-    return j.state === 'running' && (j.progress?.step ?? 0) >= 1;
-  }, 'the job runs with progress', 120_000);
+  await waitForJob(r1().url, tenant.key, id, runningAt(1), 'running with progress');
   await owner.kill();
   const other = await claimedBy(id, 2);
   assert.notEqual(other, owner);
-  let done: Record<string, any> = {};
-  await until(async () => {
-    done = await jobOn(r3().url, id);
-    return ['succeeded', 'failed', 'cancelled'].includes(done.state);
-  }, 'the job ends after the kill', 200_000);
+  const done = await waitForJob(r3().url, tenant.key, id, isFinal, 'finished after the kill');
   assert.equal(done.state, 'succeeded', JSON.stringify(done));
   assert.equal(done.attempts, 2, 'the killed attempt counts');
   assert.equal(await versionsOf(r1().url, 'survivor'), 1, 'published exactly once');
@@ -165,12 +163,16 @@ test('a replica SIGKILLed mid-upload: the others are unaffected and nothing is h
   const acknowledged: string[] = [];
   const uploads = Array.from({ length: 24 }, (_, i) => uploadPeft(victim.url, tenant.key, `burst-${i}`, 100 + i)
     .then((r) => { if (r.status === 201) acknowledged.push(`burst-${i}`); }, () => undefined));
-  // Kill as soon as the first upload is acknowledged: others are mid-flight.
+  // One upload certainly mid-flight at the kill: half its body sent, the rest held back.
+  const halfSent = halfUpload(victim.url, tenant.key, 'half-sent');
+  await halfSent.started;
+  // Kill once the first upload of the burst is acknowledged: others are mid-flight too.
   await until(async () => acknowledged.length > 0, 'a first upload is acknowledged', 60_000);
   await victim.kill();
   await Promise.all(uploads);
   console.log(`# replica killed with ${acknowledged.length} of 24 uploads acknowledged`);
-  assert.ok(acknowledged.length < 24, 'some uploads were still in flight at the kill');
+  assert.equal(await halfSent.outcome, 'connection lost', 'the half-sent upload was never answered');
+  assert.equal((await classify(r1().url, tenant.key, SENTIMENT.name, { inputs: INPUTS, prompt: 'half-sent' })).status, 404, 'nothing of it was stored');
   // The other replicas serve on, and see every acknowledged upload, whole.
   for (const name of ['peft', ...acknowledged]) {
     const r = await classify(r1().url, tenant.key, SENTIMENT.name, { inputs: INPUTS, prompt: name });

@@ -392,6 +392,11 @@ export interface Store {
   close(): Promise<void>;
 }
 
+/** A runner's token for one claim of a job: "<owner>/<nonce>", fresh per claim so a later claim by the same runner is told apart. */
+export function newLeaseToken(owner: string): string {
+  return `${owner}/${randomBytes(6).toString('base64url')}`;
+}
+
 export function newJobId(): string {
   return `job_${randomBytes(12).toString('base64url')}`;
 }

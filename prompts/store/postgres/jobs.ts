@@ -13,10 +13,8 @@
 // jobs already live in this table, publish must be one transaction with the
 // job row, and the fair pick across tenants is a query on this table.
 
-import { randomBytes } from 'node:crypto';
-
 import { SoftserveError } from '../../../kernels/errors.ts';
-import type { JobClaim, JobFields, JobRow, JobState, JobStore, LeaseState, NewJob, PromptVersionInfo, PublishRequest } from '../index.ts';
+import { newLeaseToken, type JobClaim, type JobFields, type JobRow, type JobState, type JobStore, type LeaseState, type NewJob, type PromptVersionInfo, type PublishRequest } from '../index.ts';
 import { now, type PgContext } from './context.ts';
 import type { Queryable } from './db.ts';
 import { insertEnsemble } from './ensembles.ts';
@@ -155,7 +153,7 @@ export class PgJobStore implements JobStore {
         WHERE j.state = 'queued' AND NOT (j.tenant_id = ANY($1::text[]))
         ${FAIR_ORDER} LIMIT 1 FOR UPDATE OF j SKIP LOCKED`, [[...exclude]])).rows[0];
       if (!next) return undefined;
-      const lease = `${owner}/${randomBytes(6).toString('base64url')}`;
+      const lease = newLeaseToken(owner);
       const at = now();
       const job = (await db.query<JobRow>(`UPDATE training_jobs SET state = 'running', started_at = $2, attempts = attempts + 1, lease_owner = $3,
         lease_expires_at = clock_timestamp() + $4 * interval '1 millisecond', updated_at = $2 WHERE id = $1 RETURNING ${COLUMNS}`,

@@ -8,10 +8,8 @@
 // semantics are PostgreSQL's (./postgres/jobs.ts), so the in-process runner
 // runs the same code path as a trainer process on a fleet.
 
-import { randomBytes } from 'node:crypto';
-
 import { SoftserveError } from '../../../kernels/errors.ts';
-import type { JobClaim, JobFields, JobRow, JobState, JobStore, LeaseState, NewJob, PromptVersionInfo, PublishRequest } from '../index.ts';
+import { newLeaseToken, type JobClaim, type JobFields, type JobRow, type JobState, type JobStore, type LeaseState, type NewJob, type PromptVersionInfo, type PublishRequest } from '../index.ts';
 import { now, type SqliteContext } from './context.ts';
 import { insertEnsemble } from './ensembles.ts';
 import { insertVersion, withDurableTensors } from './prompt-versions.ts';
@@ -148,7 +146,7 @@ export class SqliteJobStore implements JobStore {
     return this.c.tx(() => {
       const next = this.nextQueuedSync(exclude);
       if (!next) return undefined;
-      const lease = `${owner}/${randomBytes(6).toString('base64url')}`;
+      const lease = newLeaseToken(owner);
       const at = now();
       this.c.sql(`UPDATE training_jobs SET state = 'running', started_at = @at, attempts = attempts + 1, lease_owner = @lease,
         lease_expires_at = @expires, updated_at = @at WHERE id = @id AND state = 'queued'`)
