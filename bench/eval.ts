@@ -20,6 +20,7 @@ import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 
 import { TrainableModel } from '../models/training-graph.ts';
+import type { Pooling } from '../models/pooling.ts';
 import type { PromptTensors } from '../prompts/kinds.ts';
 import { parseJsonl, splitHeldOut, type Example } from '../prompts/training/data.ts';
 import { parseTrainingOptions } from '../prompts/training/options.ts';
@@ -108,7 +109,7 @@ const distillLabel = (v: { goldWeight: number; temperature: number }) => `distil
 type Unit =
   | { kind: 'zero_shot'; dataset: string }
   | {
-    kind: 'train'; dataset: string; method: string; seed: number; scoring: 'verbalizer' | 'head'; pooling?: 'mean' | 'last';
+    kind: 'train'; dataset: string; method: string; seed: number; scoring: 'verbalizer' | 'head'; pooling?: Pooling;
     options: Record<string, unknown>; label: string; bare?: boolean; keepTensors?: boolean;
     /** Transfer: start from this prompt. */
     initPrompt?: PlainTensors;
@@ -149,7 +150,7 @@ export function fromPlain(t: PlainTensors): PromptTensors {
   return out;
 }
 
-function taskFor(ds: Dataset, scoring: 'verbalizer' | 'head', pooling: 'mean' | 'last' = 'mean', template = ds.template): TaskSpec {
+function taskFor(ds: Dataset, scoring: 'verbalizer' | 'head', pooling: Pooling = 'mean', template = ds.template): TaskSpec {
   return {
     labels: ds.labels, template,
     scoring: scoring === 'verbalizer' ? { type: 'verbalizer', labelWords: ds.labelWords } : { type: 'head', pooling },
@@ -301,7 +302,9 @@ function extraUnits(datasets: Dataset[], groups: Set<Group>, list: Unit[]): Unit
   for (const ds of datasets) {
     if (groups.has('probe')) {
       for (const bare of [false, true]) {
-        list.push({ kind: 'train', dataset: ds.name, method: 'linear_head', seed: 0, scoring: 'head', pooling: 'mean', bare, options: METHOD_OPTIONS.linear_head_exact!, label: `exact probe (mean${bare ? ', bare' : ''})` });
+        for (const pooling of ['mean', 'mean_last'] as const) {
+          list.push({ kind: 'train', dataset: ds.name, method: 'linear_head', seed: 0, scoring: 'head', pooling, bare, options: METHOD_OPTIONS.linear_head_exact!, label: `exact probe (${pooling}${bare ? ', bare' : ''})` });
+        }
       }
     }
     if (groups.has('transfer') && ds.name !== 'sst2') {
@@ -592,10 +595,12 @@ function extraReports(datasets: Dataset[], groups: Set<Group>, results: UnitResu
     const find = (ds: string, label: string) => results.find((r) => r.unit.dataset === ds && r.unit.kind === 'train' && r.unit.label === label);
     const row = (name: string, label: string) => `| ${name} | ${cols.map((c) => { const r = find(c, label); return r ? `${pct(r.accuracy)} (${secs(r.wallMs)})` : '–'; }).join(' | ')} |`;
     sections.push([
-      '**Exact probe** (test accuracy %, mean-pooled feature of the frozen model, no virtual token; in parentheses the run\'s wall time including feature extraction and the test set)', '', header('probe'),
+      '**Exact probe** (test accuracy %, pooled features of the frozen model, no virtual token; mean: the mean-pooled feature (H = 64), mean_last: it and the last token\'s hidden state concatenated (128); in parentheses the run\'s wall time including feature extraction and the test set)', '', header('probe'),
       `| reference: mean-pooled probe (REFERENCE.md) | ${cols.map((c) => (ref?.get(c) === undefined ? '–' : ref.get(c)!.toFixed(1))).join(' | ')} |`,
       row('exact (L-BFGS, λ from held-out grid), template', 'exact probe (mean)'),
       row('exact (L-BFGS, λ from held-out grid), bare input', 'exact probe (mean, bare)'),
+      row('exact, pooling mean_last ([mean ; last token], 2H features), template', 'exact probe (mean_last)'),
+      row('exact, pooling mean_last, bare input', 'exact probe (mean_last, bare)'),
       row('Adam, 30 epochs, best held-out epoch, template', 'linear probe (mean)'),
     ].join('\n'));
   }

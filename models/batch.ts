@@ -5,13 +5,14 @@
 
 import { SoftserveError } from '../kernels/errors.ts';
 import type { TensorData } from '../kernels/session.ts';
+import { featureOffset, featureWidth, type Pooling } from './pooling.ts';
 import type { ModelSpec } from './spec.ts';
 
 /** A soft prompt [length, H]. `key` identifies it for deduplication. */
 export interface SoftPromptTensor { key: string; length: number; data: Float32Array }
 /** A per-layer prefix [L, 2, KV, length, D]. */
 export interface PrefixTensor { key: string; length: number; data: Float32Array }
-/** A linear head: weight [C, H], bias [C]. */
+/** A linear head: weight [C, F] (F: its pooling's feature width, H or 2H), bias [C]. */
 export interface LinearHead { key: string; numClasses: number; weight: Float32Array; bias: Float32Array }
 
 export interface EngineRow {
@@ -22,8 +23,8 @@ export interface EngineRow {
   /** Verbalizer: the token scored per class. Ignored when `head` is set. */
   labelIds?: number[];
   head?: LinearHead;
-  /** Pooled feature: mean over real tokens (default) or the score position. */
-  poolMean?: boolean;
+  /** What the head reads (models/pooling.ts): default the mean over real tokens. */
+  pooling?: Pooling;
   /** Where the verbalizer reads: default last token (causal) or the mask token. */
   scorePosition?: number;
 }
@@ -56,6 +57,10 @@ function dedupe<T extends { key: string }>(items: Array<T | undefined>): { uniqu
   return { unique, index };
 }
 
+function poolingOf(row: EngineRow): Pooling {
+  return row.pooling ?? 'mean';
+}
+
 export function assembleBatch(rows: EngineRow[], spec: ModelSpec, positionOffset: number): AssembledBatch {
   if (rows.length === 0) invalid('a batch needs at least one row');
   const { vocabSize: V, hiddenSize: H, numLayers: L, numKvHeads: KV, headDim: D } = spec;
@@ -64,7 +69,10 @@ export function assembleBatch(rows: EngineRow[], spec: ModelSpec, positionOffset
 
   const soft = dedupe(rows.map((r) => r.softPrompt));
   const prefixes = dedupe(rows.map((r) => r.prefix));
-  const heads = dedupe(rows.map((r) => r.head));
+  // A head is one table entry per pooling (the same weights laid into another half are another entry).
+  const headOf = (r: EngineRow) => (r.head ? { ...r.head, key: `${r.head.key}|${poolingOf(r)}`, pooling: poolingOf(r) } : undefined);
+  const rowHeads = rows.map(headOf);
+  const heads = dedupe(rowHeads);
   const P = Math.max(1, ...soft.unique.map((s) => s.length));
   const Pk = Math.max(1, ...prefixes.unique.map((p) => p.length));
   const numClasses = rows.map((r) => (r.head ? r.head.numClasses : r.labelIds?.length ?? 0));
@@ -77,7 +85,7 @@ export function assembleBatch(rows: EngineRow[], spec: ModelSpec, positionOffset
     if (p.data.length !== L * 2 * KV * p.length * D) invalid(`prefix ${p.key}: ${p.data.length} values, expected ${L}×2×${KV}×${p.length}×${D}`);
   }
   for (const h of heads.unique) {
-    if (h.weight.length !== h.numClasses * H || h.bias.length !== h.numClasses) invalid(`head ${h.key}: wrong weight or bias size`);
+    if (h.weight.length !== h.numClasses * featureWidth(h.pooling, H) || h.bias.length !== h.numClasses) invalid(`head ${h.key}: wrong weight or bias size for ${h.pooling} pooling`);
   }
 
   const inputIds = new BigInt64Array(B * T);
@@ -91,7 +99,6 @@ export function assembleBatch(rows: EngineRow[], spec: ModelSpec, positionOffset
   const labelMask = new Uint8Array(B * C);
   const headIndex = new BigInt64Array(B);
   const useHead = new Uint8Array(B);
-  const poolMean = new Uint8Array(B);
   let realTokens = 0;
 
   rows.forEach((row, b) => {
@@ -129,7 +136,7 @@ export function assembleBatch(rows: EngineRow[], spec: ModelSpec, positionOffset
     scorePosition[b] = BigInt(s);
     if (row.head) {
       useHead[b] = 1;
-      headIndex[b] = BigInt(heads.index.get(row.head.key)!);
+      headIndex[b] = BigInt(heads.index.get(rowHeads[b]!.key)!);
       for (let c = 0; c < row.head.numClasses; c++) labelMask[b * C + c] = 1;
     } else {
       const labels = row.labelIds ?? [];
@@ -141,7 +148,6 @@ export function assembleBatch(rows: EngineRow[], spec: ModelSpec, positionOffset
         labelMask[b * C + c] = 1;
       });
     }
-    poolMean[b] = row.poolMean === false ? 0 : 1;
   });
 
   const softTable = new Float32Array(Math.max(1, soft.unique.length) * P * H);
@@ -159,10 +165,12 @@ export function assembleBatch(rows: EngineRow[], spec: ModelSpec, positionOffset
   });
 
   const Uh = Math.max(1, heads.unique.length);
-  const headTable = new Float32Array(Uh * C * H);
+  const headTable = new Float32Array(Uh * C * 2 * H);
   const headBias = new Float32Array(Uh * C);
   heads.unique.forEach((h, u) => {
-    headTable.set(h.weight, u * C * H);
+    const F = featureWidth(h.pooling, H);
+    const at = featureOffset(h.pooling, H);
+    for (let c = 0; c < h.numClasses; c++) headTable.set(h.weight.subarray(c * F, (c + 1) * F), (u * C + c) * 2 * H + at);
     headBias.set(h.bias, u * C);
   });
 
@@ -179,11 +187,10 @@ export function assembleBatch(rows: EngineRow[], spec: ModelSpec, positionOffset
       score_position: { type: 'int64', data: scorePosition, dims: [B] },
       label_ids: { type: 'int64', data: labelIds, dims: [B, C] },
       label_mask: { type: 'bool', data: labelMask, dims: [B, C] },
-      head_table: { type: 'float32', data: headTable, dims: [Uh, C, H] },
+      head_table: { type: 'float32', data: headTable, dims: [Uh, C, 2 * H] },
       head_bias: { type: 'float32', data: headBias, dims: [Uh, C] },
       head_index: { type: 'int64', data: headIndex, dims: [B] },
       use_head: { type: 'bool', data: useHead, dims: [B] },
-      pool_mean: { type: 'bool', data: poolMean, dims: [B] },
     },
     numClasses,
     rows: B,

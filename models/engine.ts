@@ -15,12 +15,12 @@ import type { ModelSpec } from './spec.ts';
 export interface RowResult {
   /** Class scores (length = the row's classes). */
   scores: Float32Array;
-  /** Pooled feature [H]. */
+  /** Wide pooled feature [2H]: [mean ; last] (models/pooling.ts). */
   pooled: Float32Array;
 }
 
 export interface BatchOutput {
-  /** scores [B,C] and pooled [B,H], row-major. */
+  /** scores [B,C] and pooled [B,2H], row-major. */
   scores: Float32Array;
   pooled: Float32Array;
   classes: number;
@@ -59,7 +59,7 @@ export class Engine {
     return assembleBatch(rows, this.spec, this.positionOffset);
   }
 
-  /** Runs an assembled batch; returns the raw [B,C] scores and [B,H] pooled features. */
+  /** Runs an assembled batch; returns the raw [B,C] scores and [B,2H] pooled features ([mean ; last], models/pooling.ts). */
   async runAssembled(batch: AssembledBatch): Promise<BatchOutput> {
     const out = await this.session.run(batch.feeds);
     return { scores: out.float32('scores'), pooled: out.float32('pooled'), classes: out.dims('scores')[1]! };
@@ -68,10 +68,10 @@ export class Engine {
   async run(rows: EngineRow[]): Promise<RowResult[]> {
     const batch = this.assemble(rows);
     const out = await this.runAssembled(batch);
-    const H = this.spec.hiddenSize;
+    const W = 2 * this.spec.hiddenSize;
     return rows.map((_, b) => ({
       scores: out.scores.slice(b * out.classes, b * out.classes + batch.numClasses[b]!),
-      pooled: out.pooled.slice(b * H, (b + 1) * H),
+      pooled: out.pooled.slice(b * W, (b + 1) * W),
     }));
   }
 

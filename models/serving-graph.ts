@@ -16,7 +16,7 @@ export interface ServingInputs {
   prefixTable: Value; prefixIndex: Value; prefixLength: Value;
   scorePosition: Value;
   labelIds: Value; labelMask: Value;
-  headTable: Value; headBias: Value; headIndex: Value; useHead: Value; poolMean: Value;
+  headTable: Value; headBias: Value; headIndex: Value; useHead: Value;
 }
 
 export function declareServingInputs(g: Graph, spec: ModelSpec): ServingInputs {
@@ -33,11 +33,11 @@ export function declareServingInputs(g: Graph, spec: ModelSpec): ServingInputs {
     scorePosition: g.input('score_position', 'int64', ['B']),
     labelIds: g.input('label_ids', 'int64', ['B', 'C']),
     labelMask: g.input('label_mask', 'bool', ['B', 'C']),
-    headTable: g.input('head_table', 'float32', ['Uh', 'C', H]),
+    // Heads are laid into rows of the wide feature [mean ; last] (models/pooling.ts).
+    headTable: g.input('head_table', 'float32', ['Uh', 'C', 2 * H]),
     headBias: g.input('head_bias', 'float32', ['Uh', 'C']),
     headIndex: g.input('head_index', 'int64', ['B']),
     useHead: g.input('use_head', 'bool', ['B']),
-    poolMean: g.input('pool_mean', 'bool', ['B']),
   };
 }
 
@@ -175,12 +175,12 @@ export interface ScoringHead {
   transform?: (h: Value) => Value;
 }
 
-/** Writes the `scores` [B,C] and `pooled` [B,H] outputs from the final hidden states [B,T,H]. */
+/** Writes the `scores` [B,C] and `pooled` [B,2H] ([mean ; last]) outputs from the final hidden states [B,T,H]. */
 export function scoreAndPool(g: Graph, inp: ServingInputs, spec: ModelSpec, hidden: Value, head: ScoringHead): void {
   const atScore = g.op('GatherND', [hidden, g.unsqueeze(inp.scorePosition, [1])], { batch_dims: 1 }); // [B,H]
   const maskF = g.unsqueeze(g.cast(inp.attentionMask, 'float32'), [2]);                               // [B,T,1]
   const mean = g.div(g.reduceSum(g.mul(hidden, maskF), [1], false), g.reduceSum(maskF, [1], false));  // [B,H]
-  const pooled = g.where(g.unsqueeze(inp.poolMean, [1]), mean, atScore);
+  const pooled = g.concat([mean, atScore], 1);                                     // [B,2H]
 
   const headW = g.gather(inp.headTable, inp.headIndex);                          // [B,C,H]
   const headB = g.gather(inp.headBias, inp.headIndex);                           // [B,C]
@@ -196,5 +196,5 @@ export function scoreAndPool(g: Graph, inp: ServingInputs, spec: ModelSpec, hidd
   }
   const masked = g.where(inp.labelMask, scores, g.float(-Infinity));
   g.output(masked, 'scores', 'float32', ['B', 'C']);
-  g.output(pooled, 'pooled', 'float32', ['B', spec.hiddenSize]);
+  g.output(pooled, 'pooled', 'float32', ['B', 2 * spec.hiddenSize]);
 }

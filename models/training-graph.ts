@@ -8,7 +8,7 @@
 // float32 [B] (the loss is -sum_b w_b log softmax(scores_b)[label_b]; the
 // trainer passes 1/rows, and 0 for padding rows it wants to ignore).
 // Outputs: `loss` [], `grad_<input>` (same shape as the input) for each
-// trainable input, and the serving outputs `scores` [B,C] / `pooled` [B,H].
+// trainable input, and the serving outputs `scores` [B,C] / `pooled` [B,2H].
 //
 // TrainableModel wraps one loaded checkpoint with a forward-only session (the
 // serving graph, for held-out evaluation and features), training sessions
@@ -66,7 +66,7 @@ function gradDims(w: TrainableInput): Array<number | string> {
   switch (w) {
     case 'soft_prompt_table': return ['U', 'P', 'H'];
     case 'prefix_table': return ['L', 2, 'Uk', 'KV', 'Pk', 'D'];
-    case 'head_table': return ['Uh', 'C', 'H'];
+    case 'head_table': return ['Uh', 'C', 'F'];
     case 'head_bias': return ['Uh', 'C'];
   }
 }

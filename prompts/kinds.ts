@@ -11,6 +11,7 @@
 
 import { SoftserveError } from '../kernels/errors.ts';
 import type { ModelSpec } from '../models/spec.ts';
+import { headWidths } from '../models/pooling.ts';
 import { parseSafetensors, serializeSafetensors, toFloat32, type TensorToWrite } from '../models/safetensors.ts';
 
 import type { ModelDims, PromptKindDef } from './kinds/kind.ts';
@@ -46,7 +47,7 @@ export function tokensInText(prompt: { kind: PromptKind; numVirtualTokens: numbe
 }
 
 export interface LinearHead {
-  /** [C, H] */
+  /** [C, F]: F = H (pooling "last" or "mean") or 2H ("mean_last"), models/pooling.ts */
   weight: Float32Array;
   /** [C] */
   bias: Float32Array;
@@ -144,10 +145,10 @@ export function validatePromptTensors(spec: ModelSpec, t: PromptTensors, limits:
   }
   requireFinite(t.data, `${t.kind} prompt`);
   if (t.head) {
-    const h = spec.hiddenSize;
     const c = t.head.bias.length;
-    if (c < 1 || t.head.weight.length !== c * h) {
-      throw new SoftserveError('PROMPT_SHAPE_MISMATCH', `linear head weight has ${t.head.weight.length} values and bias ${c}; expected weight [C, ${h}] and bias [C]`, { expected: ['C', h], got: t.head.weight.length });
+    const h = headWidth(t.head);
+    if (c < 1 || !headWidths(spec.hiddenSize).includes(h)) {
+      throw new SoftserveError('PROMPT_SHAPE_MISMATCH', `linear head weight has ${t.head.weight.length} values and bias ${c}; expected weight [C, ${spec.hiddenSize}] (pooling "last" or "mean") or [C, ${2 * spec.hiddenSize}] (pooling "mean_last") and bias [C]`, { expected: ['C', spec.hiddenSize], got: t.head.weight.length });
     }
     if (numClasses !== undefined && c !== numClasses) {
       throw new SoftserveError('PROMPT_SHAPE_MISMATCH', `linear head has ${c} classes; the task has ${numClasses} labels (expected weight [${numClasses}, ${h}])`, { expected: [numClasses, h], got: [c, h] });
@@ -155,6 +156,11 @@ export function validatePromptTensors(spec: ModelSpec, t: PromptTensors, limits:
     requireFinite(t.head.weight, 'linear head weight');
     requireFinite(t.head.bias, 'linear head bias');
   }
+}
+
+/** Width of a head's weight rows: H, or 2H for a head over the "mean_last" feature. */
+export function headWidth(head: LinearHead): number {
+  return head.weight.length / Math.max(1, head.bias.length);
 }
 
 // --- stored form ----------------------------------------------------------
@@ -166,7 +172,7 @@ export function encodePromptFile(spec: ModelDims, t: PromptTensors): Uint8Array 
   ];
   if (t.head) {
     const c = t.head.bias.length;
-    tensors.push({ name: 'head.weight', shape: [c, spec.hiddenSize], data: t.head.weight });
+    tensors.push({ name: 'head.weight', shape: [c, headWidth(t.head)], data: t.head.weight });
     tensors.push({ name: 'head.bias', shape: [c], data: t.head.bias });
   }
   return serializeSafetensors(tensors);
@@ -193,8 +199,8 @@ export function decodePromptFile(bytes: Uint8Array, dims: ModelDims, kind: Promp
     const w = parsed.tensors.get('head.weight');
     const b = parsed.tensors.get('head.bias');
     if (!w || !b || w.dtype !== 'F32' || b.dtype !== 'F32' || b.shape.length !== 1 ||
-        fmtShape(w.shape) !== fmtShape([b.shape[0]!, dims.hiddenSize])) {
-      return corrupt('expected head.weight [C, H] and head.bias [C], F32');
+        w.shape.length !== 2 || w.shape[0] !== b.shape[0] || !headWidths(dims.hiddenSize).includes(w.shape[1]!)) {
+      return corrupt('expected head.weight [C, H] or [C, 2H] and head.bias [C], F32');
     }
     out.head = { weight: toFloat32(w), bias: toFloat32(b) };
   }
@@ -282,7 +288,9 @@ export function parseJsonPrompt(body: Record<string, unknown>, spec: ModelSpec, 
     if (c < 1 || c > limits.maxLabels) {
       throw new SoftserveError('PROMPT_SHAPE_MISMATCH', `head has ${c} classes; expected 1..${limits.maxLabels}`);
     }
-    const weight = flattenNested(head.weight, [c, spec.hiddenSize], 'head weight');
+    // [C][H] for "last"/"mean" pooling, [C][2H] for "mean_last".
+    const width = (head.weight[0] as unknown[]).length === 2 * spec.hiddenSize ? 2 * spec.hiddenSize : spec.hiddenSize;
+    const weight = flattenNested(head.weight, [c, width], 'head weight');
     const bias = head.bias === undefined ? new Float32Array(c) : flattenNested(head.bias, [c], 'head bias');
     out.head = { weight, bias };
   }

@@ -24,9 +24,10 @@
 import { SoftserveError } from '../kernels/errors.ts';
 import type { ModelSpec } from '../models/spec.ts';
 import { findDuplicateKey } from '../models/json-keys.ts';
+import { headWidths } from '../models/pooling.ts';
 import { parseSafetensors, serializeSafetensors, toFloat32, type TensorToWrite, type TensorView } from '../models/safetensors.ts';
 import {
-  checkVirtualTokens, fmtShape, promptKind, PROMPT_KINDS, validatePromptTensors,
+  checkVirtualTokens, fmtShape, headWidth, promptKind, PROMPT_KINDS, validatePromptTensors,
   type PromptKind, type PromptLimits, type PromptTensors,
 } from './kinds.ts';
 import type { PeftDims } from './kinds/kind.ts';
@@ -172,8 +173,8 @@ export function importPeft(files: PeftFiles, spec: ModelSpec, limits: PromptLimi
   const b = parsed.tensors.get(HEAD_BIAS);
   if (b && !w) throw new SoftserveError('INVALID_SAFETENSORS', `"${HEAD_BIAS}" without "${HEAD_WEIGHT}"`);
   if (w) {
-    if (w.shape.length !== 2 || w.shape[1] !== spec.hiddenSize || w.shape[0]! < 1) {
-      throw new SoftserveError('PROMPT_SHAPE_MISMATCH', `${HEAD_WEIGHT} has shape ${fmtShape(w.shape)}; expected [C, ${spec.hiddenSize}]`, { expected: ['C', spec.hiddenSize], got: w.shape });
+    if (w.shape.length !== 2 || !headWidths(spec.hiddenSize).includes(w.shape[1]!) || w.shape[0]! < 1) {
+      throw new SoftserveError('PROMPT_SHAPE_MISMATCH', `${HEAD_WEIGHT} has shape ${fmtShape(w.shape)}; expected [C, ${spec.hiddenSize}] (pooling "last" or "mean") or [C, ${2 * spec.hiddenSize}] (pooling "mean_last")`, { expected: ['C', spec.hiddenSize], got: w.shape });
     }
     const c = w.shape[0]!;
     if (b && fmtShape(b.shape) !== fmtShape([c])) {
@@ -249,7 +250,7 @@ export function exportPeft(t: PromptTensors, spec: ModelSpec, opts: ExportOption
   const tensors: TensorToWrite[] = [{ name: EMBEDDINGS, shape: [p, exp.width], data: embeddings }];
   if (t.head) {
     const c = t.head.bias.length;
-    tensors.push({ name: HEAD_WEIGHT, shape: [c, spec.hiddenSize], data: t.head.weight });
+    tensors.push({ name: HEAD_WEIGHT, shape: [c, headWidth(t.head)], data: t.head.weight });
     if (anyBitSet(t.head.bias)) tensors.push({ name: HEAD_BIAS, shape: [c], data: t.head.bias });
   }
   const model = serializeSafetensors(tensors, { format: 'pt' });

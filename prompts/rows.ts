@@ -14,6 +14,7 @@
 import { SoftserveError } from '../kernels/errors.ts';
 import type { EngineRow } from '../models/batch.ts';
 import type { ModelSpec } from '../models/spec.ts';
+import type { Pooling } from '../models/pooling.ts';
 import { promptKind, tokensInText, type LinearHead, type PromptKind } from './kinds.ts';
 import type { Scoring } from './store.ts';
 import { buildRow, labelTokenId, parseTemplate, specialTokens, type BuiltRow, type Piece, type SpecialTokens, type Tokenizes } from './template.ts';
@@ -34,8 +35,8 @@ export interface TaskRows {
   numClasses: number;
   /** Verbalizer: the token scored per class; [] for a task scored by a linear head. */
   labelIds: number[];
-  /** Linear head: its pooling (mean over real tokens, or the score position). */
-  head: { poolMean: boolean } | null;
+  /** Linear head: what it reads (models/pooling.ts). */
+  head: { pooling: Pooling } | null;
 }
 
 /** The token a verbalizer scores for each label of a task. */
@@ -50,7 +51,7 @@ export function taskRows(model: RowModel, task: RowTask, labelIds?: number[]): T
     special: specialTokens(model.spec, model.tokenizer, model.addBos),
     numClasses: task.labels.length,
     labelIds: labelIds ?? verbalizerIds(task, model.tokenizer),
-    head: task.scoring.type === 'head' ? { poolMean: task.scoring.pooling === 'mean' } : null,
+    head: task.scoring.type === 'head' ? { pooling: task.scoring.pooling } : null,
   };
 }
 
@@ -79,7 +80,7 @@ export function engineRow(plan: TaskRows, tokens: Pick<BuiltRow, 'ids' | 'scoreP
   if (plan.head) {
     if (!prompt?.head) throw new SoftserveError('INVALID_TASK', 'this task scores with a linear head: its prompt must have one');
     row.head = { key: `${prompt.key}:head`, numClasses: plan.numClasses, weight: prompt.head.weight, bias: prompt.head.bias };
-    row.poolMean = plan.head.poolMean;
+    row.pooling = plan.head.pooling;
   } else {
     row.labelIds = plan.labelIds;
   }

@@ -5,6 +5,7 @@
 
 import { SoftserveError } from '../kernels/errors.ts';
 import type { ModelSpec } from '../models/spec.ts';
+import { featureWidth, isPooling, POOLINGS } from '../models/pooling.ts';
 import { validatePromptTensors, type PromptLimits, type PromptTensors } from './kinds.ts';
 import { checkPromptFitsTemplate, labelTokenId, parseTemplate, softPlacement, type Tokenizes } from './template.ts';
 import type { Scoring, Task, TaskDefinition } from './store/index.ts';
@@ -88,7 +89,7 @@ export function validateTaskDefinition(def: TaskDefinition, spec: ModelSpec, lim
     checkLabelWordsDistinct(out.labelWords, tok);
   } else if (scoring.type === 'head') {
     const pooling = scoring.pooling ?? 'last';
-    if (pooling !== 'last' && pooling !== 'mean') invalidTask(`head pooling must be "last" or "mean", got ${JSON.stringify(pooling)}`);
+    if (!isPooling(pooling)) invalidTask(`head pooling must be one of ${POOLINGS.map((p) => `"${p}"`).join(', ')}, got ${JSON.stringify(pooling)}`);
     out = { type: 'head', pooling };
   } else {
     throw new SoftserveError('BAD_REQUEST', `scoring.type must be "verbalizer" or "head", got ${JSON.stringify(scoring.type)}`);
@@ -99,8 +100,13 @@ export function validateTaskDefinition(def: TaskDefinition, spec: ModelSpec, lim
 
 /** A prompt's tensors against its task (head or verbalizer, sizes, template slots) and the model. */
 export function checkPromptAgainstTask(task: Task, t: PromptTensors, spec: ModelSpec, limits: PromptLimits): void {
+  const width = task.scoring.type === 'head' ? featureWidth(task.scoring.pooling, spec.hiddenSize) : 0;
   if (task.scoring.type === 'head' && !t.head) {
-    throw new SoftserveError('INVALID_TASK', `task ${JSON.stringify(task.name)} scores with a linear head: the prompt must carry one (weight [${task.labels.length}, ${spec.hiddenSize}])`);
+    throw new SoftserveError('INVALID_TASK', `task ${JSON.stringify(task.name)} scores with a linear head: the prompt must carry one (weight [${task.labels.length}, ${width}])`);
+  }
+  if (task.scoring.type === 'head' && t.head && t.head.weight.length !== t.head.bias.length * width) {
+    const got = t.head.weight.length / Math.max(1, t.head.bias.length);
+    throw new SoftserveError('PROMPT_SHAPE_MISMATCH', `task ${JSON.stringify(task.name)} pools "${task.scoring.pooling}" (a feature of ${width}): the prompt's head reads ${got} (expected weight [${task.labels.length}, ${width}])`, { expected: [task.labels.length, width], got: [t.head.bias.length, got] });
   }
   if (task.scoring.type === 'verbalizer' && t.head) {
     throw new SoftserveError('INVALID_TASK', `task ${JSON.stringify(task.name)} scores with a verbalizer: the prompt carries a linear head it would not use`);

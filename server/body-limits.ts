@@ -26,7 +26,7 @@ export function classifyBodyBytes(l: ClassifyLimits): number {
 export function uploadPartBytes(spec: ModelSpec, l: { maxVirtualTokens: number; maxLabels: number; maxSafetensorsHeaderBytes: number }): number {
   const perToken = Math.max(spec.hiddenSize, spec.numLayers * 2 * spec.numKvHeads * spec.headDim);
   const prompt = l.maxVirtualTokens * perToken * 4;
-  const head = l.maxLabels * (spec.hiddenSize + 1) * 4;
+  const head = l.maxLabels * (2 * spec.hiddenSize + 1) * 4; // the widest head: "mean_last" pooling
   return prompt + head + 8 + l.maxSafetensorsHeaderBytes;
 }
 

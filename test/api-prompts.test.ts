@@ -211,6 +211,25 @@ describe('PEFT round trip over HTTP', () => {
     assert.equal(again.json.tensor_sha256, up.json.tensor_sha256);
   });
 
+  it('a "mean_last" head task takes heads of [C, 2H]: upload, PEFT round trip (classify: serving.test.ts); a [C, H] head is refused, as is a wide head on a "last" task', async () => {
+    const task = await api(s.url, 'POST', '/v1/tasks', { key, json: { name: 'wide', labels: ['a', 'b', 'c'], template: '{text}', scoring: { type: 'head', pooling: 'mean_last' } } });
+    assert.equal(task.status, 201, JSON.stringify(task.json));
+    assert.deepEqual(task.json.scoring, { type: 'head', pooling: 'mean_last' });
+    const tensor = [Array.from(randomFloats(64, 300))];
+    const wide = { weight: Array.from({ length: 3 }, (_, i) => Array.from(randomFloats(128, 310 + i))), bias: [0.1, 0, -0.1] };
+    const up = await api(s.url, 'POST', '/v1/tasks/wide/prompts', { key, json: { name: 'w', kind: 'soft', tensor, head: wide } });
+    assert.equal(up.status, 201, JSON.stringify(up.json));
+    const cfg = (await api(s.url, 'GET', '/v1/tasks/wide/prompts/w/versions/1/export?file=adapter_config.json', { key })).bytes;
+    const model = (await api(s.url, 'GET', '/v1/tasks/wide/prompts/w/versions/1/export?file=adapter_model.safetensors', { key })).bytes;
+    const again = await api(s.url, 'POST', '/v1/tasks/wide/prompts?name=w', { key, body: peftForm(null, { config: cfg, model }) });
+    assert.equal(again.status, 201, JSON.stringify(again.json));
+    assert.equal(again.json.tensor_sha256, up.json.tensor_sha256);
+    const narrow = { weight: Array.from({ length: 3 }, (_, i) => Array.from(randomFloats(64, 320 + i))) };
+    expectError(await api(s.url, 'POST', '/v1/tasks/wide/prompts', { key, json: { name: 'n', kind: 'soft', tensor, head: narrow } }), 422, 'PROMPT_SHAPE_MISMATCH', /pools "mean_last" \(a feature of 128\)/);
+    expectError(await api(s.url, 'POST', '/v1/tasks/topic/prompts', { key, json: { name: 'n', kind: 'soft', tensor, head: wide } }), 422, 'PROMPT_SHAPE_MISMATCH', /pools "last" \(a feature of 64\)/);
+    expectError(await api(s.url, 'POST', '/v1/tasks', { key, json: { name: 'bad', labels: ['a', 'b'], template: '{text}', scoring: { type: 'head', pooling: 'max' } } }), 422, 'INVALID_TASK', /"last", "mean", "mean_last"/);
+  });
+
   it('lists, gets, deletes versions and prompts; ensembles CRUD; deletes that would break an ensemble are 409', async () => {
     const list = await api(s.url, 'GET', '/v1/tasks/sentiment/prompts', { key });
     assert.ok(list.json.prompts.length >= 1);

@@ -35,10 +35,10 @@ test('mixed batch: each row scores as it does alone (≤ 1e-5)', async () => {
     { inputIds: text(12), prefix: p5, labelIds: [60, 70] },
     { inputIds: [...virtual(7), ...text(2)], softPrompt: s7, prefix: p2, labelIds: [80, 90, 100, 110, 120] },
     // P-tuning style: virtual tokens before and after the text
-    { inputIds: [...virtual(2), ...text(4), V + 2], softPrompt: s3, head, poolMean: true },
-    { inputIds: text(1), prefix: p2, head, poolMean: false },
+    { inputIds: [...virtual(2), ...text(4), V + 2], softPrompt: s3, head, pooling: 'mean' },
+    { inputIds: text(1), prefix: p2, head, pooling: 'last' },
     { inputIds: [...virtual(3), ...text(15)], softPrompt: s3, prefix: p5, labelIds: [5] },
-    { inputIds: text(20), labelIds: [200, 300, 400], poolMean: false },
+    { inputIds: text(20), labelIds: [200, 300, 400], pooling: 'last' },
   ];
   const together = await engine.run(rows);
   for (let b = 0; b < rows.length; b++) {

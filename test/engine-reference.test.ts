@@ -13,6 +13,7 @@ import assert from 'node:assert/strict';
 import { fileURLToPath } from 'node:url';
 import { Engine } from '../models/engine.ts';
 import type { EngineRow } from '../models/batch.ts';
+import { featureOf } from '../models/pooling.ts';
 import { loadReferenceModel, referenceForward, type RefRow } from './reference/forward.ts';
 import { mulberry32, randomPrefix, randomSoftPrompt, writeRandomCheckpoint, type RandomCheckpointOptions } from './fixtures/random-checkpoint.ts';
 
@@ -48,6 +49,11 @@ function makeRows(engine: Engine, seed: number): EngineRow[] {
     weight: Float32Array.from({ length: 3 * spec.hiddenSize }, () => rand() - 0.5),
     bias: Float32Array.from({ length: 3 }, () => rand() - 0.5),
   };
+  const wideHead = {
+    key: 'h3w', numClasses: 3,
+    weight: Float32Array.from({ length: 3 * 2 * spec.hiddenSize }, () => rand() - 0.5),
+    bias: Float32Array.from({ length: 3 }, () => rand() - 0.5),
+  };
   const labels = (n: number) => Array.from({ length: n }, word);
   const verbal = spec.hasLmHead;
   const score = (r: Omit<EngineRow, 'labelIds' | 'head'>, n: number): EngineRow =>
@@ -57,14 +63,18 @@ function makeRows(engine: Engine, seed: number): EngineRow[] {
     score({ inputIds: maskRow([...virtual(4), ...start, ...text(3)]), softPrompt: soft4 }, 3),
     score({ inputIds: maskRow([...start, ...text(9)]), prefix: prefix3 }, 2),
     score({ inputIds: maskRow([...virtual(2), ...start, ...text(5)]), softPrompt: soft2, prefix: prefix1 }, 4),
-    { inputIds: maskRow([...virtual(2), ...start, ...text(4), ...virtual(2, 2)]), softPrompt: soft4, head, poolMean: true },
-    { inputIds: maskRow([...start, ...text(2)]), prefix: prefix3, head, poolMean: false },
+    { inputIds: maskRow([...virtual(2), ...start, ...text(4), ...virtual(2, 2)]), softPrompt: soft4, head, pooling: 'mean' },
+    { inputIds: maskRow([...start, ...text(2)]), prefix: prefix3, head, pooling: 'last' },
+    // The same head weights under another pooling are another table entry; a mean_last head reads both halves.
+    { inputIds: maskRow([...start, ...text(5)]), head, pooling: 'mean' },
+    { inputIds: maskRow([...virtual(2), ...start, ...text(7)]), softPrompt: soft2, head: wideHead, pooling: 'mean_last' },
     score({ inputIds: maskRow([...start, ...text(1)]) }, 1),
   ];
 }
 
 function toRefRow(row: EngineRow, engine: Engine): RefRow {
-  const ref: RefRow = { ids: row.inputIds, poolMean: row.poolMean !== false };
+  // The engine's pooled output is always the wide feature [mean ; last]: ask the reference for the same.
+  const ref: RefRow = { ids: row.inputIds, pooling: row.pooling ?? 'mean' };
   if (row.softPrompt) { ref.softPrompt = row.softPrompt.data; ref.softPromptLength = row.softPrompt.length; }
   if (row.prefix) { ref.prefix = row.prefix.data; ref.prefixLength = row.prefix.length; }
   if (row.head) ref.head = { weight: row.head.weight, bias: row.head.bias, numClasses: row.head.numClasses };
@@ -84,8 +94,9 @@ async function checkAgainstReference(dir: string, seed: number): Promise<number>
   let worst = 0;
   rows.forEach((row, b) => {
     const want = referenceForward(ref, toRefRow(row, engine));
+    const wide = referenceForward(ref, { ...toRefRow(row, engine), pooling: 'mean_last', head: undefined, labelIds: undefined });
     const ds = maxAbsDiff(got[b]!.scores, want.scores.subarray(0, got[b]!.scores.length));
-    const dp = maxAbsDiff(got[b]!.pooled, want.pooled);
+    const dp = Math.max(maxAbsDiff(got[b]!.pooled, wide.pooled), maxAbsDiff(featureOf(got[b]!.pooled, 0, row.pooling ?? 'mean', engine.spec.hiddenSize), want.pooled));
     assert.ok(ds <= TOLERANCE, `row ${b}: scores differ by ${ds}`);
     assert.ok(dp <= TOLERANCE, `row ${b}: pooled differs by ${dp}`);
     worst = Math.max(worst, ds, dp);

@@ -99,7 +99,7 @@ for (const family of FAMILIES) {
         const row = engineRow(plan, tokenizeInput(model, plan, 'this movie is very good', 0, 64), null);
         const [result] = await engine.run([row]);
         assert.equal(result!.scores.length, 2);
-        assert.equal(result!.pooled.length, spec.hiddenSize);
+        assert.equal(result!.pooled.length, 2 * spec.hiddenSize, "pooled: the wide feature [mean ; last]");
         assert.ok([...result!.scores, ...result!.pooled].every(Number.isFinite), `${family.name}: scores must be finite`);
       } finally {
         await engine.release();

@@ -17,7 +17,7 @@ test('rows are packed with each prompt once and unpacked as they were', () => {
   const soft = { key: 's', length: 2, data: new Float32Array([1, 2, 3, 4, 5, 6, 7, 8]).subarray(0, 4) };
   const rows: EngineRow[] = [
     { inputIds: [1, 100, 101, 7], softPrompt: soft, labelIds: [3, 4] },
-    { inputIds: [1, 100, 101, 8, 9], softPrompt: soft, labelIds: [3, 4], poolMean: false, scorePosition: 2 },
+    { inputIds: [1, 100, 101, 8, 9], softPrompt: soft, labelIds: [3, 4], pooling: 'last', scorePosition: 2 },
     { inputIds: [1, 2.5], labelIds: [] },
   ];
   const { packed, transfer } = packRows({ rows, groups: [0, 0, 1] });

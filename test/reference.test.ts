@@ -144,7 +144,7 @@ describe('reference forward: invariants', () => {
       const prefixName = family === 'gpt2' ? 'transformer.' : `${family}.`;
       assert.ok([...a.model.tensors.keys()].every((n) => n.startsWith(prefixName)));
       assert.ok([...b.model.tensors.keys()].every((n) => !n.startsWith(prefixName)));
-      const row: RefRow = { ids: ids(a.ckpt, 'the film was good'), poolMean: true };
+      const row: RefRow = { ids: ids(a.ckpt, 'the film was good'), pooling: 'mean' };
       assertClose(referenceForward(b.model, row).pooled, referenceForward(a.model, row).pooled, 0, 'pooled');
     });
   }
@@ -164,8 +164,8 @@ describe('reference forward: invariants', () => {
     test(`${family}: attention is bidirectional (a later token changes earlier states)`, () => {
       const { ckpt, model } = checkpoint({ family, seed: 5 });
       const short = ids(ckpt, 'this movie was not very good');
-      const a = referenceForward(model, { ids: short, poolMean: true });
-      const b = referenceForward(model, { ids: [...short, ckpt.vocab.get('!')!], poolMean: true });
+      const a = referenceForward(model, { ids: short, pooling: 'mean' });
+      const b = referenceForward(model, { ids: [...short, ckpt.vocab.get('!')!], pooling: 'mean' });
       assert.ok(maxAbsDiff(a.hidden[0]!, b.hidden[0]!) > 1e-4);
       assert.throws(() => referenceForward(model, { ids: short, labelIds: [5] }), /scorePosition/);
     });
@@ -204,7 +204,7 @@ describe('reference forward: invariants', () => {
       const { numLayers: L, numKvHeads: KV, headDim: D } = sp;
       for (let b = 0; b < L * 2 * KV; b++) long.set(short.subarray(b * P * D, (b + 1) * P * D), b * Pstored * D);
       const text = ids(ckpt, 'the plot was bad but the music was good');
-      const row = { ids: text, scorePosition: 4, labelIds: ids(ckpt, 'yes no'), poolMean: true };
+      const row = { ids: text, scorePosition: 4, labelIds: ids(ckpt, 'yes no'), pooling: 'mean' as const };
       const a = referenceForward(model, { ...row, prefix: short });
       const b = referenceForward(model, { ...row, prefix: long, prefixLength: P });
       assertClose(b.pooled, a.pooled, 1e-12, 'pooled');
@@ -317,7 +317,7 @@ describe('reference forward: invariants', () => {
       });
       assertClose(head.scores, verb.scores, 1e-12, 'head vs verbalizer'); // fixture weights are float32 already
       assertClose(verb.pooled, verb.hidden[text.length - 1]!, 0, 'last pooling');
-      const mean = referenceForward(model, { ids: text, poolMean: true, labelIds });
+      const mean = referenceForward(model, { ids: text, pooling: 'mean', labelIds });
       const m = new Float64Array(H);
       for (const h of mean.hidden) for (let i = 0; i < H; i++) m[i] += h[i]! / text.length;
       assertClose(mean.pooled, m, 1e-15, 'mean pooling');
@@ -344,8 +344,8 @@ describe('reference forward: invariants', () => {
       assert.ok(maxAbsDiff(r.scores, r2.scores) > 1e-6);
       const bare = checkpoint({ family, seed: 15, mlmHead: false });
       assert.throws(() => referenceForward(bare.model, { ids: text, scorePosition: 3, labelIds }), /MLM head/);
-      const bareOut = referenceForward(bare.model, { ids: text, poolMean: true });
-      assertClose(bareOut.pooled, referenceForward(model, { ids: text, poolMean: true }).pooled, 0, 'same body');
+      const bareOut = referenceForward(bare.model, { ids: text, pooling: 'mean' });
+      assertClose(bareOut.pooled, referenceForward(model, { ids: text, pooling: 'mean' }).pooled, 0, 'same body');
     });
   }
 

@@ -42,6 +42,9 @@ before(async () => {
   // C: three classes with a linear head over mean-pooled features, with a P-tuning prompt.
   await createTask(srv.url, keyC, { name: 'topic', labels: ['x', 'y', 'z'], template: '{text} This is a', scoring: { type: 'head', pooling: 'mean' } });
   await uploadPrompt(srv.url, keyC, 'topic', { name: 'pt', kind: 'ptuning', tensor: nested([5, H], 30), head: { weight: nested([3, H], 31), bias: nested([3], 32) } });
+  // ...and over the wide feature [mean ; last] (pooling mean_last, head [3, 2H]): rides in the same batches as the mean head.
+  await createTask(srv.url, keyC, { name: 'topicwide', labels: ['x', 'y', 'z'], template: '{text} This is a', scoring: { type: 'head', pooling: 'mean_last' } });
+  await uploadPrompt(srv.url, keyC, 'topicwide', { name: 'ptw', kind: 'ptuning', tensor: nested([5, H], 33), head: { weight: nested([3, 2 * H], 34), bias: nested([3], 35) } });
 });
 
 after(async () => {
@@ -56,6 +59,7 @@ function calls(): Call[] {
     out.push({ key: keyA, task: 'sentiment', body: { inputs: [s], prompt: `soft${i % 3}` } });
     out.push({ key: keyB, task: 'qtype', body: { inputs: [s, SENTENCES[(i + 3) % SENTENCES.length]!], prompt: 'prefix' } });
     out.push({ key: keyC, task: 'topic', body: { inputs: [s], prompt: 'pt' } });
+    out.push({ key: keyC, task: 'topicwide', body: { inputs: [s], prompt: 'ptw' } });
     out.push({ key: keyA, task: 'sentiment', body: { inputs: [s] } }); // zero-shot, no prompt
   });
   return out;

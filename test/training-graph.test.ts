@@ -26,7 +26,7 @@ const C = 3;
 interface Params {
   soft: Float64Array;   // [P,H]
   prefix: Float64Array; // [L,2,KV,Pk,D]
-  headW: Float64Array;  // [C,H]
+  headW: Float64Array;  // [C,2H] (pooling mean_last)
   headB: Float64Array;  // [C]
 }
 
@@ -36,7 +36,7 @@ interface Example {
   soft: boolean;
   prefix: boolean;
   head: boolean;
-  poolMean: boolean;
+  pooling: 'mean' | 'last' | 'mean_last';
   labelIds: number[];
   label: number;
   weight: number;
@@ -50,12 +50,13 @@ function makeExamples(model: TrainableModel, seed: number, P: number): Example[]
   const start = spec.causal ? (spec.bosTokenId !== null ? [spec.bosTokenId] : []) : [];
   const virtual = Array.from({ length: P }, (_, j) => V + j);
   const mk = (n: number, soft: boolean, prefix: boolean, head: boolean, poolMean: boolean): Example => {
+    // Head rows read the wide feature [mean ; last] (one head table entry, so its gradient is the parameters' own); verbalizer rows keep their pooling.
     let ids = [...(soft ? virtual : []), ...start, ...Array.from({ length: n }, word)];
     if (!spec.causal && spec.maskTokenId !== null) ids = [...ids, spec.maskTokenId];
     const scorePosition = spec.causal || spec.maskTokenId === null ? ids.length - 1 : ids.length - 1;
     const verbal = spec.hasLmHead && !head;
     return {
-      ids, scorePosition, soft, prefix, head: !verbal, poolMean,
+      ids, scorePosition, soft, prefix, head: !verbal, pooling: !verbal ? 'mean_last' : poolMean ? 'mean' : 'last',
       labelIds: Array.from({ length: C }, word),
       label: Math.floor(rand() * C), weight: 0.2 + rand(),
     };
@@ -71,7 +72,7 @@ function makeExamples(model: TrainableModel, seed: number, P: number): Example[]
 }
 
 function engineRow(ex: Example, p: Params, spec: TrainableModel['spec'], P: number, Pk: number): EngineRow {
-  const row: EngineRow = { inputIds: ex.ids, scorePosition: ex.scorePosition, poolMean: ex.poolMean };
+  const row: EngineRow = { inputIds: ex.ids, scorePosition: ex.scorePosition, pooling: ex.pooling };
   if (ex.soft) row.softPrompt = { key: 'soft', length: P, data: Float32Array.from(p.soft) };
   if (ex.prefix) row.prefix = { key: 'prefix', length: Pk, data: Float32Array.from(p.prefix) };
   if (ex.head) row.head = { key: 'head', numClasses: C, weight: Float32Array.from(p.headW), bias: Float32Array.from(p.headB) };
@@ -83,7 +84,7 @@ function engineRow(ex: Example, p: Params, spec: TrainableModel['spec'], P: numb
 function refLoss(ref: RefModel, examples: Example[], p: Params): number {
   let loss = 0;
   for (const ex of examples) {
-    const row: RefRow = { ids: ex.ids, scorePosition: ex.scorePosition, poolMean: ex.poolMean };
+    const row: RefRow = { ids: ex.ids, scorePosition: ex.scorePosition, pooling: ex.pooling };
     if (ex.soft) row.softPrompt = p.soft;
     if (ex.prefix) row.prefix = p.prefix;
     if (ex.head) row.head = { weight: p.headW, bias: p.headB, numClasses: C };
@@ -109,7 +110,7 @@ async function gradientCheck(dir: string, seed: number, opts: { coords?: number 
   const params: Params = {
     soft: Float64Array.from(randomSoftPrompt(spec, P, seed + 2)),
     prefix: Float64Array.from(randomPrefix(spec, Pk, seed + 3)),
-    headW: Float64Array.from({ length: C * spec.hiddenSize }, () => rand() - 0.5),
+    headW: Float64Array.from({ length: C * 2 * spec.hiddenSize }, () => rand() - 0.5),
     headB: Float64Array.from({ length: C }, () => rand() - 0.5),
   };
   const wrt: TrainableInput[] = ['soft_prompt_table', 'prefix_table', 'head_table', 'head_bias'];

@@ -18,6 +18,7 @@ import { labelTokenId } from '../prompts/template.ts';
 const STORIES = fileURLToPath(new URL('../../shared/models/stories260k', import.meta.url));
 const VERBAL: TaskSpec = { labels: ['negative', 'positive'], template: '{text} It was', scoring: { type: 'verbalizer', labelWords: [' sad', ' happy'] } };
 const HEAD: TaskSpec = { labels: ['negative', 'positive'], template: '{text}', scoring: { type: 'head', pooling: 'mean' } };
+const headTask = (pooling: 'mean' | 'last' | 'mean_last'): TaskSpec => ({ ...HEAD, scoring: { type: 'head', pooling } });
 const TEXTS: Array<[string, number]> = [
   ['the girl smiled and laughed', 1], ['they played in the sun', 1], ['the dog was happy', 1], ['mom gave her a cake', 1],
   ['he found a new toy', 1], ['the bird sang a song', 1], ['the boy cried all night', 0], ['she lost her doll', 0],
@@ -79,28 +80,33 @@ describe('trainer', () => {
       [HEAD, { method: 'prefix_tuning', num_virtual_tokens: 2, encoder: 'mlp', encoder_hidden: 8, init: 'label_words' }, 'prefix', L * 2 * KV * 2 * D],
       [HEAD, { method: 'prompt_tuning', init: 'random' }, 'soft', 4 * H],
       [HEAD, { method: 'linear_head', num_virtual_tokens: 1 }, 'soft', H],
+      [headTask('last'), { method: 'prefix_tuning', num_virtual_tokens: 2 }, 'prefix', L * 2 * KV * 2 * D],
+      [headTask('mean_last'), { method: 'prefix_tuning', num_virtual_tokens: 2 }, 'prefix', L * 2 * KV * 2 * D],
+      [headTask('mean_last'), { method: 'linear_head', num_virtual_tokens: 1 }, 'soft', H],
     ];
     for (const [task, o, kind, size] of cases) {
       const r = await trainPrompt(model, task, EXAMPLES, [], opts(o));
       assert.equal(r.tensors.kind, kind, JSON.stringify(o));
       assert.equal(r.tensors.data.length, size, JSON.stringify(o));
       assert.equal(!!r.tensors.head, task.scoring.type === 'head', JSON.stringify(o));
+      if (task.scoring.type === 'head') assert.equal(r.tensors.head!.weight.length, 2 * (task.scoring.pooling === 'mean_last' ? 2 * H : H), `${task.scoring.pooling}: head weight [C, F]`);
       assert.ok(r.tensors.data.every(Number.isFinite));
     }
     await assert.rejects(trainPrompt(model, VERBAL, EXAMPLES, [], opts({ method: 'linear_head', num_virtual_tokens: 1 })), /must score with one/);
   });
 
-  it('folds the standardised head back: serving on raw features reproduces the trained head (exact and Adam)', async () => {
-    for (const solver of ['lbfgs', 'adam']) {
-    const r = await trainPrompt(model, HEAD, EXAMPLES, EXAMPLES.slice(0, 6), opts({ method: 'linear_head', solver, num_virtual_tokens: 1, epochs: 20, patience: 0, batch_size: 12 }));
+  it('folds the standardised head back: serving on raw features reproduces the trained head (exact and Adam; every pooling)', async () => {
+    for (const pooling of ['mean', 'last', 'mean_last'] as const) for (const solver of ['lbfgs', 'adam']) {
+    const task = headTask(pooling);
+    const r = await trainPrompt(model, task, EXAMPLES, EXAMPLES.slice(0, 6), opts({ method: 'linear_head', solver, num_virtual_tokens: 1, epochs: 20, patience: 0, batch_size: 12 }));
     assert.ok(r.heldOut, 'held-out evaluated');
     if (solver === 'lbfgs') assert.ok(r.probe && r.probe.grid.every((p) => p.converged), 'every λ of the grid converged');
     // The trainer measured held-out accuracy on standardised features in TypeScript;
     // the serving graph on the folded head must agree exactly.
-    const ev = await evaluatePrompt(model, HEAD, EXAMPLES.slice(0, 6), r.tensors, 128);
-    assert.equal(ev.accuracy, r.heldOut.accuracy);
-    assert.ok(Math.abs(ev.loss - r.heldOut.loss) < 1e-4, `loss ${ev.loss} vs ${r.heldOut.loss}`);
-    assert.ok(r.heldOut.accuracy >= 5 / 6, `a head separates these easily: ${r.heldOut.accuracy}`);
+    const ev = await evaluatePrompt(model, task, EXAMPLES.slice(0, 6), r.tensors, 128);
+    assert.equal(ev.accuracy, r.heldOut.accuracy, `${pooling}, ${solver}`);
+    assert.ok(Math.abs(ev.loss - r.heldOut.loss) < 1e-4, `${pooling}, ${solver}: loss ${ev.loss} vs ${r.heldOut.loss}`);
+    if (pooling !== 'last') assert.ok(r.heldOut.accuracy >= 5 / 6, `${pooling}, ${solver}: a head separates these easily: ${r.heldOut.accuracy}`);
     }
   });
 

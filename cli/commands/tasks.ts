@@ -42,7 +42,7 @@ export function registerTasks(program: Command): void {
     .option('--label-words <w1,w2,...>', 'verbalizer: one word per label, scored at the last token (or {mask})')
     .option('--template <text>', 'the input template, with one {text}', '{text} It was')
     .option('--head', 'score with a linear head (every prompt then carries one)')
-    .option('--pooling <last|mean>', 'pooling for --head', 'last')
+    .option('--pooling <last|mean|mean_last>', 'pooling for --head', 'last')
     .option('--from <task.json>', 'read the whole task definition from a JSON file (API shape)')
     .addHelpText('after', '\nExample:\n  softserve tasks create sentiment --labels negative,positive --label-words sad,happy --template "{text} It was"')
     .action(async (name: string, opts: CreateOptions, cmd: Command) => {

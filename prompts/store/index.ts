@@ -20,6 +20,7 @@
 
 import { randomBytes } from 'node:crypto';
 
+import type { Pooling } from '../../models/pooling.ts';
 import type { ModelDims, PromptKind } from '../kinds.ts';
 import type { VoteMode } from '../vote.ts';
 
@@ -61,7 +62,7 @@ export interface StoredQuota {
 
 export type Scoring =
   | { type: 'verbalizer'; labelWords: string[] }
-  | { type: 'head'; pooling: 'last' | 'mean' };
+  | { type: 'head'; pooling: Pooling };
 
 export interface TaskDefinition {
   name: string;

@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 
 import { SoftserveError } from '../../kernels/errors.ts';
 
+import type { Pooling } from '../../models/pooling.ts';
 import type { ModelDims, PromptKind } from '../kinds.ts';
 import type { PromptInfo, PromptSource, PromptVersionInfo, Scoring, StoredPromptVersion, Task } from './index.ts';
 
@@ -42,7 +43,7 @@ export function hashKey(key: string): string {
 }
 
 export function taskFromRow(r: SqlTaskRow<unknown>): Task {
-  const sc = JSON.parse(r.scoring) as { type: string; label_words?: string[]; pooling?: 'last' | 'mean' };
+  const sc = JSON.parse(r.scoring) as { type: string; label_words?: string[]; pooling?: Pooling };
   const scoring: Scoring = sc.type === 'head' ? { type: 'head', pooling: sc.pooling ?? 'last' } : { type: 'verbalizer', labelWords: sc.label_words ?? [] };
   return { tenantId: r.tenant_id, name: r.name, labels: JSON.parse(r.labels) as string[], template: r.template, scoring, createdAt: r.created_at };
 }

@@ -18,6 +18,7 @@
 
 import { SoftserveError } from '../../kernels/errors.ts';
 import type { EngineRow } from '../../models/batch.ts';
+import { featureOf, featureOffset, featureWidth } from '../../models/pooling.ts';
 import type { TrainableInput, TrainableModel } from '../../models/training-graph.ts';
 import { canTransfer, promptKind, tokensInText, type PromptKind, type PromptTensors } from '../kinds.ts';
 import { engineRow, taskRows, tokenizeInput, type RowModel, type RowPrompt, type TaskRows } from '../rows.ts';
@@ -258,6 +259,10 @@ export async function trainPrompt(
   const spec = model.spec;
   const H = spec.hiddenSize;
   const C = task.labels.length;
+  // The head's feature: F values of the graph's wide pooled output [mean ; last], from `at` (models/pooling.ts).
+  const pooling = task.scoring.type === 'head' ? task.scoring.pooling : 'mean';
+  const F = featureWidth(pooling, H);
+  const at = featureOffset(pooling, H);
   const method = opts.method;
   const isPrefix = method === 'prefix_tuning';
   const headTask = task.scoring.type === 'head';
@@ -303,7 +308,7 @@ export async function trainPrompt(
   let head: HeadState | null = null;
   const materialise = (): Materialised => {
     const m: Materialised = { prompt: Float32Array.from(encoder.forward()) };
-    if (head) m.head = foldHead(head, C, H);
+    if (head) m.head = foldHead(head, C, F);
     return m;
   };
   const rowFor = (e: Encoded, m: Materialised): EngineRow => {
@@ -317,12 +322,12 @@ export async function trainPrompt(
   // is estimated from batch_size; prompts/training/memory.ts).
   const evalBatch = Math.min(EVAL_BATCH, opts.batchSize);
   const features = async (items: Encoded[], m: Materialised): Promise<Float32Array> => {
-    const out = new Float32Array(items.length * H);
-    const noHead: Materialised = { prompt: m.prompt, head: { weight: new Float32Array(C * H), bias: new Float32Array(C) } };
+    const out = new Float32Array(items.length * F);
+    const noHead: Materialised = { prompt: m.prompt, head: { weight: new Float32Array(C * F), bias: new Float32Array(C) } };
     for (let s = 0; s < items.length; s += evalBatch) {
       const part = items.slice(s, s + evalBatch);
       const r = await model.forward(part.map((e) => rowFor(e, noHead)));
-      out.set(r.pooled, s * H);
+      for (let b = 0; b < part.length; b++) out.set(featureOf(r.pooled, b, pooling, H), (s + b) * F);
     }
     return out;
   };
@@ -330,8 +335,8 @@ export async function trainPrompt(
   if (headTask) {
     const sampleIdx = shuffle(trainEnc.map((_, i) => i), stream(opts.seed, 'standardise')).slice(0, 512);
     const sample = sampleIdx.map((i) => trainEnc[i]!);
-    const { mu, sigma } = standardise(await features(sample, materialise()), sample.length, H);
-    head = { w: param('head.weight', new Float64Array(C * H), true), b: param('head.bias', new Float64Array(C), false), mu, sigma };
+    const { mu, sigma } = standardise(await features(sample, materialise()), sample.length, F);
+    head = { w: param('head.weight', new Float64Array(C * F), true), b: param('head.bias', new Float64Array(C), false), mu, sigma };
   }
 
   const evaluate = async (items: Encoded[], m: Materialised): Promise<{ accuracy: number; loss: number }> => {
@@ -375,7 +380,7 @@ export async function trainPrompt(
 
   const runEval = async (): Promise<boolean> => {
     const m = materialise();
-    const r = heldEnc.length === 0 ? null : featureCache ? evaluateFeatures(head!, featureCache.held, heldEnc, C, H) : await evaluate(heldEnc, m);
+    const r = heldEnc.length === 0 ? null : featureCache ? evaluateFeatures(head!, featureCache.held, heldEnc, C, F) : await evaluate(heldEnc, m);
     const point: EvalPoint = {
       member: member.index, step, epoch, trainLoss: lossSteps > 0 ? lossSum / lossSteps : NaN,
       heldOutLoss: r?.loss ?? null, heldOutAccuracy: r?.accuracy ?? null, elapsedMs: performance.now() - started,
@@ -426,7 +431,7 @@ export async function trainPrompt(
   if (!headStep) await model.prepare(wrt, distilling);
   if (headStep && opts.solver === 'lbfgs') {
     // The exact probe: no minibatch loop; the optimum for each λ of the grid, the best on held-out kept.
-    const fit = exactProbe(head!, featureCache!, trainEnc, heldEnc, C, H);
+    const fit = exactProbe(head!, featureCache!, trainEnc, heldEnc, C, F);
     step = fit.iterations;
     const result = finishExact(fit);
     return result;
@@ -441,7 +446,7 @@ export async function trainPrompt(
       const weight = 1 / items.length;
       let loss = 0;
       if (headStep) {
-        loss = logisticStep(head!, featureCache!.train, batch, items, C, H);
+        loss = logisticStep(head!, featureCache!.train, batch, items, C, F);
       } else {
         const m = materialise();
         const out = await model.step(items.map((e) => rowFor(e, m)), items.map((e) => e.label), items.map(() => weight), wrt, softTargets(items, C, weight));
@@ -449,11 +454,12 @@ export async function trainPrompt(
         const gPrompt = out.grads[wrt[0]!]!;
         encoder.backward(Float64Array.from(gPrompt));
         if (head) {
+          // gW is the head table's gradient [1, C, 2H]: the head's F columns start at `at`.
           const gW = out.grads.head_table!;
           const gb = out.grads.head_bias!;
           for (let c = 0; c < C; c++) {
             head.b.grad[c]! += gb[c]!;
-            for (let k = 0; k < H; k++) head.w.grad[c * H + k]! += (gW[c * H + k]! - gb[c]! * head.mu[k]!) / head.sigma[k]!;
+            for (let k = 0; k < F; k++) head.w.grad[c * F + k]! += (gW[c * 2 * H + at + k]! - gb[c]! * head.mu[k]!) / head.sigma[k]!;
           }
         }
       }

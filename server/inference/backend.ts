@@ -31,7 +31,7 @@ export interface BatchOutput {
   ran: number[];
   /** Requests whose rows could not be assembled; their rows did not run. */
   failed: GroupFailure[];
-  /** scores [ran, classes] and pooled [ran, H], row-major (empty when nothing ran). */
+  /** scores [ran, classes] and pooled [ran, 2H] ([mean ; last]), row-major (empty when nothing ran). */
   scores: Float32Array;
   pooled: Float32Array;
   classes: number;

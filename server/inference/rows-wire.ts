@@ -12,6 +12,9 @@
 
 import type { EngineRow, LinearHead, PrefixTensor, SoftPromptTensor } from '../../models/batch.ts';
 import type { BatchInput } from './backend.ts';
+import { POOLINGS } from '../../models/pooling.ts';
+
+const UNSET = 255;
 
 export interface PackedRows {
   /** Row b's token ids are tokens[tokenStart[b] .. tokenStart[b+1]). */
@@ -24,8 +27,8 @@ export interface PackedRows {
   soft: Int32Array;
   prefix: Int32Array;
   head: Int32Array;
-  /** Per row: 0 = poolMean false, 1 = true, 2 = unset. */
-  poolMean: Uint8Array;
+  /** Per row: index into POOLINGS, 255 = unset. */
+  pooling: Uint8Array;
   /** Per row: NaN = unset. */
   scorePosition: Float64Array;
   groups: Int32Array;
@@ -67,7 +70,7 @@ export function packRows(input: BatchInput): { packed: PackedRows; transfer: Arr
   const soft = new Int32Array(B);
   const prefix = new Int32Array(B);
   const head = new Int32Array(B);
-  const poolMean = new Uint8Array(B);
+  const pooling = new Uint8Array(B);
   const scorePosition = new Float64Array(B);
   const softs = table<SoftPromptTensor>((s) => ({ key: s.key, length: s.length, data: new Float32Array(s.data) }));
   const prefixes = table<PrefixTensor>((p) => ({ key: p.key, length: p.length, data: new Float32Array(p.data) }));
@@ -78,15 +81,15 @@ export function packRows(input: BatchInput): { packed: PackedRows; transfer: Arr
     soft[b] = softs.indexOf(r.softPrompt);
     prefix[b] = prefixes.indexOf(r.prefix);
     head[b] = heads.indexOf(r.head);
-    poolMean[b] = r.poolMean === undefined ? 2 : r.poolMean ? 1 : 0;
+    pooling[b] = r.pooling === undefined ? UNSET : POOLINGS.indexOf(r.pooling);
     scorePosition[b] = r.scorePosition ?? NaN;
   });
   const groups = Int32Array.from(input.groups);
   const packed: PackedRows = {
-    tokens, tokenStart, labels, labelStart, soft, prefix, head, poolMean, scorePosition, groups,
+    tokens, tokenStart, labels, labelStart, soft, prefix, head, pooling, scorePosition, groups,
     softPrompts: softs.items, prefixes: prefixes.items, heads: heads.items,
   };
-  const transfer: ArrayBuffer[] = [tokens, tokenStart, labels, labelStart, soft, prefix, head, poolMean, scorePosition, groups]
+  const transfer: ArrayBuffer[] = [tokens, tokenStart, labels, labelStart, soft, prefix, head, pooling, scorePosition, groups]
     .map((a) => a.buffer as ArrayBuffer);
   for (const s of softs.items) transfer.push(s.data.buffer as ArrayBuffer);
   for (const p of prefixes.items) transfer.push(p.data.buffer as ArrayBuffer);
@@ -103,7 +106,7 @@ export function unpackRows(p: PackedRows): BatchInput {
     if (p.soft[b]! >= 0) row.softPrompt = p.softPrompts[p.soft[b]!]!;
     if (p.prefix[b]! >= 0) row.prefix = p.prefixes[p.prefix[b]!]!;
     if (p.head[b]! >= 0) row.head = p.heads[p.head[b]!]!;
-    if (p.poolMean[b] !== 2) row.poolMean = p.poolMean[b] === 1;
+    if (p.pooling[b] !== UNSET) row.pooling = POOLINGS[p.pooling[b]!]!;
     if (!Number.isNaN(p.scorePosition[b])) row.scorePosition = p.scorePosition[b]!;
     rows.push(row);
   }

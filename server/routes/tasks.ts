@@ -4,6 +4,7 @@
 import express, { type Request, type Response } from 'express';
 
 import { SoftserveError } from '../../kernels/errors.ts';
+import { POOLINGS, type Pooling } from '../../models/pooling.ts';
 import type { PromptStore, Scoring } from '../../prompts/store.ts';
 import { tenantOf } from '../auth.ts';
 import { requireJson } from '../json-only.ts';
@@ -19,11 +20,12 @@ function body(req: Request): Record<string, unknown> {
 
 function scoringFromJson(raw: unknown): Scoring {
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) {
-    throw new SoftserveError('BAD_REQUEST', 'scoring must be {type: "verbalizer", label_words: [...]} or {type: "head", pooling?: "last"|"mean"}');
+    throw new SoftserveError('BAD_REQUEST', 'scoring must be {type: "verbalizer", label_words: [...]} or {type: "head", pooling?: "last"|"mean"|"mean_last"}');
   }
   const s = raw as Record<string, unknown>;
   if (s.type === 'verbalizer') return { type: 'verbalizer', labelWords: s.label_words as string[] };
-  if (s.type === 'head') return { type: 'head', pooling: (s.pooling ?? 'last') as 'last' | 'mean' };
+  // validation.ts checks the pooling's value (422 INVALID_TASK).
+  if (s.type === 'head') return { type: 'head', pooling: (s.pooling ?? 'last') as Pooling };
   throw new SoftserveError('BAD_REQUEST', `scoring.type must be "verbalizer" or "head", got ${JSON.stringify(s.type)}`);
 }
 
@@ -85,7 +87,7 @@ export const tasksRoutes: RouteModule = {
           scoring: {
             oneOf: [
               { type: 'object', required: ['type', 'label_words'], properties: { type: { enum: ['verbalizer'] }, label_words: { type: 'array', items: { type: 'string' } } } },
-              { type: 'object', required: ['type'], properties: { type: { enum: ['head'] }, pooling: { enum: ['last', 'mean'] } } },
+              { type: 'object', required: ['type'], properties: { type: { enum: ['head'] }, pooling: { enum: [...POOLINGS] } } },
             ],
           },
           created_at: { type: 'string' },

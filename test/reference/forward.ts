@@ -15,7 +15,8 @@
 //       One row, no padding. Output:
 //         scores  [C]      class scores (-Infinity where classMask is false,
 //                          and for classes past the row's own up to numClasses)
-//         pooled  [H]      mean of hidden over the row's tokens, or hidden[s]
+//         pooled  [H]      mean of hidden over the row's tokens, or hidden[s];
+//                 [2H]     both, [mean ; hidden[s]], for pooling mean_last
 //         hidden  T x [H]  final hidden states (after llama's model.norm, gpt2's
 //                          ln_f; bert/roberta: the last layer's output)
 //         cache   [L,2,KV,T,D] this run's keys (post-RoPE for llama) and values,
@@ -34,8 +35,9 @@
 //                  the last token for causal families, required for bert/roberta
 //                  unless the row only needs mean pooling
 //   labelIds       verbalizer: one token id per class
-//   head           linear head: weight [C,H], bias [C]
-//   poolMean       pooled = mean over the row's tokens (else hidden[scorePosition])
+//   head           linear head: weight [C,F] (F = the pooled feature's width), bias [C]
+//   pooling        'mean': pooled = mean over the row's tokens; 'last' (default):
+//                  hidden[scorePosition]; 'mean_last': the two concatenated
 //   classMask      optional per-class flags; false scores -Infinity
 //   numClasses     optional: pad scores with -Infinity up to this many classes
 
@@ -54,7 +56,7 @@ export interface RefRow {
   scorePosition?: number;
   labelIds?: number[];
   head?: { weight: Float32Array | Float64Array; bias: Float32Array | Float64Array; numClasses: number };
-  poolMean?: boolean;
+  pooling?: 'last' | 'mean' | 'mean_last';
   classMask?: boolean[];
   numClasses?: number;
 }
@@ -755,7 +757,8 @@ export function referenceForward(model: RefModel, row: RefRow): RefOutput {
   }
 
   // Score position and pooled feature.
-  const needsPosition = !!row.labelIds || !row.poolMean;
+  const pooling = row.pooling ?? 'last';
+  const needsPosition = !!row.labelIds || pooling !== 'mean';
   let s = row.scorePosition;
   if (s === undefined) {
     if (c.causal) s = T - 1;
@@ -763,13 +766,10 @@ export function referenceForward(model: RefModel, row: RefRow): RefOutput {
     else s = 0;
   }
   if (!Number.isInteger(s) || s < 0 || s >= T) fail(`scorePosition ${s} outside the row's ${T} tokens`);
-  let pooled: Float64Array;
-  if (row.poolMean) {
-    pooled = new Float64Array(H);
-    for (const h of hidden) for (let i = 0; i < H; i++) pooled[i] += h[i]! / T;
-  } else {
-    pooled = Float64Array.from(hidden[s]!);
-  }
+  const mean = new Float64Array(H);
+  for (const h of hidden) for (let i = 0; i < H; i++) mean[i] += h[i]! / T;
+  const last = Float64Array.from(hidden[s]!);
+  const pooled = pooling === 'mean' ? mean : pooling === 'last' ? last : Float64Array.from([...mean, ...last]);
 
   // Scores.
   if (row.labelIds && row.head) fail('a row scores with a verbalizer or a head, not both');
@@ -790,8 +790,9 @@ export function referenceForward(model: RefModel, row: RefRow): RefOutput {
     }
   } else if (row.head) {
     const C = row.head.numClasses;
-    if (row.head.weight.length !== C * H || row.head.bias.length !== C) fail(`head is not [${C},${H}] + [${C}]`);
-    for (let k = 0; k < C; k++) scores.push(dot(pooled, 0, row.head.weight, k * H, H) + row.head.bias[k]!);
+    const F = pooled.length;
+    if (row.head.weight.length !== C * F || row.head.bias.length !== C) fail(`head is not [${C},${F}] + [${C}]`);
+    for (let k = 0; k < C; k++) scores.push(dot(pooled, 0, row.head.weight, k * F, F) + row.head.bias[k]!);
   }
   if (row.classMask) {
     if (row.classMask.length !== scores.length) fail(`classMask has ${row.classMask.length} entries for ${scores.length} classes`);
