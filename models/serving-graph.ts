@@ -182,7 +182,7 @@ export function scoreAndPool(g: Graph, inp: ServingInputs, spec: ModelSpec, hidd
   const mean = g.div(g.reduceSum(g.mul(hidden, maskF), [1], false), g.reduceSum(maskF, [1], false));  // [B,H]
   const pooled = g.concat([mean, atScore], 1);                                     // [B,2H]
 
-  const headW = g.gather(inp.headTable, inp.headIndex);                          // [B,C,H]
+  const headW = g.gather(inp.headTable, inp.headIndex);                          // [B,C,2H]
   const headB = g.gather(inp.headBias, inp.headIndex);                           // [B,C]
   const headScores = g.add(g.squeeze(g.matmul(headW, g.unsqueeze(pooled, [2])), [2]), headB);
 
