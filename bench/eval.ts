@@ -266,12 +266,14 @@ export type Group = (typeof GROUPS)[number];
 export const MEMBER_EPOCHS = 5;
 /** A seeded sample of the training and held-out sets for members, distillation and transfer (undefined: the whole sets; the test sets are always whole). */
 export const SUBSET: { train: number; heldOut: number } | undefined = undefined;
-/** "5 epochs on the 6,920 training examples" style wording for the section headings. */
+/** What every member, distillation and transfer unit carries of SUBSET (nothing for the whole sets). */
+const SUBSET_FIELD: { subset?: { train: number; heldOut: number } } = SUBSET ? { subset: SUBSET } : {};
+/** The section headings' wording: "1200 sampled" or "all the" (training / held-out examples). */
 const budgetWords = (what: 'train' | 'heldOut') => (SUBSET ? `${SUBSET[what]} sampled` : 'all the');
 
 function memberUnit(ds: Dataset, seed: number): Unit {
   // keepTensors: members teach the distilled prompt and seed the transfer runs.
-  return { kind: 'train', dataset: ds.name, method: 'prompt_tuning', seed, scoring: 'verbalizer', options: { ...METHOD_OPTIONS.prompt_tuning!, epochs: MEMBER_EPOCHS }, label: `member seed ${seed}`, keepTensors: true, ...(SUBSET ? { subset: SUBSET } : {}) };
+  return { kind: 'train', dataset: ds.name, method: 'prompt_tuning', seed, scoring: 'verbalizer', options: { ...METHOD_OPTIONS.prompt_tuning!, epochs: MEMBER_EPOCHS }, label: `member seed ${seed}`, keepTensors: true, ...SUBSET_FIELD };
 }
 
 function baseMemberUnit(ds: Dataset, seed: number): Unit {
@@ -314,7 +316,7 @@ function extraUnits(datasets: Dataset[], groups: Set<Group>, list: Unit[]): Unit
     }
     if (groups.has('transfer') && ds.name !== 'sst2') {
       for (const init of ['vocab', 'label_words']) {
-        list.push({ kind: 'train', dataset: ds.name, method: 'prompt_tuning', seed: 0, scoring: 'verbalizer', options: { ...TRANSFER_OPTIONS, init }, label: `transfer baseline ${init}`, ...(SUBSET ? { subset: SUBSET } : {}) });
+        list.push({ kind: 'train', dataset: ds.name, method: 'prompt_tuning', seed: 0, scoring: 'verbalizer', options: { ...TRANSFER_OPTIONS, init }, label: `transfer baseline ${init}`, ...SUBSET_FIELD });
       }
     }
   }
@@ -330,7 +332,7 @@ function dependentUnits(datasets: Dataset[], groups: Set<Group>, done: UnitResul
       for (const v of DISTILL_VARIANTS) {
         const unit: Unit = {
           kind: 'train', dataset: ds.name, method: 'prompt_tuning', seed: 0, scoring: 'verbalizer', options: { ...METHOD_OPTIONS.prompt_tuning!, epochs: MEMBER_EPOCHS },
-          label: distillLabel(v), teacher, goldWeight: v.goldWeight, ...(SUBSET ? { subset: SUBSET } : {}),
+          label: distillLabel(v), teacher, goldWeight: v.goldWeight, ...SUBSET_FIELD,
         };
         if (v.temperature !== 1) unit.temperature = v.temperature;
         list.push(unit);
@@ -338,7 +340,7 @@ function dependentUnits(datasets: Dataset[], groups: Set<Group>, done: UnitResul
     }
     if (groups.has('transfer') && ds.name !== 'sst2') {
       const source = done.find((r) => r.unit.dataset === 'sst2' && r.unit.kind === 'train' && r.unit.label === 'member seed 0');
-      if (source?.tensors) list.push({ kind: 'train', dataset: ds.name, method: 'prompt_tuning', seed: 0, scoring: 'verbalizer', options: TRANSFER_OPTIONS, label: 'transfer from sst2', initPrompt: source.tensors, ...(SUBSET ? { subset: SUBSET } : {}) });
+      if (source?.tensors) list.push({ kind: 'train', dataset: ds.name, method: 'prompt_tuning', seed: 0, scoring: 'verbalizer', options: TRANSFER_OPTIONS, label: 'transfer from sst2', initPrompt: source.tensors, ...SUBSET_FIELD });
     }
   }
   return list;
