@@ -179,12 +179,20 @@ export class PromptStore<B extends Store = Store> {
     return tenant;
   }
 
+  private readonly writeListeners: Array<(event: CatalogEvent) => void> = [];
+
+  /** Called after every write of this process, with what it may have changed (other processes' caches must forget it too). */
+  onWrite(listener: (event: CatalogEvent) => void): void {
+    this.writeListeners.push(listener);
+  }
+
   /** Waits for a write, then (committed or not) forgets what it may have changed. */
   private async afterWrite<T>(write: Promise<T>, event: CatalogEvent): Promise<T> {
     try {
       return await write;
     } finally {
       this.catalog.invalidate(event);
+      for (const listener of this.writeListeners) listener(event);
     }
   }
 

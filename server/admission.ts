@@ -306,3 +306,22 @@ export class Admission {
     };
   }
 }
+
+/**
+ * One front worker's share when K fronts admit independently (server/cluster/):
+ * 1/K of every tenant's concurrency, rounded up (connections are spread over
+ * the fronts evenly). Rows and tokens are not divided: a front must still
+ * admit the largest request it would admit alone, and the primary's one
+ * scheduler bounds each tenant's queued rows, and the total, across fronts.
+ */
+export function frontShare(config: AdmissionConfig, fronts: number): AdmissionConfig {
+  if (fronts <= 1) return config;
+  return { ...config, tenant: { ...config.tenant, maxConcurrency: Math.ceil(config.tenant.maxConcurrency / fronts) } };
+}
+
+/** A tenant's quota as one of K fronts applies it (see frontShare). */
+export function frontQuota(quota: TenantQuota, fronts: number): TenantQuota {
+  const c = quota.limits.maxConcurrency;
+  if (fronts <= 1 || c === undefined) return quota;
+  return { ...quota, limits: { ...quota.limits, maxConcurrency: Math.ceil(c / fronts) } };
+}

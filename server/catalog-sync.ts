@@ -6,7 +6,8 @@
 // every (re)connect everything is forgotten and quotas re-read, since
 // notifications sent while disconnected are lost.
 //
-// SQLite is one process per data directory: nothing to do, nothing loaded.
+// SQLite: one server per data directory; its front workers (server/cluster/)
+// pass their writes to each other over IPC and call applyCatalogEvent.
 // The admin key is not cached (checked against the store on every admin
 // request), so it needs nothing here.
 
@@ -26,9 +27,22 @@ export interface CatalogSync {
 export interface CatalogSyncOptions {
   databaseUrl: string | null;
   store: PromptStore;
-  quotas: TenantQuotas;
+  /** null in a process without admission (a clustered server's primary). */
+  quotas: TenantQuotas | null;
   registry: Registry;
   logger?: StoreLogger;
+}
+
+/** Another process's committed write, applied to this process's caches (from NOTIFY, or a front worker's IPC). */
+export function applyCatalogEvent(event: CatalogEvent, store: PromptStore, quotas: TenantQuotas | null, logger?: StoreLogger): void {
+  store.catalog.invalidate(event);
+  if (!quotas) return;
+  if (event.entity === 'quota') reloadQuotasOrWarn(quotas, logger);
+  if (event.entity === 'tenant') quotas.forget(event.tenantId);
+}
+
+function reloadQuotasOrWarn(quotas: TenantQuotas, logger?: StoreLogger): void {
+  quotas.reload().catch((err: Error) => logger?.warn({ err: err.message }, 'could not re-read tenant quotas; keeping the ones held'));
 }
 
 /** Starts listening (first connection attempted before it resolves); null without a database URL. */
@@ -38,17 +52,13 @@ export async function startCatalogSync(o: CatalogSyncOptions): Promise<CatalogSy
   const up = new Gauge({ name: 'softserve_catalog_listener_connected', help: '1 while this process receives catalog change notifications from the database', registers: [o.registry] });
   const events = new Counter({ name: 'softserve_catalog_notifications_total', help: 'Catalog change notifications received, by entity', labelNames: ['entity'], registers: [o.registry] });
   const resyncs = new Counter({ name: 'softserve_catalog_resyncs_total', help: 'Times every cached catalog entry was dropped because notifications may have been missed (each (re)connect)', registers: [o.registry] });
-  const reloadQuotas = () => {
-    o.quotas.reload().catch((err: Error) => o.logger?.warn({ err: err.message }, 'could not re-read tenant quotas; keeping the ones held'));
-  };
+  const reloadQuotas = () => { if (o.quotas) reloadQuotasOrWarn(o.quotas, o.logger); };
   const listener = new CatalogListener({
     url: o.databaseUrl,
     ...(o.logger ? { logger: o.logger } : {}),
     onEvent(event: CatalogEvent) {
       events.inc({ entity: event.entity });
-      o.store.catalog.invalidate(event);
-      if (event.entity === 'quota') reloadQuotas();
-      if (event.entity === 'tenant') o.quotas.forget(event.tenantId);
+      applyCatalogEvent(event, o.store, o.quotas, o.logger);
     },
     onResync() {
       resyncs.inc();

@@ -15,7 +15,7 @@ import { estimateCost, type Admission } from './admission.ts';
 import { argmax, parseMinAgreement, parseVoteMode, type VoteMode } from '../prompts/vote.ts';
 import { ensembleAnswer, planVote, type Vote } from './ensemble-answer.ts';
 import type { Metrics } from './metrics.ts';
-import type { Scheduler } from './scheduler.ts';
+import type { RowQueue } from './scheduler.ts';
 
 export interface ClassifyLimits {
   /** Most inputs in one request. */
@@ -140,7 +140,7 @@ export class ClassifyService {
 
   constructor(
     private readonly store: PromptStore,
-    private readonly scheduler: Scheduler,
+    private readonly scheduler: RowQueue,
     private readonly tokenizer: Tokenizes,
     private readonly spec: ModelSpec,
     private readonly limits: ClassifyLimits,

@@ -6,6 +6,7 @@
 // that names the variable. The README's configuration table documents every
 // variable (test/config.test.ts checks it lists each one read here).
 
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 
 import { parseExecutionProvider, type ExecutionProvider } from '../kernels/session.ts';
@@ -206,6 +207,14 @@ export interface ServingConfig {
   drainTimeoutMs: number;
   /** SOFTSERVE_LOG_LEVEL (default info). */
   logLevel: string;
+  /**
+   * SOFTSERVE_FRONT_WORKERS: K HTTP front processes (node:cluster) sharing the
+   * port and feeding this process's one inference worker (server/cluster/).
+   * 0 = one process does everything. Default: 0 on the CPU provider (the
+   * engine needs the cores; see docs/BENCHMARKS.md), else one per spare core
+   * up to 8.
+   */
+  frontWorkers: number;
 }
 
 export const DEFAULT_MODEL_DIR = fileURLToPath(new URL('../../shared/models/stories260k', import.meta.url));
@@ -263,7 +272,10 @@ export function loadServingConfig(env: NodeJS.ProcessEnv = process.env): Serving
     spinWait: e.on('SOFTSERVE_ORT_SPIN'),
     drainTimeoutMs: e.int('SOFTSERVE_DRAIN_TIMEOUT_MS', 30000, { min: 1 }),
     logLevel: e.string('SOFTSERVE_LOG_LEVEL', 'info'),
+    frontWorkers: 0,
   };
+  const defaultFronts = config.executionProvider === 'cpu' ? 0 : Math.min(8, Math.max(1, availableParallelism() - 2));
+  config.frontWorkers = e.int('SOFTSERVE_FRONT_WORKERS', defaultFronts, { min: 0, max: 64 });
   const threads = e.int('SOFTSERVE_INTRA_OP_THREADS', 0, { min: 1 });
   if (threads > 0) config.intraOpThreads = threads;
   return config;

@@ -63,6 +63,17 @@ export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = {
 
 export interface RowOutput { scores: Float32Array; pooled: Float32Array; batchId: number }
 
+/**
+ * What the classify path queues its rows with: the Scheduler itself in a
+ * single process, or, in a front worker, the link to the primary process
+ * that holds the scheduler and the model (server/cluster/front-link.ts).
+ */
+export interface RowQueue {
+  submit(tenant: string, rows: EngineRow[], deadlineMs: number): Promise<SubmitResult>;
+  /** Seconds a refused client should wait. */
+  retryAfterSeconds(): number;
+}
+
 export interface SubmitResult {
   rows: RowOutput[];
   batchIds: number[];
@@ -116,7 +127,7 @@ const CLASSES_PER_OCTAVE = 4;
 const MAX_CLASS_DISTANCE = 2;
 const bucketOf = (tokens: number) => Math.floor(Math.log2(Math.max(tokens, 1)) * CLASSES_PER_OCTAVE);
 
-export class Scheduler {
+export class Scheduler implements RowQueue {
   private readonly tenants = new Map<string, TenantQueue>();
   /** Round-robin order of tenants with waiting rows. */
   private order: string[] = [];

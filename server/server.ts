@@ -1,7 +1,9 @@
-// Composition: builds the inference worker (model load + warm-up), the prompt
-// store, the scheduler, the training manager and the services, then the HTTP
-// app from route modules (server/app.ts), and starts and stops them.
-// `startServer` is what `npm start` and the integration tests both call.
+// Composition: builds the model host (inference worker + scheduler,
+// server/model-host.ts), the prompt store, the training manager and the
+// services, then the HTTP app from route modules (server/app.ts), and starts
+// and stops them. `startServer` is what `npm start` and the integration tests
+// both call; in a front worker of a clustered server (server/cluster/) the
+// model host is the primary process, reached through a FrontLink.
 
 import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
@@ -11,19 +13,21 @@ import { loadTokenizer } from '../models/tokenizer.ts';
 import { PromptStore } from '../prompts/store.ts';
 import { openBackend } from '../prompts/store/open.ts';
 import { apiRoutes, createApp } from './app.ts';
-import { Admission } from './admission.ts';
+import { Admission, frontQuota, frontShare } from './admission.ts';
 import { classifyBodyBytes, uploadPartBytes } from './body-limits.ts';
 import { createHttpServer } from './http-limits.ts';
 import { tenantQuotaRoutes } from './routes/tenant-quotas.ts';
 import { TenantQuotas } from './tenant-quotas.ts';
-import { startCatalogSync } from './catalog-sync.ts';
+import { applyCatalogEvent, startCatalogSync } from './catalog-sync.ts';
+import type { FrontLink } from './cluster/front-link.ts';
 import { ClassifyService } from './classify.ts';
 import { loadTrainingConfig, promptLimits, type ServerConfig, type ServingConfig, type TrainingConfig } from './config.ts';
-import { InferenceWorker } from './inference/client.ts';
+import type { InferenceWorker } from './inference/client.ts';
 import { flushLogger, serverLogger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { observeRequests } from './observe.ts';
-import { Scheduler } from './scheduler.ts';
+import { startModelHost } from './model-host.ts';
+import type { RowQueue } from './scheduler.ts';
 import { infoDocument } from './info.ts';
 import { PromptInspector } from './routes/inspect.ts';
 import { CLASSIFY_PATH, classifyRoutes } from './routes/classify.ts';
@@ -31,7 +35,7 @@ import { jobsRoutes } from './routes/jobs.ts';
 import { usageRoutes } from './routes/usage.ts';
 import { consoleRoutes, healthRoutes, infoRoutes, metricsRoutes, openApiRoutes, type Readiness } from './routes/system.ts';
 import { TrainingManager } from './training/manager.ts';
-import { UsageCounter } from './usage.ts';
+import { UsageCounter, type TenantUsage } from './usage.ts';
 
 export interface RunningServer {
   url: string;
@@ -41,8 +45,8 @@ export interface RunningServer {
   logger: Logger;
   /** The training job manager (tests reach its worker through it). */
   training: TrainingManager;
-  /** The inference worker's handle (tests use it to make the thread die). */
-  inference: InferenceWorker;
+  /** The inference worker's handle (tests use it to make the thread die); null in a front worker. */
+  inference: InferenceWorker | null;
   /** Refuse new work (503), finish what is queued or running, then close everything. */
   shutdown(): Promise<void>;
 }
@@ -54,50 +58,33 @@ export interface StartOptions {
   logger?: Logger;
   /** Training settings (default: from the environment). */
   training?: TrainingConfig;
+  /** Set in a front worker (server/cluster/): the model, the scheduler and the training runner are in the primary process. */
+  link?: FrontLink;
 }
 
 export async function startServer(opts: StartOptions): Promise<RunningServer> {
-  const { serving } = opts;
+  const { serving, link } = opts;
   let { config } = opts;
   const logger = opts.logger ?? serverLogger(serving.logLevel);
   const metrics = new Metrics(100, config.metricsTenantLabel);
   const usage = new UsageCounter();
 
-  const workerOptions: ConstructorParameters<typeof InferenceWorker>[0] = { modelDir: serving.modelDir, executionProvider: serving.executionProvider };
-  if (serving.intraOpThreads !== undefined) workerOptions.intraOpThreads = serving.intraOpThreads;
-  workerOptions.spinWait = serving.spinWait;
-  const worker = new InferenceWorker(workerOptions, {
-    onExit: ({ exitCode, error, restartInMs }) => {
-      metrics.workerUp.set(0);
-      logger.error({ exitCode, err: error ?? undefined, restartInMs }, 'inference worker died; in-flight batches failed with 503, restarting');
-    },
-    onRestarted: ({ restarts, downMs }) => {
-      metrics.workerRestarts.inc();
-      metrics.workerUp.set(1);
-      logger.warn({ restarts, downMs: round(downMs) }, 'inference worker restarted');
-    },
-  });
+  // A front worker's model lives in its primary process; otherwise here.
+  const host = link ? null : await startModelHost(serving, metrics, logger);
+  const spec = host ? host.spec : link!.spec;
+  const queue: RowQueue = host ? host.scheduler : link!;
   const tokenizer = loadTokenizer(serving.modelDir);
   let ready = false;
   let draining = false;
-  try {
-    await worker.ready;
-  } catch (err) {
-    await worker.close();
-    throw err;
-  }
-  const spec = worker.spec!;
-  metrics.workerUp.set(1);
   // An upload part never needs more than the largest prompt this model can legally take.
   config = { ...config, maxUploadBytes: Math.min(config.maxUploadBytes, uploadPartBytes(spec, config)) };
-  logger.info({ model: serving.modelDir, family: spec.family, hidden: spec.hiddenSize, layers: spec.numLayers, ep: serving.executionProvider, warmupMs: Math.round(worker.warmupMs) }, 'model loaded');
 
   let backend;
   try {
     backend = await openBackend({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, logger });
   } catch (err) {
     // A database that cannot be reached (or migrated) fails the start, and leaves no worker behind.
-    await worker.close();
+    await host?.worker.close();
     throw err;
   }
   const store = new PromptStore(backend, {
@@ -106,39 +93,34 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   });
 
   const trainingConfig = opts.training ?? loadTrainingConfig();
-  const training = new TrainingManager({ store, modelDir: serving.modelDir, executionProvider: serving.executionProvider, config: trainingConfig, logger, registry: metrics.registry, spec,
-    sharedQueue: config.databaseUrl !== null });
+  // A front worker only queues jobs; the primary's runner (beside the model) runs them.
+  const training = new TrainingManager({
+    store, modelDir: serving.modelDir, executionProvider: serving.executionProvider, logger, registry: metrics.registry, spec,
+    config: link ? { ...trainingConfig, enabled: false } : trainingConfig,
+    sharedQueue: link !== undefined || config.databaseUrl !== null,
+    ...(link ? { onQueued: () => link.jobQueued() } : {}),
+  });
   await training.start();
 
-  const scheduler = new Scheduler(
-    worker,
-    serving.scheduler,
-    {
-      onBatch: (b) => {
-        metrics.batchRows.observe(b.rows);
-        metrics.batchTokens.observe(b.paddedTokens);
-        metrics.batchPadding.observe(b.paddedTokens > 0 ? 1 - b.realTokens / b.paddedTokens : 0);
-        metrics.batchUniquePrompts.observe(b.uniquePrompts);
-        metrics.batchTenants.observe(b.tenants);
-        metrics.inferenceTime.observe(b.inferenceMs / 1000);
-        logger.debug({ batch: b.id, rows: b.rows, tokens: b.paddedTokens, tenants: b.tenants, prompts: b.uniquePrompts, inferenceMs: round(b.inferenceMs) }, 'batch');
-      },
-      onQueueChange: (rows, tokens) => {
-        metrics.queueRows.set(rows);
-        metrics.queueTokens.set(tokens);
-      },
-    },
-  );
   const quotas = await TenantQuotas.load(store.backend.quotas);
   // Several processes on one PostgreSQL: their writes reach this process's caches by LISTEN/NOTIFY.
   const catalogSync = await startCatalogSync({ databaseUrl: config.databaseUrl, store, quotas, registry: metrics.registry, logger });
+  if (link) {
+    // The other processes of this server hear of this one's writes, and this one of theirs, over IPC.
+    store.onWrite((event) => link.publish(event));
+    quotas.onWrite((tenantId) => link.publish({ entity: 'quota', tenantId }));
+    link.onCatalog((event) => applyCatalogEvent(event, store, quotas, logger));
+    link.onCollect(async (q) => (q.what === 'metrics' ? metrics.registry.getMetricsAsJSON() : usage.get(q.tenantId)));
+  }
+  const fronts = link?.fronts ?? 1;
   const admissionConfig = serving.admission;
-  const admission = new Admission(admissionConfig, (id) => quotas.get(id), () => scheduler.retryAfterSeconds(), metrics.registry);
-  const classify = new ClassifyService(store, scheduler, tokenizer, spec, serving.classify, metrics, tokenizer.addBos, admission);
+  const admission = new Admission(frontShare(admissionConfig, fronts), (id) => frontQuota(quotas.get(id), fronts), () => queue.retryAfterSeconds(), metrics.registry);
+  const classify = new ClassifyService(store, queue, tokenizer, spec, serving.classify, metrics, tokenizer.addBos, admission);
   const classifyBodyLimit = classifyBodyBytes(serving.classify);
 
-  const readiness: Readiness = () => (!ready ? 'NOT_READY' : draining ? 'DRAINING' : worker.isReady ? null : 'INFERENCE_WORKER_RESTARTING');
-  const retryAfterEstimate = () => scheduler.retryAfterSeconds();
+  const engineReady = () => (host ? host.worker.isReady : link!.isEngineReady);
+  const readiness: Readiness = () => (!ready ? 'NOT_READY' : draining ? 'DRAINING' : engineReady() ? null : 'INFERENCE_WORKER_RESTARTING');
+  const retryAfterEstimate = () => queue.retryAfterSeconds();
   const app = createApp({
     store, spec, config, logger,
     observe: observeRequests({ metrics, usage, logger }),
@@ -146,11 +128,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     onDrainRefusal: () => metrics.rejected.inc({ reason: 'draining' }),
     retryAfterEstimate,
     routes: [
-      healthRoutes(readiness), metricsRoutes(metrics.registry), infoRoutes(infoDocument(spec, serving, config)), openApiRoutes(), consoleRoutes,
+      healthRoutes(readiness),
+      link ? metricsRoutes(metrics.registry, () => link.gather<string>({ what: 'metrics' })) : metricsRoutes(metrics.registry),
+      infoRoutes(infoDocument(spec, serving, config)), openApiRoutes(), consoleRoutes,
       ...apiRoutes(new PromptInspector(serving.modelDir, spec, tokenizer)),
       classifyRoutes({ classify, admission, metrics, limits: serving.classify, retryAfterEstimate }),
       jobsRoutes(training),
-      usageRoutes(usage),
+      link ? usageRoutes(usage, (tenantId) => link.gather<TenantUsage>({ what: 'usage', tenantId })) : usageRoutes(usage),
       tenantQuotaRoutes(quotas, admission, admissionConfig.tenant),
     ],
   });
@@ -173,8 +157,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const shutdown = () => {
     shuttingDown ??= (async () => {
       draining = true;
-      logger.info({ queued: scheduler.depth }, 'draining');
-      const drained = scheduler.drain();
+      logger.info({ queued: host ? host.scheduler.depth : link!.depth }, 'draining');
+      const drained = host ? host.scheduler.drain() : link!.drain();
       const timeout = new Promise<'timeout'>((r) => setTimeout(() => r('timeout'), serving.drainTimeoutMs).unref());
       if ((await Promise.race([drained, timeout])) === 'timeout') logger.warn('drain timed out');
       // Responses already computed still have to be written: stop accepting, let them flush.
@@ -184,7 +168,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
         setTimeout(() => { http.closeAllConnections(); }, 2000).unref();
       });
       await training.stop();
-      await worker.close();
+      await host?.worker.close();
       await catalogSync?.close();
       await store.close();
       logger.info('stopped');
@@ -192,7 +176,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     })();
     return shuttingDown;
   };
-  return { url, port, metrics, store, logger, training, inference: worker, shutdown };
+  return { url, port, metrics, store, logger, training, inference: host?.worker ?? null, shutdown };
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;

@@ -21,6 +21,7 @@ const MAX_LIMIT = 1e9;
 export class TenantQuotas {
   private readonly cache = new Map<string, TenantQuota>();
   private reloads = 0;
+  private readonly writeListeners: Array<(tenantId: string) => void> = [];
 
   private constructor(private readonly store: QuotaStore) {}
 
@@ -29,6 +30,11 @@ export class TenantQuotas {
     const q = new TenantQuotas(store);
     for (const r of await store.list()) q.cache.set(r.tenantId, { weight: r.quota.weight, limits: r.quota.limits as Partial<TenantLimits> });
     return q;
+  }
+
+  /** Called after this process changed a tenant's quota (other processes must re-read theirs). */
+  onWrite(listener: (tenantId: string) => void): void {
+    this.writeListeners.push(listener);
   }
 
   get(tenantId: string): TenantQuota {
@@ -66,6 +72,7 @@ export class TenantQuotas {
     // NOT_FOUND for an unknown tenant (ids are global: no one else's can match).
     await this.store.put(tenantId, next);
     this.cache.set(tenantId, next);
+    for (const listener of this.writeListeners) listener(tenantId);
     return next;
   }
 

@@ -65,7 +65,7 @@ test('admission refuses before tokenising: refused requests never reach the toke
     const never = await classify(srv.url, a.key, 't', { inputs: Array(33).fill(TEXT) });
     assert.equal(never.status, 413);
     assert.equal(never.json.error.details.limit, 'request_size');
-    const release = srv.server.inference.holdForTest();
+    const release = srv.server.inference!.holdForTest();
     const held = [classify(srv.url, a.key, 't', { inputs: Array(16).fill(TEXT) }), classify(srv.url, a.key, 't', { inputs: Array(16).fill(TEXT) })];
     await until('two requests admitted', async () => (await metric(srv.url, 'softserve_admission_admitted_total')) === 2);
     const tokenized = await metric(srv.url, 'softserve_tokenize_seconds_count');
@@ -97,7 +97,7 @@ test('floods cannot push a polite tenant into 429: one flooder, five flooders, o
   try {
     const flooders = await Promise.all(['f1', 'f2', 'f3', 'f4', 'f5'].map((n) => tenant(srv.url, n)));
     const polite = await tenant(srv.url, 'polite');
-    const release = srv.server.inference.holdForTest();
+    const release = srv.server.inference!.holdForTest();
     const all: Array<Promise<{ status: number }>> = [];
     const politeCalls: Array<Promise<{ status: number; json: any }>> = []; // eslint-disable-line @typescript-eslint/no-explicit-any
     const flood = async (keys: string[], n: number) => {
@@ -170,7 +170,7 @@ test('per-tenant weight and limits through the admin API: validated, persisted, 
     assert.deepEqual(reset.json.overrides, { max_concurrency: 1 });
 
     // Enforced: with one request in flight, a second is refused before its body is read.
-    const release = srv.server.inference.holdForTest();
+    const release = srv.server.inference!.holdForTest();
     const first = classify(srv.url, a.key, 't', { inputs: [TEXT] });
     await until('the first request admitted', async () => (await metric(srv.url, 'softserve_admission_admitted_total')) === 1);
     const second = await classify(srv.url, a.key, 't', { inputs: [TEXT] });
@@ -316,10 +316,10 @@ test('the inference worker dies: in-flight requests get 503, /readyz says so, it
   try {
     const a = await tenant(srv.url, 'a');
     assert.equal((await classify(srv.url, a.key, 't', { inputs: [TEXT] })).status, 200);
-    const release = srv.server.inference.holdForTest();
+    const release = srv.server.inference!.holdForTest();
     const inFlight = Array.from({ length: 3 }, () => classify(srv.url, a.key, 't', { inputs: Array(4).fill(TEXT) }));
     await until('three requests admitted', async () => (await metric(srv.url, 'softserve_admission_admitted_total')) === 4);
-    srv.server.inference.exitForTest();
+    srv.server.inference!.exitForTest();
     await until('the worker death logged', () => srv.logs.some((l) => l.msg === 'inference worker died; in-flight batches failed with 503, restarting'));
     const notReady = await api(srv.url, 'GET', '/readyz');
     assert.equal(notReady.status, 503);

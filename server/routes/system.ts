@@ -47,13 +47,14 @@ export function healthRoutes(readiness?: Readiness): RouteModule {
 }
 
 /** GET /metrics (Prometheus text), behind SOFTSERVE_METRICS_TOKEN when set. */
-export function metricsRoutes(registry: Registry): RouteModule {
+/** GET /metrics: this process's registry, or `render` (a front worker's view of every process of its server). */
+export function metricsRoutes(registry: Registry, render: () => Promise<string> = () => registry.metrics()): RouteModule {
   return {
     name: 'metrics',
     whileDraining: true,
     mount(app, ctx) {
       app.get('/metrics', metricsAuth(ctx.config.metricsToken), async (_req: Request, res: Response) => {
-        res.type(registry.contentType).send(await registry.metrics());
+        res.type(registry.contentType).send(await render());
       });
     },
     openapi: {

@@ -4,17 +4,17 @@
 import type { Request, Response } from 'express';
 
 import type { RouteModule } from '../route-module.ts';
-import type { UsageCounter } from '../usage.ts';
+import type { TenantUsage, UsageCounter } from '../usage.ts';
 
 /** GET /v1/tenants/:id/usage (admin key): 404 for a tenant that does not exist. */
-export function usageRoutes(usage: UsageCounter): RouteModule {
+export function usageRoutes(usage: UsageCounter, read: (tenantId: string) => Promise<TenantUsage> = async (id) => usage.get(id)): RouteModule {
   return {
     name: 'usage',
     openapi: { paths: usageOpenApiPaths() },
     mount(app, { adminAuth, store }) {
       app.get('/v1/tenants/:id/usage', adminAuth, async (req: Request, res: Response) => {
         const tenant = await store.getTenant(String(req.params.id));
-        res.json({ tenant: tenant.id, since: usage.since, ...usage.get(tenant.id) });
+        res.json({ tenant: tenant.id, since: usage.since, ...(await read(tenant.id)) });
       });
     },
   };

@@ -78,6 +78,8 @@ export interface TrainingManagerOptions {
   sharedQueue?: boolean;
   /** This runner's name in lease tokens and logs (default host:pid). */
   runnerName?: string;
+  /** Called after a job is queued (a front worker tells the primary's runner to look now). */
+  onQueued?: () => void;
 }
 
 /** Examples as a request gives them: JSONL text or an array of {text, label}. */
@@ -307,6 +309,7 @@ export class TrainingManager {
     const counts = labelCounts(parsed.examples, task.labels.length);
     this.opts.logger?.info({ job: id, tenant: tenantId, task: taskName, method: options.method, examples: parsed.examples.length, counts }, 'training job queued');
     this.pump();
+    this.opts.onQueued?.();
     return await this.get(tenantId, id);
   }
 
@@ -457,6 +460,11 @@ export class TrainingManager {
     cur.stopReason = reason;
     this.opts.logger?.warn({ job: cur.id, code: reason.code }, reason.message);
     this.worker.cancel(cur.id);
+  }
+
+  /** Looks for a job now (one was queued in another process of this server). */
+  wake(): void {
+    this.pump();
   }
 
   private pump(): void {
