@@ -43,6 +43,8 @@ test('the packed bundle answers a classify on the CPU provider', async (t) => {
     SOFTSERVE_DEVICE_BUNDLE: join(packDir, 'softserve-device.tar.xz'),
     SOFTSERVE_DEVICE_EP: 'cpu', SOFTSERVE_DEVICE_QUICK: '1',
     SOFTSERVE_DEVICE_STEPS: 'info,probe,checkpoint,parity,serve', SOFTSERVE_DEVICE_LOAD_SECONDS: '1',
+    // Two front workers: the bundled entry forks itself (node:cluster) as it will on the device.
+    SOFTSERVE_DEVICE_K: '2',
   };
   let stdout: string;
   try {
@@ -58,7 +60,7 @@ test('the packed bundle answers a classify on the CPU provider', async (t) => {
   const s = JSON.parse(readFileSync(join(out, 'summary.json'), 'utf8')) as Summary;
   assert.deepEqual(s.verdict.failedSteps, [], readFileSync(join(out, 'run.log'), 'utf8').slice(-4000));
   assert.deepEqual(s.status.map((x) => x.name),
-    ['unpack', 'info', 'probe-cpu', 'checkpoint', 'parity-stories260k', 'parity-bert-small-random', 'serve-cpu-k1']);
+    ['unpack', 'info', 'probe-cpu', 'checkpoint', 'parity-stories260k', 'parity-bert-small-random', 'serve-cpu-k2']);
 
   assert.equal(s.probe.length, 1);
   assert.equal(s.probe[0]!.ok, true);

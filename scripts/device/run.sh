@@ -33,7 +33,7 @@
 #                             whole path on a machine without a GPU
 #   SOFTSERVE_DEVICE_QUICK=1  small model and batches (a rehearsal on 2 cores)
 #   SOFTSERVE_DEVICE_STEPS    comma-separated subset of the steps above [all]
-#   SOFTSERVE_DEVICE_K        front-worker counts for the load, e.g. "1 8" [1]
+#   SOFTSERVE_DEVICE_K        front-worker counts for the load [1 8]
 #   SOFTSERVE_DEVICE_K_VAR    the variable that passes K to the server [SOFTSERVE_FRONT_WORKERS]
 #   SOFTSERVE_DEVICE_LOAD_SECONDS  measured seconds of load per run, 0 for none [20; quick 5]
 #   SOFTSERVE_DEVICE_BUDGET_S total seconds for all steps before the summary [420]
@@ -44,7 +44,7 @@ BUNDLE=${SOFTSERVE_DEVICE_BUNDLE:-$REPO/var/device/softserve-device.tar.xz}
 EP=${SOFTSERVE_DEVICE_EP:-webgpu}
 QUICK=${SOFTSERVE_DEVICE_QUICK:-0}
 STEPS=${SOFTSERVE_DEVICE_STEPS:-info,probe,checkpoint,parity,bench,serve}
-KS=${SOFTSERVE_DEVICE_K:-1}
+KS=${SOFTSERVE_DEVICE_K:-1 8}
 K_VAR=${SOFTSERVE_DEVICE_K_VAR:-SOFTSERVE_FRONT_WORKERS}
 BUDGET=${SOFTSERVE_DEVICE_BUDGET_S:-420}
 if [ "$QUICK" = 1 ]; then LOAD_SECONDS=${SOFTSERVE_DEVICE_LOAD_SECONDS:-5}; else LOAD_SECONDS=${SOFTSERVE_DEVICE_LOAD_SECONDS:-20}; fi
