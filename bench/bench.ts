@@ -39,6 +39,7 @@
 //   --server-env K=V more SOFTSERVE_* settings for every server started (repeatable),
 //                    e.g. SOFTSERVE_INTRA_OP_THREADS=1 or SOFTSERVE_BATCH_MAX_ROWS=16
 //   --profile-server write a V8 CPU profile of each server's HTTP thread to tmp/bench/prof/
+//   --server-logs    keep each server's log lines in tmp/bench/logs/<run>.jsonl
 
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, tmpdir, totalmem } from 'node:os';
@@ -71,6 +72,7 @@ interface Args {
   popularity: Popularity;
   scaleMax: number | null;
   profileServer: boolean;
+  serverLogs: boolean;
   serverEnv: Record<string, string>;
 }
 
@@ -81,7 +83,7 @@ function parseArgs(argv: string[]): Args {
     const eq = argv.find((a) => a.startsWith(`${name}=`));
     return eq?.slice(name.length + 1);
   };
-  const known = new Set(['--scenario', '--model', '--quick', '--write', '--no-write', '--popularity', '--scale-max', '--profile-server', '--server-env', '--help']);
+  const known = new Set(['--scenario', '--model', '--quick', '--write', '--no-write', '--popularity', '--scale-max', '--profile-server', '--server-logs', '--server-env', '--help']);
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
     if (!a.startsWith('--')) continue;
@@ -114,6 +116,7 @@ function parseArgs(argv: string[]): Args {
     popularity: pop === 'uniform' ? { kind: 'uniform' } : { kind: 'zipf', s: 1 },
     scaleMax: scaleMax === undefined ? null : Number(scaleMax),
     profileServer: argv.includes('--profile-server'),
+    serverLogs: argv.includes('--server-logs'),
     serverEnv: Object.fromEntries(argv.flatMap((a, i) => (a === '--server-env' ? [argv[i + 1] ?? ''] : a.startsWith('--server-env=') ? [a.slice(13)] : [])).map((kv) => {
       const [k, v] = kv.split(/=(.*)/s, 2);
       if (!k || !k.startsWith('SOFTSERVE_') || v === undefined) throw new Error(`--server-env ${kv}: expected SOFTSERVE_NAME=VALUE`);
@@ -204,7 +207,12 @@ async function startServer(args: Args, modelDir: string, env: Record<string, str
   }
   log(`starting server (${tag}) ...`);
   const started = performance.now();
-  const srv = await startServerProcess({ env: { SOFTSERVE_MODEL_DIR: modelDir, ...args.serverEnv, ...env }, nodeArgs });
+  let logFile: string | undefined;
+  if (args.serverLogs) {
+    mkdirSync(join(BENCH_TMP, 'logs'), { recursive: true });
+    logFile = join(BENCH_TMP, 'logs', `${tag}.jsonl`);
+  }
+  const srv = await startServerProcess({ env: { SOFTSERVE_MODEL_DIR: modelDir, ...args.serverEnv, ...env }, nodeArgs, ...(logFile ? { logFile } : {}) });
   live.add(srv);
   log(`server (${tag}) ready in ${f((performance.now() - started) / 1000)} s`);
   return srv;

@@ -4,7 +4,7 @@
 // SIGKILL if it does not exit). The URL comes from its "listening" log line.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -34,6 +34,8 @@ export interface StartProcessOptions {
   startTimeoutMs?: number;
   /** Extra node flags, e.g. ['--cpu-prof', '--cpu-prof-dir=...'] to profile the server. */
   nodeArgs?: string[];
+  /** Keep the server's log lines (after "listening") in this file instead of throwing them away. */
+  logFile?: string;
 }
 
 /**
@@ -44,7 +46,7 @@ export interface StartProcessOptions {
  */
 export function waitForListening(
   child: ChildProcess, exited: Promise<number | null>, keep: (line: string) => void, timeoutMs: number,
-  alsoKeep: (entry: Record<string, unknown>) => boolean = () => false,
+  alsoKeep: (entry: Record<string, unknown>) => boolean = () => false, logFile?: string,
 ): Promise<string> {
   return new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`server did not start within ${timeoutMs} ms`)), timeoutMs);
@@ -56,7 +58,8 @@ export function waitForListening(
       if (entry?.msg === 'listening' && typeof entry.url === 'string') {
         clearTimeout(timer);
         rl.close();
-        child.stdout!.on('data', () => {});
+        if (logFile) child.stdout!.pipe(createWriteStream(logFile));
+        else child.stdout!.on('data', () => {});
         child.stdout!.resume();
         resolve(entry.url);
       }
@@ -101,7 +104,7 @@ export async function startServerProcess(opts: StartProcessOptions = {}): Promis
 
   let url: string;
   try {
-    url = await waitForListening(child, exited, keep, opts.startTimeoutMs ?? 180_000).catch((err: Error) => {
+    url = await waitForListening(child, exited, keep, opts.startTimeoutMs ?? 180_000, undefined, opts.logFile).catch((err: Error) => {
       throw new Error(`${err.message}:\n${tail.join('\n')}`);
     });
   } catch (err) {

@@ -151,7 +151,8 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const port = (http.address() as AddressInfo).port;
   ready = true;
   const url = `http://${config.host}:${port}`;
-  logger.info({ url }, 'listening');
+  // A front worker's line is not "listening": the server listens once its primary says so, with every front up.
+  logger.info({ url }, link ? 'front listening' : 'listening');
 
   let shuttingDown: Promise<void> | null = null;
   const shutdown = () => {
