@@ -1,10 +1,10 @@
 // Cross-tenant dynamic batching. Each tenant has a FIFO of rows; batches are
 // filled by deficit round-robin over tenants (each pass grants every waiting
 // tenant a quantum of tokens), so one tenant's flood cannot starve another.
-// A batch is seeded by the oldest row of the tenant whose turn it is (round
-// robin, so a tenant with one waiting row is in one of the next few batches
-// whatever another has queued) and only takes rows of a similar length (see
-// bucketOf), which bounds padding. A batch is
+// A batch is seeded by the oldest row of a light tenant (a few rows queued:
+// it rides in the next batch formed, whatever others have queued), else by
+// the oldest row of the tenant whose turn it is (round robin), and only takes
+// rows of a similar length (see bucketOf), which bounds padding. A batch is
 // sent when it would be full (rows or padded tokens) or when its oldest row
 // has waited `maxWaitMs`. The queue is bounded in rows and tokens, in total
 // and per tenant: past that, requests are refused with 429 at once rather
@@ -127,6 +127,9 @@ const CLASSES_PER_OCTAVE = 4;
 const MAX_CLASS_DISTANCE = 2;
 const bucketOf = (tokens: number) => Math.floor(Math.log2(Math.max(tokens, 1)) * CLASSES_PER_OCTAVE);
 
+/** A tenant with at most this many rows queued is light: its oldest row opens the next batch (seedRow). */
+export const LIGHT_TENANT_ROWS = 4;
+
 export class Scheduler implements RowQueue {
   private readonly tenants = new Map<string, TenantQueue>();
   /** Round-robin order of tenants with waiting rows. */
@@ -233,13 +236,26 @@ export class Scheduler implements RowQueue {
   }
 
   /**
-   * The head row of the tenant whose turn is next (the one after the tenant
-   * served last): seeding by turn rather than by age means a light tenant's
-   * row never waits for a flood queued before it, only for the tenants ahead
-   * of it in the round.
+   * The row that opens the next batch (and rides in it first). A light
+   * tenant's oldest row if there is one: a tenant with at most
+   * LIGHT_TENANT_ROWS rows queued (a client sending a request now and then)
+   * waits only for the batches already formed, not for the heavy tenants'
+   * turns. Otherwise the head row of the tenant whose turn is next (the one
+   * after the tenant served last): seeding by turn rather than by age means a
+   * flood queued earlier does not go first. Heavy tenants still fill every
+   * batch past its seed by deficit round-robin, and holding few rows is all it
+   * takes to be light, so no tenant is starved: rows that stay heavy are
+   * served at least in turn.
    */
   private seedRow(): RowJob | null {
     if (this.order.length === 0) return null;
+    let light: RowJob | null = null;
+    for (const t of this.order) {
+      const q = this.tenants.get(t)!;
+      const head = q.rows[0];
+      if (head && q.rows.length <= LIGHT_TENANT_ROWS && (!light || head.enqueuedAt < light.enqueuedAt)) light = head;
+    }
+    if (light) return light;
     const last = this.lastServed === null ? -1 : this.order.indexOf(this.lastServed);
     return this.tenants.get(this.order[(last + 1) % this.order.length]!)?.rows[0] ?? null;
   }
@@ -292,6 +308,16 @@ export class Scheduler implements RowQueue {
       }
       if (kept.length > 0 || i > 0) q.rows = i < q.rows.length ? kept.concat(q.rows.slice(i)) : kept;
     };
+    // The seed rides first, whether or not it is its tenant's turn (seedRow),
+    // charged to its tenant's deficit like any row.
+    const seedQueue = this.tenants.get(seed.request.tenant)!;
+    if (fits(seed)) {
+      seedQueue.rows.splice(seedQueue.rows.indexOf(seed), 1);
+      seedQueue.deficit -= seed.tokens;
+      picked.push(seed);
+      longest = seed.tokens;
+      if (seedQueue.rows.length === 0) this.forget(seed.request.tenant);
+    }
     // Each turn grants the tenant under the cursor one quantum; the cursor
     // moves on after every turn, and stays put across batches, so the tenant
     // after the one that filled this batch opens the next.

@@ -75,6 +75,19 @@ test('a flood from one tenant does not starve another (deficit round-robin)', as
   assert.ok(withT2.every((b) => b.tenants.includes('t1')), 'the polite rows shared batches with the flood');
 });
 
+test("a light tenant's rows open the next batches, not a turn away behind five floods", async () => {
+  // Batches of 8 rows: one flooder's quantum fills a batch, so a tenant served only in turn would wait a round.
+  const { scheduler, batches, rows } = harness({ maxBatchRows: 8, maxTenantQueueRows: 10_000, maxQueueRows: 10_000 });
+  const floods = [1, 2, 3, 4, 5].map((t) => scheduler.submit(`t${t}`, rows(t, 200), 60_000));
+  await new Promise((r) => setTimeout(r, 1));
+  const formedBefore = batches.length;
+  // Two single-row requests of lengths that cannot share a batch: the second waits for the first's batch, then seeds the next.
+  const polite = await Promise.all([scheduler.submit('t9', rows(9, 1, 40), 60_000), scheduler.submit('t9', rows(9, 1, 8), 60_000)]);
+  const last = Math.max(...polite.flatMap((p) => p.batchIds));
+  assert.ok(last <= formedBefore + 2, `the light tenant arrived after batch ${formedBefore}; its second row waited until batch ${last}`);
+  await Promise.all(floods);
+});
+
 test('rows of very different lengths do not share a batch', async () => {
   // No wait runs out here: everything is queued, then drain() forms the batches.
   const { scheduler, batches, rows } = harness({ maxWaitMs: 60_000 });
