@@ -584,7 +584,7 @@ function writeIsolation(args: Args, r: IsolationResult): void {
   const header = `Command: \`npm run bench${extra ? ` -- ${extra}` : ''}\` (${new Date().toISOString().slice(0, 10)}${args.quick ? '; quick: short runs, not a result' : ''}). ` +
     `Machine: ${machine()}; server and load generator share these cores. Server: \`server/main.ts\` on stories260k, default settings` +
     `${Object.keys(r.serverEnv).length ? ` plus ${Object.entries(r.serverEnv).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}. Phases of ${r.durationMs / 1000} s; ` +
-    `the polite tenant sends ${r.politeRate} single-input requests/s (open loop, Poisson); a flooder keeps ${r.floodConcurrency} 64-input requests in flight and resends at once whatever the answer. ` +
+    `the polite tenant sends ${r.politeRate} single-input requests/s (open loop, Poisson) from a client process of its own; a flooder keeps ${r.floodConcurrency} 64-input requests in flight and resends at once whatever the answer. ` +
     'Latency is per successful request; rows/s counts successful rows only ("useful").';
   const body = renderIsolation(r, header);
   mkdirSync(BENCH_TMP, { recursive: true });

@@ -2,7 +2,9 @@
 //
 // Tenant isolation under a flood, against the real server (a child process on
 // 127.0.0.1, default settings) on stories260k. A polite tenant sends
-// single-input requests at a steady open-loop rate throughout; phases:
+// single-input requests at a steady open-loop rate throughout, from a client
+// process of its own (loadtest/polite-client.ts: the flooders' client work
+// must not delay its requests or its clock); phases:
 //   0a  the polite tenant alone: its baseline p50/p99
 //   0b  the server's unflooded maximum useful throughput: one tenant, a closed
 //       loop of 64-input requests (as many in flight as its limits admit)
@@ -13,10 +15,13 @@
 // rows/s and 429s, total useful rows/s against the unflooded maximum, and the
 // server's peak RSS (sampled from /proc every 100 ms).
 
+import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { HttpClient, LatencyRecorder, type LatencySummary } from './client.ts';
 import { runLoad, rng, type RequestSpec, type RunResult } from './generator.ts';
 import { f, n0, table } from './report.ts';
+import type { FromPolite, PolitePhaseSamples, ToPolite } from './polite-client.ts';
 import { loadTexts, readModelDims, setupWorkload, STYLE_CAUSAL, type TenantDef } from './scenarios.ts';
 
 /** The polite tenant's requests sent during one phase. */
@@ -75,13 +80,46 @@ async function withPeakRss<T>(pid: number, work: () => Promise<T>): Promise<{ va
   }
 }
 
-/** A stream of requests for one tenant: `inputs` texts each, bodies pre-built (a pool of 64) to spare the client's CPU. */
-function stream(t: TenantDef, texts: string[], inputs: number, seed: number): (i: number) => RequestSpec {
+/** A tenant's request bodies: `inputs` texts each, pre-built (a pool of 64) to spare the client's CPU. */
+function bodiesFor(t: TenantDef, texts: string[], inputs: number, seed: number): string[] {
   const rand = rng(seed);
-  const bodies = Array.from({ length: 64 }, () => JSON.stringify({
+  return Array.from({ length: 64 }, () => JSON.stringify({
     inputs: Array.from({ length: inputs }, () => texts[Math.floor(rand() * texts.length)]!), prompt: t.prompts[0]!.name,
   }));
+}
+
+/** A stream of requests for one tenant. */
+function stream(t: TenantDef, texts: string[], inputs: number, seed: number): (i: number) => RequestSpec {
+  const bodies = bodiesFor(t, texts, inputs, seed);
   return (i) => ({ path: `/v1/tasks/${t.task}/classify`, key: t.key, body: bodies[i % bodies.length]!, rows: inputs });
+}
+
+/** The polite tenant's client, a process of its own (loadtest/polite-client.ts). */
+function startPolite(url: string, t: TenantDef, texts: string[]) {
+  const child = fork(fileURLToPath(new URL('./polite-client.ts', import.meta.url)), [], { execArgv: ['--import', 'tsx'], serialization: 'advanced' });
+  const done = new Promise<FromPolite>((resolve, reject) => {
+    child.once('message', (m: FromPolite) => resolve(m));
+    child.once('exit', (code) => reject(new Error(`the polite client exited (${code}) before reporting`)));
+  });
+  done.catch(() => {});
+  const send = (m: ToPolite) => child.send(m);
+  send({ t: 'start', url, path: `/v1/tasks/${t.task}/classify`, key: t.key, bodies: bodiesFor(t, texts, 1, 5), rate: POLITE_RATE, seed: 9 });
+  return {
+    phase: (id: string | null) => send({ t: 'phase', id }),
+    async stop(): Promise<FromPolite> {
+      send({ t: 'stop' });
+      return done;
+    },
+    kill: () => child.kill(),
+  };
+}
+
+function politeStats(samples: PolitePhaseSamples | undefined): PoliteStats {
+  const rec = new LatencyRecorder();
+  if (samples) samples.statuses.forEach((status, i) => rec.record(status, samples.ms[i]!, 1, 0));
+  const errors: Record<string, number> = {};
+  for (const [k, v] of rec.statuses) errors[k] = v;
+  return { requests: rec.requests, successes: rec.successes, errors, latency: rec.percentiles(), rows: rec.rows };
 }
 
 export async function benchIsolation(o: IsolationOptions): Promise<IsolationResult> {
@@ -93,39 +131,19 @@ export async function benchIsolation(o: IsolationOptions): Promise<IsolationResu
     name: 'iso', tenants: 6, promptsPerTenant: 1, ensembleTenants: 0, ensembleSize: 1,
     mix: [{ kind: 'soft', length: 10 }], shared: false, style: STYLE_CAUSAL, seedBase: 77,
   });
-  const [polite, ...flooders] = w.tenants as [TenantDef, ...TenantDef[]];
-  const politeClient = new HttpClient(o.url, { maxSockets: 64 });
+  const [politeTenant, ...flooders] = w.tenants as [TenantDef, ...TenantDef[]];
   const floodClients = flooders.map(() => new HttpClient(o.url, { maxSockets: FLOOD_CONCURRENCY }));
-  const phases: IsolationPhase[] = [];
   // The polite tenant sends throughout, from the first phase to the last (as a steady client
   // would: its keep-alive connections stay open), and each answer counts for the phase it was sent in.
-  let politePhase: LatencyRecorder | null = null;
-  let politeOn = true;
-  const politeStream = stream(polite, texts, 1, 5);
-  const politeLoop = (async () => {
-    const rand = rng(9);
-    const pending = new Set<Promise<void>>();
-    let i = 0;
-    while (politeOn) {
-      await new Promise((r) => setTimeout(r, (-Math.log(1 - rand()) / POLITE_RATE) * 1000));
-      const rec = politePhase as LatencyRecorder | null;
-      const spec = politeStream(i++);
-      const sent = performance.now();
-      const p = politeClient.request('POST', spec.path, { key: spec.key, body: spec.body }).then((res) => {
-        rec?.record(res.status, performance.now() - sent, 1, 0);
-      });
-      pending.add(p);
-      void p.finally(() => pending.delete(p));
-    }
-    await Promise.all([...pending]);
-  })();
+  const polite = startPolite(o.url, politeTenant, texts);
+  const measured: Array<{ id: string; label: string; flooders: RunResult[]; floodRows: number; elapsed: number; peak: number }> = [];
+  const phases: IsolationPhase[] = [];
   const flood = (k: number, concurrency: number, label: string) => runLoad(floodClients[k]!, {
     label, mode: { kind: 'closed', concurrency }, durationMs, maxRequests: 10_000_000, next: stream(flooders[k]!, texts, FLOOD_INPUTS, 100 + k), progress: k === 0,
   });
   const phase = async (id: string, label: string, floods: Array<{ k: number; concurrency: number }>) => {
     o.log(`isolation ${id}: ${label} (${durationMs / 1000} s) ...`);
-    const rec = new LatencyRecorder();
-    politePhase = rec;
+    polite.phase(id);
     const started = performance.now();
     const { value: fl, peak } = await withPeakRss(o.pid, async () => {
       const out = await Promise.all(floods.map(({ k, concurrency }) => flood(k, concurrency, `${id} flood ${k + 1}`)));
@@ -134,13 +152,9 @@ export async function benchIsolation(o: IsolationOptions): Promise<IsolationResu
       if (left > 0) await new Promise((r) => setTimeout(r, left));
       return out;
     });
-    politePhase = null;
+    polite.phase(null);
     const elapsed = Math.max(performance.now() - started, ...fl.map((r) => r.elapsedMs));
-    const errors: Record<string, number> = {};
-    for (const [k, v] of rec.statuses) errors[k] = v;
-    const p: PoliteStats = { requests: rec.requests, successes: rec.successes, errors, latency: rec.percentiles(), rows: rec.rows };
-    const rows = p.rows + fl.reduce((a, r) => a + r.rows, 0);
-    phases.push({ id, label, polite: p, flooders: fl, usefulRowsPerSec: (rows * 1000) / elapsed, peakRssBytes: peak });
+    measured.push({ id, label, flooders: fl, floodRows: fl.reduce((a, r) => a + r.rows, 0), elapsed, peak });
   };
   try {
     // Warm-up (not recorded): a few requests of each shape.
@@ -149,11 +163,14 @@ export async function benchIsolation(o: IsolationOptions): Promise<IsolationResu
     await phase('0b', `unflooded maximum: one tenant, closed loop of 8 × ${FLOOD_INPUTS}-input requests (+ polite)`, [{ k: 0, concurrency: 8 }]);
     await phase('1', `one tenant floods (${FLOOD_CONCURRENCY} concurrent ${FLOOD_INPUTS}-input requests) + polite`, [{ k: 0, concurrency: FLOOD_CONCURRENCY }]);
     await phase('2', `five tenants flood (${FLOOD_CONCURRENCY} concurrent each) + polite`, flooders.map((_, k) => ({ k, concurrency: FLOOD_CONCURRENCY })));
+    const { phases: samples } = await polite.stop();
+    for (const m of measured) {
+      const p = politeStats(samples[m.id]);
+      phases.push({ id: m.id, label: m.label, polite: p, flooders: m.flooders, usefulRowsPerSec: ((p.rows + m.floodRows) * 1000) / m.elapsed, peakRssBytes: m.peak });
+    }
   } finally {
-    politeOn = false;
-    await politeLoop;
+    polite.kill();
     admin.close();
-    politeClient.close();
     for (const c of floodClients) c.close();
   }
   return { phases, politeRate: POLITE_RATE, floodConcurrency: FLOOD_CONCURRENCY, durationMs, serverEnv: o.serverEnv };
