@@ -6,7 +6,9 @@
 // the server's own 'draining' log line says how much was still queued when the
 // signal arrived. The model is a random llama checkpoint big enough that the
 // queued rows take seconds of forward passes (one row per pass), so the work
-// cannot all finish in the moment between the scrape and the signal.
+// cannot all finish in the moment between the scrape and the signal. Run
+// twice: one process, and a primary with two front workers (its /metrics is
+// gathered from every process; its fronts drain first, then the primary).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -31,7 +33,8 @@ async function serverState(url: string): Promise<{ admitted: number; queuedRows:
   return { admitted, queuedRows: queued ? Number(queued[1]) : 0 };
 }
 
-test('SIGTERM finishes accepted work, refuses new work with 503, and exits 0', { timeout: 240_000 }, async () => {
+/** `fronts` > 0: a clustered server (server/cluster/), whose primary drains its fronts, then itself. */
+async function drainCase(fronts: number): Promise<void> {
   const dataDir = tempDir('drain');
   // ~1M parameters and ~90-token rows: each single-row forward pass takes a
   // few milliseconds on a quiet machine, so the queue holds about a second of
@@ -43,7 +46,7 @@ test('SIGTERM finishes accepted work, refuses new work with 503, and exits 0', {
     env: {
       ...process.env, SOFTSERVE_PORT: '0', SOFTSERVE_DATA_DIR: dataDir, SOFTSERVE_ADMIN_KEY: ADMIN_KEY,
       SOFTSERVE_MODEL_DIR: ckpt.dir, SOFTSERVE_BATCH_MAX_ROWS: '1', SOFTSERVE_INTRA_OP_THREADS: '1',
-      SOFTSERVE_DRAIN_TIMEOUT_MS: '150000', SOFTSERVE_DEADLINE_MS: '150000',
+      SOFTSERVE_DRAIN_TIMEOUT_MS: '150000', SOFTSERVE_DEADLINE_MS: '150000', SOFTSERVE_FRONT_WORKERS: String(fronts),
     },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -77,12 +80,14 @@ test('SIGTERM finishes accepted work, refuses new work with 503, and exits 0', {
     }
     child.kill('SIGTERM');
 
-    // Drain has begun once the server says so; a request after that is refused.
-    while (!lines.some((l) => l.msg === 'draining')) await new Promise((r) => setTimeout(r, 5));
+    // Drain has begun once the server says so (every front, in a cluster); a request after that is refused.
+    const drainingLines = () => lines.filter((l) => l.msg === 'draining');
+    while (drainingLines().length < 1 + fronts) await new Promise((r) => setTimeout(r, 5));
     const late = await classify(url, key, 't', { inputs: ['too late'] }).then((r) => r.status, (err: Error) => err.message);
     const results = await Promise.all(inFlight);
     for (const r of results) assert.equal(r.status, 200, JSON.stringify(r.json));
-    const draining = lines.find((l) => l.msg === 'draining')!;
+    // The process holding the scheduler says how much was queued (a front's line has no rows).
+    const draining = lines.find((l) => l.msg === 'draining' && l.front === undefined)!;
     const queuedAtSignal = (draining.queued as { rows: number }).rows;
     assert.ok(queuedAtSignal > 0, `the server reported no queued rows at SIGTERM (${JSON.stringify(draining.queued)}): the test proves nothing`);
     assert.ok(late === 503 || /fetch failed|ECONNREFUSED|socket/i.test(String(late)), `a request after SIGTERM got ${late}`);
@@ -98,4 +103,8 @@ test('SIGTERM finishes accepted work, refuses new work with 503, and exits 0', {
     rmSync(dataDir, { recursive: true, force: true });
     ckpt.cleanup();
   }
-});
+}
+
+test('SIGTERM finishes accepted work, refuses new work with 503, and exits 0', { timeout: 240_000 }, () => drainCase(0));
+
+test('the same with two front workers: the primary drains its fronts, then itself', { timeout: 240_000 }, () => drainCase(2));
