@@ -38,7 +38,8 @@ before(async () => {
   cluster = await startCluster();
   databaseUrl = await cluster.createDatabase();
   // Replicas start together: migrations run once, under the advisory lock.
-  replicas.push(...(await Promise.all([1, 2, 3].map((i) => startReplica(databaseUrl, SERVE_ENV, `replica ${i}`)))));
+  // Replica 2 is clustered (a primary and two HTTP fronts, server/cluster/): every check below holds for it too.
+  replicas.push(...(await Promise.all([1, 2, 3].map((i) => startReplica(databaseUrl, i === 2 ? { ...SERVE_ENV, SOFTSERVE_FRONT_WORKERS: '2' } : SERVE_ENV, `replica ${i}`)))));
   trainers.push(...(await Promise.all([1, 2].map((i) => startTrainerProcess(databaseUrl, TRAINER_ENV, `trainer ${i}`)))));
 }, { timeout: 240_000 });
 
