@@ -166,6 +166,8 @@ export async function benchIsolation(o: IsolationOptions): Promise<IsolationResu
     const { phases: samples } = await polite.stop();
     for (const m of measured) {
       const p = politeStats(samples[m.id]);
+      const slow = samples[m.id] ? samples[m.id]!.ms.map((ms, i) => ({ ms, at: samples[m.id]!.sentAt[i]! })).sort((a, b) => b.ms - a.ms).slice(0, 3) : [];
+      o.log(`isolation ${m.id}: the polite tenant's slowest requests: ${slow.map((x) => `${f(x.ms)} ms (sent ${f(x.at / 1000)} s into the phase)`).join(', ')}`);
       phases.push({ id: m.id, label: m.label, polite: p, flooders: m.flooders, usefulRowsPerSec: ((p.rows + m.floodRows) * 1000) / m.elapsed, peakRssBytes: m.peak });
     }
   } finally {

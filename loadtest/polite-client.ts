@@ -12,12 +12,13 @@ export type ToPolite =
   | { t: 'phase'; id: string | null }
   | { t: 'stop' };
 
-/** One phase's answers: the status and milliseconds of each request sent in it. */
-export interface PolitePhaseSamples { statuses: number[]; ms: number[] }
+/** One phase's answers: the status and milliseconds of each request sent in it, and when it was sent (ms into the phase). */
+export interface PolitePhaseSamples { statuses: number[]; ms: number[]; sentAt: number[] }
 
 export type FromPolite = { t: 'done'; phases: Record<string, PolitePhaseSamples> };
 
 let phase: string | null = null;
+let phaseStart = 0;
 let on = true;
 const phases: Record<string, PolitePhaseSamples> = {};
 
@@ -31,11 +32,13 @@ async function run(o: Extract<ToPolite, { t: 'start' }>): Promise<void> {
     if (!on) break;
     const id = phase;
     const sent = performance.now();
+    const at = sent - phaseStart;
     const p = client.request('POST', o.path, { key: o.key, body: o.bodies[i++ % o.bodies.length]!, parse: false }).then((res) => {
       if (id === null) return;
-      const s = (phases[id] ??= { statuses: [], ms: [] });
+      const s = (phases[id] ??= { statuses: [], ms: [], sentAt: [] });
       s.statuses.push(res.status);
       s.ms.push(performance.now() - sent);
+      s.sentAt.push(at);
     });
     pending.add(p);
     void p.finally(() => pending.delete(p));
@@ -47,6 +50,9 @@ async function run(o: Extract<ToPolite, { t: 'start' }>): Promise<void> {
 
 process.on('message', (m: ToPolite) => {
   if (m.t === 'start') void run(m);
-  else if (m.t === 'phase') phase = m.id;
+  else if (m.t === 'phase') {
+    phase = m.id;
+    phaseStart = performance.now();
+  }
   else if (m.t === 'stop') on = false;
 });
