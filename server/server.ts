@@ -93,11 +93,12 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   });
 
   const trainingConfig = opts.training ?? loadTrainingConfig();
-  // A front worker only queues jobs; the primary's runner (beside the model) runs them.
+  // A front worker only queues jobs; the primary's runner (beside the model) runs them. The queue is
+  // shared when another process runs its jobs: the primary (unless SOFTSERVE_TRAINING=off), or trainers on PostgreSQL.
   const training = new TrainingManager({
     store, modelDir: serving.modelDir, executionProvider: serving.executionProvider, logger, registry: metrics.registry, spec,
     config: link ? { ...trainingConfig, enabled: false } : trainingConfig,
-    sharedQueue: link !== undefined || config.databaseUrl !== null,
+    sharedQueue: (link !== undefined && trainingConfig.enabled) || config.databaseUrl !== null,
     ...(link ? { onQueued: () => link.jobQueued() } : {}),
   });
   await training.start();

@@ -211,3 +211,30 @@ test('SIGTERM stops the fronts and the primary', async () => {
   assert.equal(await primary.stop(), 0, primary.stderr());
   for (const pid of pids) assert.throws(() => process.kill(pid, 0), 'front process gone');
 });
+
+test('with SOFTSERVE_TRAINING=off and SQLite, a front refuses jobs as one process does (no process would run them)', async () => {
+  const dir = tempDir('cluster-notrain');
+  const off = startRole({
+    name: 'cluster-notrain', script: 'start',
+    env: {
+      SOFTSERVE_FRONT_WORKERS: '2', SOFTSERVE_TRAINING: 'off', SOFTSERVE_DATA_DIR: dir, SOFTSERVE_ADMIN_KEY: ADMIN_KEY, SOFTSERVE_MODEL_DIR: STORIES_DIR,
+      SOFTSERVE_INTRA_OP_THREADS: '1', SOFTSERVE_HOST: '127.0.0.1', SOFTSERVE_PORT: '0',
+    },
+  });
+  try {
+    const offUrl = (await off.waitForLog((l) => l.msg === 'listening' && l.fronts === 2, 'listening', 120_000)).url as string;
+    const t = await (await fetch(`${offUrl}/v1/tenants`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x' }) })).json() as { api_key: string };
+    await createTask(offUrl, t.api_key, TASK);
+    const examples = Array.from({ length: 8 }, (_, i) => ({ text: `text ${i}`, label: i % 2 ? 'positive' : 'negative' }));
+    for (let i = 0; i < 2; i++) {
+      const r = await fetch(`${offUrl}/v1/tasks/sentiment/jobs`, { method: 'POST', headers: { authorization: `Bearer ${t.api_key}`, 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify({ prompt: 'p', examples }) });
+      const body = await r.json() as { error?: { code: string } };
+      assert.equal(r.status, 503, JSON.stringify(body));
+      assert.equal(body.error?.code, 'NOT_READY');
+    }
+    assert.equal(await off.stop(), 0, off.stderr());
+  } finally {
+    if (off.child.exitCode === null) await off.kill();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
