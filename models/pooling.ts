@@ -24,7 +24,7 @@ export function featureOffset(pooling: Pooling, hidden: number): number {
 
 /** Head widths a prompt may carry for a model of this hidden size (any pooling). */
 export function headWidths(hidden: number): number[] {
-  return [hidden, 2 * hidden];
+  return [...new Set(POOLINGS.map((p) => featureWidth(p, hidden)))];
 }
 
 /** Row b's feature for `pooling`, cut from the graph's wide output [B, 2H]. */

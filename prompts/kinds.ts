@@ -148,7 +148,7 @@ export function validatePromptTensors(spec: ModelSpec, t: PromptTensors, limits:
     const c = t.head.bias.length;
     const h = headWidth(t.head);
     if (c < 1 || !headWidths(spec.hiddenSize).includes(h)) {
-      throw new SoftserveError('PROMPT_SHAPE_MISMATCH', `linear head weight has ${t.head.weight.length} values and bias ${c}; expected weight [C, ${spec.hiddenSize}] (pooling "last" or "mean") or [C, ${2 * spec.hiddenSize}] (pooling "mean_last") and bias [C]`, { expected: ['C', spec.hiddenSize], got: t.head.weight.length });
+      throw new SoftserveError('PROMPT_SHAPE_MISMATCH', `linear head weight has ${t.head.weight.length} values and bias ${c}; expected weight ${headShapeHint(spec.hiddenSize)} and bias [C]`, { expected: ['C', spec.hiddenSize], got: t.head.weight.length });
     }
     if (numClasses !== undefined && c !== numClasses) {
       throw new SoftserveError('PROMPT_SHAPE_MISMATCH', `linear head has ${c} classes; the task has ${numClasses} labels (expected weight [${numClasses}, ${h}])`, { expected: [numClasses, h], got: [c, h] });
@@ -156,6 +156,11 @@ export function validatePromptTensors(spec: ModelSpec, t: PromptTensors, limits:
     requireFinite(t.head.weight, 'linear head weight');
     requireFinite(t.head.bias, 'linear head bias');
   }
+}
+
+/** The head weight shapes a model of this hidden size takes, for error messages. */
+export function headShapeHint(hidden: number): string {
+  return `[C, ${hidden}] (pooling "last" or "mean") or [C, ${2 * hidden}] (pooling "mean_last")`;
 }
 
 /** Width of a head's weight rows: H, or 2H for a head over the "mean_last" feature. */

@@ -27,7 +27,7 @@ import { findDuplicateKey } from '../models/json-keys.ts';
 import { headWidths } from '../models/pooling.ts';
 import { parseSafetensors, serializeSafetensors, toFloat32, type TensorToWrite, type TensorView } from '../models/safetensors.ts';
 import {
-  checkVirtualTokens, fmtShape, headWidth, promptKind, PROMPT_KINDS, validatePromptTensors,
+  checkVirtualTokens, fmtShape, headShapeHint, headWidth, promptKind, PROMPT_KINDS, validatePromptTensors,
   type PromptKind, type PromptLimits, type PromptTensors,
 } from './kinds.ts';
 import type { PeftDims } from './kinds/kind.ts';
@@ -174,7 +174,7 @@ export function importPeft(files: PeftFiles, spec: ModelSpec, limits: PromptLimi
   if (b && !w) throw new SoftserveError('INVALID_SAFETENSORS', `"${HEAD_BIAS}" without "${HEAD_WEIGHT}"`);
   if (w) {
     if (w.shape.length !== 2 || !headWidths(spec.hiddenSize).includes(w.shape[1]!) || w.shape[0]! < 1) {
-      throw new SoftserveError('PROMPT_SHAPE_MISMATCH', `${HEAD_WEIGHT} has shape ${fmtShape(w.shape)}; expected [C, ${spec.hiddenSize}] (pooling "last" or "mean") or [C, ${2 * spec.hiddenSize}] (pooling "mean_last")`, { expected: ['C', spec.hiddenSize], got: w.shape });
+      throw new SoftserveError('PROMPT_SHAPE_MISMATCH', `${HEAD_WEIGHT} has shape ${fmtShape(w.shape)}; expected ${headShapeHint(spec.hiddenSize)}`, { expected: ['C', spec.hiddenSize], got: w.shape });
     }
     const c = w.shape[0]!;
     if (b && fmtShape(b.shape) !== fmtShape([c])) {

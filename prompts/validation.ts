@@ -6,7 +6,7 @@
 import { SoftserveError } from '../kernels/errors.ts';
 import type { ModelSpec } from '../models/spec.ts';
 import { featureWidth, isPooling, POOLINGS } from '../models/pooling.ts';
-import { validatePromptTensors, type PromptLimits, type PromptTensors } from './kinds.ts';
+import { headWidth, validatePromptTensors, type PromptLimits, type PromptTensors } from './kinds.ts';
 import { checkPromptFitsTemplate, labelTokenId, parseTemplate, softPlacement, type Tokenizes } from './template.ts';
 import type { Scoring, Task, TaskDefinition } from './store/index.ts';
 
@@ -105,7 +105,7 @@ export function checkPromptAgainstTask(task: Task, t: PromptTensors, spec: Model
     throw new SoftserveError('INVALID_TASK', `task ${JSON.stringify(task.name)} scores with a linear head: the prompt must carry one (weight [${task.labels.length}, ${width}])`);
   }
   if (task.scoring.type === 'head' && t.head && t.head.weight.length !== t.head.bias.length * width) {
-    const got = t.head.weight.length / Math.max(1, t.head.bias.length);
+    const got = headWidth(t.head);
     throw new SoftserveError('PROMPT_SHAPE_MISMATCH', `task ${JSON.stringify(task.name)} pools "${task.scoring.pooling}" (a feature of ${width}): the prompt's head reads ${got} (expected weight [${task.labels.length}, ${width}])`, { expected: [task.labels.length, width], got: [t.head.bias.length, got] });
   }
   if (task.scoring.type === 'verbalizer' && t.head) {

@@ -9,7 +9,9 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
-import { loadTokenizer } from '../models/tokenizer.ts';
+import { loadTokenizer, type TextTokenizer } from '../models/tokenizer.ts';
+import type { ModelSpec } from '../models/spec.ts';
+import type { Registry } from 'prom-client';
 import { PromptStore } from '../prompts/store.ts';
 import { openBackend } from '../prompts/store/open.ts';
 import { apiRoutes, createApp } from './app.ts';
@@ -79,18 +81,14 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   // An upload part never needs more than the largest prompt this model can legally take.
   config = { ...config, maxUploadBytes: Math.min(config.maxUploadBytes, uploadPartBytes(spec, config)) };
 
-  let backend;
+  let store: PromptStore;
   try {
-    backend = await openBackend({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, logger });
+    store = await openPromptStore(config, spec, tokenizer, metrics.registry, logger);
   } catch (err) {
     // A database that cannot be reached (or migrated) fails the start, and leaves no worker behind.
     await host?.worker.close();
     throw err;
   }
-  const store = new PromptStore(backend, {
-    spec, limits: promptLimits(config), maxEnsembleSize: config.maxEnsembleSize,
-    cacheBytes: config.promptCacheBytes, registry: metrics.registry, tokenizer,
-  });
 
   const trainingConfig = opts.training ?? loadTrainingConfig();
   // A front worker only queues jobs; the primary's runner (beside the model) runs them. The queue is
@@ -181,4 +179,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   return { url, port, metrics, store, logger, training, inference: host?.worker ?? null, shutdown };
 }
 
-const round = (x: number) => Math.round(x * 1000) / 1000;
+/** The prompt service on the configured database (the SQLite file, or PostgreSQL with SOFTSERVE_DATABASE_URL), migrated. */
+export async function openPromptStore(config: ServerConfig, spec: ModelSpec, tokenizer: TextTokenizer, registry: Registry, logger: Logger): Promise<PromptStore> {
+  const backend = await openBackend({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, logger });
+  return new PromptStore(backend, {
+    spec, limits: promptLimits(config), maxEnsembleSize: config.maxEnsembleSize, cacheBytes: config.promptCacheBytes, registry, tokenizer,
+  });
+}

@@ -15,7 +15,7 @@ import { after, before, test } from 'node:test';
 import { readFileSync, rmSync } from 'node:fs';
 
 import { startRole, waitFor, type RoleProcess } from './role-process.ts';
-import { ADMIN_KEY, STORIES_DIR, createTask, nested, startServingServer, uploadPrompt } from './serving-helpers.ts';
+import { ADMIN_KEY, STORIES_DIR, classify, createTask, createTenant, nested, startServingServer, uploadPrompt } from './serving-helpers.ts';
 import { tempDir } from './store-helpers.ts';
 
 const TASK = { name: 'sentiment', labels: ['negative', 'positive'], template: '{text} It was', scoring: { type: 'verbalizer', label_words: [' bad', ' good'] } };
@@ -117,10 +117,10 @@ test('both fronts answer, and their scores equal a single-process server\'s', as
   // The same prompt and inputs on a single-process server (the same engine, each request alone in its batch).
   const single = await startServingServer({ serving: { intraOpThreads: 1 } });
   try {
-    const k = (await (await fetch(`${single.url}/v1/tenants`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x' }) })).json() as { api_key: string }).api_key;
+    const k = await createTenant(single.url, 'x');
     await createTask(single.url, k, TASK);
     await uploadPrompt(single.url, k, 'sentiment', { name: 'p1', kind: 'soft', tensor });
-    const ref = await (await fetch(`${single.url}/v1/tasks/sentiment/classify`, { method: 'POST', headers: { authorization: `Bearer ${k}`, 'content-type': 'application/json' }, body: JSON.stringify({ inputs: INPUTS, prompt: 'p1' }) })).json() as { results: Array<{ label: string; scores: Record<string, number> }> };
+    const ref = (await classify(single.url, k, 'sentiment', { inputs: INPUTS, prompt: 'p1' })).json as { results: Array<{ label: string; scores: Record<string, number> }> };
     for (const a of answers) {
       const results = a.json.results as Array<{ label: string; scores: Record<string, number> }>;
       results.forEach((r, i) => {
@@ -223,11 +223,11 @@ test('with SOFTSERVE_TRAINING=off and SQLite, a front refuses jobs as one proces
   });
   try {
     const offUrl = (await off.waitForLog((l) => l.msg === 'listening' && l.fronts === 2, 'listening', 120_000)).url as string;
-    const t = await (await fetch(`${offUrl}/v1/tenants`, { method: 'POST', headers: { authorization: `Bearer ${ADMIN_KEY}`, 'content-type': 'application/json' }, body: JSON.stringify({ name: 'x' }) })).json() as { api_key: string };
-    await createTask(offUrl, t.api_key, TASK);
+    const offKey = await createTenant(offUrl, 'x');
+    await createTask(offUrl, offKey, TASK);
     const examples = Array.from({ length: 8 }, (_, i) => ({ text: `text ${i}`, label: i % 2 ? 'positive' : 'negative' }));
     for (let i = 0; i < 2; i++) {
-      const r = await fetch(`${offUrl}/v1/tasks/sentiment/jobs`, { method: 'POST', headers: { authorization: `Bearer ${t.api_key}`, 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify({ prompt: 'p', examples }) });
+      const r = await fetch(`${offUrl}/v1/tasks/sentiment/jobs`, { method: 'POST', headers: { authorization: `Bearer ${offKey}`, 'content-type': 'application/json', connection: 'close' }, body: JSON.stringify({ prompt: 'p', examples }) });
       const body = await r.json() as { error?: { code: string } };
       assert.equal(r.status, 503, JSON.stringify(body));
       assert.equal(body.error?.code, 'NOT_READY');

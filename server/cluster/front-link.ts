@@ -17,7 +17,7 @@ import { packRows } from '../inference/rows-wire.ts';
 import type { RowOutput, RowQueue, SubmitResult } from '../scheduler.ts';
 import { errorFromWire, type GatherWhat, type ToFront, type ToPrimary } from './protocol.ts';
 
-interface Pending { resolve(value: never): void; reject(err: Error): void; kind: 'submit' | 'gather' }
+interface Pending { resolve(value: never): void; reject(err: Error): void }
 
 const EMPTY = new Float32Array(0);
 
@@ -36,7 +36,6 @@ export class FrontLink implements RowQueue {
   private constructor(
     private readonly channel: NodeJS.Process,
     readonly spec: ModelSpec,
-    readonly warmupMs: number,
     /** How many fronts share the port (this one included). */
     readonly fronts: number,
     /** This front's number, for its log lines. */
@@ -57,7 +56,7 @@ export class FrontLink implements RowQueue {
       channel.on('message', onHello);
       channel.send!({ t: 'connect' } satisfies ToPrimary);
     });
-    return new FrontLink(channel, hello.spec, hello.warmupMs, hello.fronts, hello.index);
+    return new FrontLink(channel, hello.spec, hello.fronts, hello.index);
   }
 
   private send(m: ToPrimary): void {
@@ -78,7 +77,7 @@ export class FrontLink implements RowQueue {
     const { packed } = packRows({ rows, groups: rows.map(() => 0) });
     this.inFlightSubmits++;
     return new Promise<SubmitResult>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: never) => void, reject, kind: 'submit' });
+      this.pending.set(id, { resolve: resolve as (v: never) => void, reject });
       this.send({ t: 'submit', id, tenant, deadlineMs, rows: packed });
     }).finally(() => {
       this.inFlightSubmits--;
@@ -90,7 +89,7 @@ export class FrontLink implements RowQueue {
   gather<T>(query: GatherWhat): Promise<T> {
     const id = this.nextId++;
     return new Promise<T>((resolve, reject) => {
-      this.pending.set(id, { resolve: resolve as (v: never) => void, reject, kind: 'gather' });
+      this.pending.set(id, { resolve: resolve as (v: never) => void, reject });
       this.send({ t: 'gather', id, query });
     });
   }

@@ -20,15 +20,15 @@ import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry, type MetricObjectWithValues, type MetricValue } from 'prom-client';
 import type { Logger } from 'pino';
 
-import { PromptStore } from '../../prompts/store.ts';
-import { openBackend } from '../../prompts/store/open.ts';
+import type { PromptStore } from '../../prompts/store.ts';
 import { loadTokenizer } from '../../models/tokenizer.ts';
 import { unpackRows } from '../inference/rows-wire.ts';
 import { applyCatalogEvent, startCatalogSync } from '../catalog-sync.ts';
-import { promptLimits, type Settings } from '../config.ts';
+import type { Settings } from '../config.ts';
 import { flushLogger, serverLogger } from '../log.ts';
 import { Metrics } from '../metrics.ts';
 import { startModelHost, type ModelHost } from '../model-host.ts';
+import { openPromptStore } from '../server.ts';
 import { TrainingManager } from '../training/manager.ts';
 import type { TenantUsage } from '../usage.ts';
 import { errorToWire, type GatherWhat, type ToFront, type ToPrimary } from './protocol.ts';
@@ -63,11 +63,7 @@ export async function startPrimary(settings: Settings, logger: Logger = serverLo
 
   let store: PromptStore;
   try {
-    const backend = await openBackend({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, logger });
-    store = new PromptStore(backend, {
-      spec: host.spec, limits: promptLimits(config), maxEnsembleSize: config.maxEnsembleSize,
-      cacheBytes: config.promptCacheBytes, registry: metrics.registry, tokenizer: loadTokenizer(serving.modelDir),
-    });
+    store = await openPromptStore(config, host.spec, loadTokenizer(serving.modelDir), metrics.registry, logger);
   } catch (err) {
     await host.worker.close();
     throw err;
@@ -146,7 +142,7 @@ export async function startPrimary(settings: Settings, logger: Logger = serverLo
         training.wake();
         return;
       case 'connect':
-        sendTo(w, { t: 'hello', spec: host.spec, warmupMs: host.worker.warmupMs, fronts: K, index });
+        sendTo(w, { t: 'hello', spec: host.spec, fronts: K, index });
         return;
       case 'listening':
         listening.get(w)?.(m.port);

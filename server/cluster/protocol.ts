@@ -31,7 +31,7 @@ export type ToPrimary =
 
 export type ToFront =
   /** `index`: this front's number (0..K-1; a replacement takes the number of the one it replaces). */
-  | { t: 'hello'; spec: ModelSpec; warmupMs: number; fronts: number; index: number }
+  | { t: 'hello'; spec: ModelSpec; fronts: number; index: number }
   | {
     t: 'result'; id: number;
     /** Row r's scores are scores[scoreStart[r] .. scoreStart[r + 1]); rowBatch[r] is the batch it ran in. */
