@@ -40,9 +40,15 @@ export interface AppDeps {
   retryAfterEstimate?: () => number;
 }
 
-/** The store-backed tenant API: tenants, whoami, (inspect,) prompts, ensembles, tasks: in this order (the /v1/tasks router would take the paths under it). */
-export function apiRoutes(inspector?: PromptInspector): RouteModule[] {
-  return [tenantsRoutes, whoamiRoutes, ...(inspector ? [inspectRoutes(inspector)] : []), promptsRoutes, ensemblesRoutes, tasksRoutes];
+/**
+ * The store-backed tenant API: tenants, whoami, (inspect,) prompts, ensembles,
+ * then `taskScoped` (other routes under /v1/tasks/:task/, such as classify and
+ * jobs), then tasks last: its /v1/tasks mount authenticates and parses the
+ * JSON body of every path under it, so a route after it would be
+ * authenticated twice and have its body read before its own gate and limit.
+ */
+export function apiRoutes(inspector?: PromptInspector, taskScoped: readonly RouteModule[] = []): RouteModule[] {
+  return [tenantsRoutes, whoamiRoutes, ...(inspector ? [inspectRoutes(inspector)] : []), promptsRoutes, ensemblesRoutes, ...taskScoped, tasksRoutes];
 }
 
 export function createApp(deps: AppDeps): Express {

@@ -130,9 +130,10 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       healthRoutes(readiness),
       link ? metricsRoutes(metrics.registry, () => link.gather<string>({ what: 'metrics' })) : metricsRoutes(metrics.registry),
       infoRoutes(infoDocument(spec, serving, config)), openApiRoutes(), consoleRoutes,
-      ...apiRoutes(new PromptInspector(serving.modelDir, spec, tokenizer)),
-      classifyRoutes({ classify, admission, metrics, limits: serving.classify, retryAfterEstimate }),
-      jobsRoutes(training),
+      ...apiRoutes(new PromptInspector(serving.modelDir, spec, tokenizer), [
+        classifyRoutes({ classify, admission, metrics, limits: serving.classify, retryAfterEstimate }),
+        jobsRoutes(training),
+      ]),
       link ? usageRoutes(usage, (tenantId) => link.gather<TenantUsage>({ what: 'usage', tenantId })) : usageRoutes(usage),
       tenantQuotaRoutes(quotas, admission, admissionConfig.tenant),
     ],

@@ -188,6 +188,46 @@ test('per-tenant weight and limits through the admin API: validated, persisted, 
   }
 });
 
+test('routes under /v1/tasks/:task/ pass their own gates before their body is read', { timeout: 60_000 }, async () => {
+  const srv = await startServingServer();
+  try {
+    const a = await tenant(srv.url, 'a');
+    const p = await api(srv.url, 'PATCH', `/v1/tenants/${a.id}`, { key: ADMIN_KEY, json: { limits: { max_concurrency: 1 } } });
+    assert.equal(p.status, 200, JSON.stringify(p.json));
+    // A classify request whose body is still arriving already holds its tenant's one concurrency slot.
+    const u = new URL(srv.url);
+    const slow = http.request({ host: u.hostname, port: u.port, method: 'POST', path: '/v1/tasks/t/classify', headers: { authorization: `Bearer ${a.key}`, 'content-type': 'application/json', 'transfer-encoding': 'chunked' } });
+    const slowAnswer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+      slow.on('response', (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => { body += c.toString(); });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      slow.on('error', reject);
+    });
+    slow.write('{"inputs": [');
+    const inFlight = async () => (await api(srv.url, 'GET', `/v1/tenants/${a.id}/quota`, { key: ADMIN_KEY })).json.in_flight.requests as number;
+    await until('the half-sent request holds the slot', async () => (await inFlight()) === 1);
+    const second = await classify(srv.url, a.key, 't', { inputs: [TEXT] });
+    assert.equal(second.status, 429, JSON.stringify(second.json));
+    assert.equal(second.json.error.details.limit, 'tenant_concurrency');
+    slow.end(`${JSON.stringify(TEXT)}]}`);
+    const done = await slowAnswer;
+    assert.equal(done.status, 200, done.body);
+    await until('the slot is released', async () => (await inFlight()) === 0);
+
+    // A training job for a task that does not exist is 404 before its body is read: a JSON body over
+    // the general JSON limit (8 MiB) but within the training limit is not refused as too large.
+    const examples = JSON.stringify({ examples: Array.from({ length: 40_000 }, (_, i) => ({ text: `${TEXT} ${i} ${'x'.repeat(200)}`, label: 'a' })) });
+    assert.ok(examples.length > 8 * 1024 * 1024 && examples.length < 32 * 1024 * 1024, String(examples.length));
+    const job = await api(srv.url, 'POST', '/v1/tasks/nope/jobs', { key: a.key, body: examples, headers: { 'content-type': 'application/json' } });
+    assert.equal(job.status, 404, JSON.stringify(job.json));
+    assert.equal(job.json.error.code, 'NOT_FOUND');
+  } finally {
+    await srv.close();
+  }
+});
+
 /** A raw request that sends its headers and waits: the 100 Continue or the final answer, whichever comes. */
 function expectContinue(url: string, path: string, key: string, length: number): Promise<{ continued: boolean; status: number; body: string }> {
   const u = new URL(url);

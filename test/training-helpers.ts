@@ -38,7 +38,7 @@ export async function startEnv(training: Partial<TrainingConfig> = {}): Promise<
   const store = PromptStore.open({ dataDir: dir, spec: SPEC, limits: promptLimits(config) });
   const manager = new TrainingManager({ store, modelDir: STORIES, spec: SPEC, config: { ...DEFAULT_TRAINING_CONFIG, niceness: 0, progressIntervalMs: 50, ...training } });
   await manager.start();
-  const app = createApp({ store, spec: SPEC, config, routes: [healthRoutes(), ...apiRoutes(), jobsRoutes(manager)] });
+  const app = createApp({ store, spec: SPEC, config, routes: [healthRoutes(), ...apiRoutes(undefined, [jobsRoutes(manager)])] });
   const server: Server = await new Promise((resolve) => { const s = app.listen(0, '127.0.0.1', () => resolve(s)); });
   const { port } = server.address() as AddressInfo;
   return {
