@@ -1,8 +1,10 @@
 // Tokenisation through @huggingface/tokenizers (pure JS, reads tokenizer.json
-// offline). Special tokens are the caller's choice: templates add BOS/CLS
+// offline), with a faster encoder of our own for plain BPE tokenizers
+// (models/bpe.ts) that gives the library's ids. Special tokens are the caller's choice: templates add BOS/CLS
 // themselves so that virtual tokens can sit before them.
 
 import { Tokenizer } from '@huggingface/tokenizers';
+import { bpeEncoder } from './bpe.ts';
 import { SoftserveError } from '../kernels/errors.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -23,6 +25,9 @@ export class TextTokenizer {
   /** Id of the unknown token: word-level models give no id for words they lack. */
   private readonly unkId: number | null;
 
+  /** The fast path for plain BPE tokenizers (models/bpe.ts), or null: the library encodes every text. */
+  private readonly fast: ((text: string) => number[] | null) | null;
+
   constructor(ckpt: TokenizerFiles) {
     this.addBos = ckpt.tokenizerConfig.add_bos_token !== false;
     try {
@@ -34,10 +39,18 @@ export class TextTokenizer {
     const model = ckpt.tokenizerJson.model as { unk_token?: unknown } | undefined;
     const unk = typeof model?.unk_token === 'string' ? model.unk_token : null;
     this.unkId = unk === null ? null : this.tokenizer.token_to_id(unk) ?? null;
+    this.fast = bpeEncoder(ckpt.tokenizerJson, ckpt.tokenizerConfig);
   }
 
   /** Token ids of `text`, without special tokens. */
   encode(text: string): number[] {
+    const fast = this.fast?.(text);
+    if (fast) return fast;
+    return this.libraryEncode(text);
+  }
+
+  /** The library's encoding: the reference the fast path is tested against. */
+  libraryEncode(text: string): number[] {
     const ids = this.tokenizer.encode(text, { add_special_tokens: false }).ids as Array<number | undefined>;
     if (ids.every((id) => id !== undefined)) return ids as number[];
     if (this.unkId === null) {

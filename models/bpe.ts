@@ -1,0 +1,201 @@
+// A fast encoder for the plainest tokenizer.json shape: a BPE model (merges by
+// rank, optional byte fallback) behind Prepend/Replace normalizers and no
+// pre-tokenizer, which is what Llama-family checkpoints such as stories260k
+// ship. Without a pre-tokenizer the whole sentence is one BPE word, and
+// @huggingface/tokenizers merges it with string pairs looked up through
+// JSON.stringify: about 0.3 ms of the HTTP thread per SST-2 sentence, a fifth
+// of a classify request's CPU on stories260k (docs/BENCHMARKS.md). Here
+// symbols are vocabulary ids and a merge is one Map lookup on an integer key.
+//
+// It must give exactly the library's ids: models/tokenizer.ts uses it only
+// when `bpeEncoder` accepts the tokenizer files, sends any text that contains
+// an added token (<s>, <unk>, ...) to the library, and test/bpe.test.ts
+// compares the two on every dataset text and on random strings.
+
+interface BpeModelJson {
+  type?: unknown; vocab?: unknown; merges?: unknown; dropout?: unknown; unk_token?: unknown;
+  continuing_subword_prefix?: unknown; end_of_word_suffix?: unknown; fuse_unk?: unknown; byte_fallback?: unknown; ignore_merges?: unknown;
+}
+
+interface NormalizerJson { type?: unknown; prepend?: unknown; pattern?: { String?: unknown }; content?: unknown; normalizers?: unknown }
+
+type Normalize = (text: string) => string;
+
+/** The normalizers it reproduces (Prepend, Replace of a literal string, a Sequence of them), or null for any other. */
+function normalizerOf(json: unknown): Normalize | null {
+  if (json === null || json === undefined) return (t) => t;
+  const n = json as NormalizerJson;
+  if (n.type === 'Prepend' && typeof n.prepend === 'string') {
+    const prefix = n.prepend;
+    return (t) => prefix + t;
+  }
+  if (n.type === 'Replace' && typeof n.pattern?.String === 'string' && (n.content === undefined || typeof n.content === 'string')) {
+    const from = n.pattern.String;
+    const to = (n.content as string | undefined) ?? '';
+    return from === '' ? (t) => t : (t) => t.replaceAll(from, to);
+  }
+  if (n.type === 'Sequence' && Array.isArray(n.normalizers)) {
+    const steps = n.normalizers.map(normalizerOf);
+    if (steps.some((s) => s === null)) return null;
+    return (t) => (steps as Normalize[]).reduce((acc, step) => step(acc), t);
+  }
+  return null;
+}
+
+/** The rank of a pair that has no merge: above every real rank. */
+const NO_MERGE = 0x7fffffff;
+
+/** Vocabularies up to this size keep a dense pair table (4 MiB at 1024). */
+const DENSE_PAIRS_MAX_VOCAB = 1024;
+
+/** Merge table key of the pair (left, right) of vocabulary ids. */
+const pairKey = (left: number, right: number, vocabSize: number) => left * vocabSize + right;
+
+/**
+ * The fast encoder for these tokenizer files, or null when they are not the
+ * supported shape (the caller then uses the library for every text). The
+ * encoder returns null for a text it leaves to the library.
+ */
+export function bpeEncoder(tokenizerJson: Record<string, unknown>, tokenizerConfig: Record<string, unknown>): ((text: string) => number[] | null) | null {
+  const model = tokenizerJson.model as BpeModelJson | undefined;
+  if (!model || model.type !== 'BPE' || tokenizerJson.pre_tokenizer !== null) return null;
+  if (model.dropout !== null && model.dropout !== undefined) return null;
+  if (model.continuing_subword_prefix || model.end_of_word_suffix || model.ignore_merges === true) return null;
+  if (tokenizerConfig.remove_space === true || tokenizerConfig.do_lowercase_and_remove_accent === true) return null;
+  const normalize = normalizerOf(tokenizerJson.normalizer);
+  if (!normalize || typeof model.vocab !== 'object' || model.vocab === null || !Array.isArray(model.merges)) return null;
+
+  const ids = new Map<string, number>(Object.entries(model.vocab as Record<string, number>));
+  const added = Array.isArray(tokenizerJson.added_tokens) ? tokenizerJson.added_tokens as Array<{ id: number; content: string }> : [];
+  for (const t of added) ids.set(t.content, t.id);
+  // Added tokens split the text in the library (raw and normalized): such texts go to it.
+  const addedContents = added.map((t) => t.content).filter((c) => c.length > 0);
+  const vocabSize = Math.max(...ids.values()) + 1;
+
+  // Merges: the rank of each pair of ids, and what each rank merges into.
+  const rankOf = new Map<number, number>();
+  const mergedAt = new Int32Array(model.merges.length);
+  for (let rank = 0; rank < model.merges.length; rank++) {
+    const m = model.merges[rank] as unknown;
+    const [left, right] = typeof m === 'string' ? m.split(' ', 2) : (m as [string, string]);
+    const l = ids.get(left!), r = ids.get(right!), merged = ids.get(`${left}${right}`);
+    // A merge whose parts or result are not tokens: the library would work on strings here; leave it to it.
+    if (l === undefined || r === undefined || merged === undefined) return null;
+    // A pair listed twice takes its last rank, as in the library's table.
+    rankOf.set(pairKey(l, r, vocabSize), rank);
+    mergedAt[rank] = merged;
+  }
+
+  const byteIds = Array.from({ length: 256 }, (_, b) => ids.get(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`) ?? -1);
+  const unk = typeof model.unk_token === 'string' ? ids.get(model.unk_token) ?? -1 : -1;
+  const encoder = new MergeEncoder(ids, rankOf, mergedAt, vocabSize, {
+    normalize, addedContents, byteFallback: model.byte_fallback === true, byteIds, unk, fuseUnk: model.fuse_unk === true,
+  });
+  return (text) => encoder.encode(text);
+}
+
+interface EncoderOptions {
+  normalize: Normalize;
+  addedContents: string[];
+  byteFallback: boolean;
+  /** Token id of each byte's <0xXX> token, -1 where missing. */
+  byteIds: number[];
+  /** The unknown token's id, -1 if none. */
+  unk: number;
+  fuseUnk: boolean;
+}
+
+/** The encoder itself; no closures in its hot loops (tsx's keepNames makes each one cost a defineProperty). */
+class MergeEncoder {
+  /** Token id of each UTF-16 code unit that is a token by itself, -1 otherwise; other code points go through `ids`. */
+  private readonly unitIds = new Int32Array(0x10000).fill(-1);
+  private readonly utf8 = new TextEncoder();
+  /** For small vocabularies, every pair's rank in one table (vocabSize² entries): no Map lookup per pair. */
+  private readonly pairRanks: Int32Array | null = null;
+
+  constructor(private readonly ids: Map<string, number>, private readonly rankOf: Map<number, number>,
+    private readonly mergedAt: Int32Array, private readonly vocabSize: number, private readonly o: EncoderOptions) {
+    for (const [token, id] of ids) if (token.length === 1) this.unitIds[token.charCodeAt(0)] = id;
+    if (vocabSize <= DENSE_PAIRS_MAX_VOCAB) {
+      this.pairRanks = new Int32Array(vocabSize * vocabSize).fill(NO_MERGE);
+      for (const [key, rank] of rankOf) this.pairRanks[key] = rank;
+    }
+  }
+
+  /** The ids of `text`, or null when it holds an added token (the library splits those out). */
+  encode(text: string): number[] | null {
+    if (text.length === 0) return [];
+    if (this.holdsAddedToken(text)) return null;
+    const normalized = this.o.normalize(text);
+    if (normalized.length === 0) return [];
+    if (this.holdsAddedToken(normalized)) return null;
+
+    // One node per code point: where it starts, its token id (-1 for a character outside the vocabulary,
+    // which never merges), the next live node, and the rank of the pair it starts. A merge keeps the left node.
+    const units = normalized.length;
+    const symbol = new Int32Array(units), next = new Int32Array(units), rank = new Int32Array(units), start = new Int32Array(units);
+    let n = 0;
+    for (let u = 0; u < units; n++) {
+      const code = normalized.charCodeAt(u);
+      const width = code >= 0xd800 && code <= 0xdbff && u + 1 < units && (normalized.charCodeAt(u + 1) & 0xfc00) === 0xdc00 ? 2 : 1;
+      start[n] = u;
+      symbol[n] = width === 1 ? this.unitIds[code]! : this.ids.get(normalized.slice(u, u + 2)) ?? -1;
+      u += width;
+    }
+    for (let i = 0; i < n; i++) next[i] = i + 1 < n ? i + 1 : -1;
+    for (let i = 0; i < n; i++) rank[i] = this.pairRank(symbol, next, i);
+    // The lowest-ranked pair merges first, the leftmost of equal ranks (the library's order).
+    for (;;) {
+      let best = -1, bestPrev = -1, bestRank = NO_MERGE;
+      for (let i = 0, prev = -1; i >= 0; prev = i, i = next[i]!) {
+        if (rank[i]! < bestRank) { bestRank = rank[i]!; best = i; bestPrev = prev; }
+      }
+      if (best < 0) break;
+      symbol[best] = this.mergedAt[bestRank]!;
+      next[best] = next[next[best]!]!;
+      rank[best] = this.pairRank(symbol, next, best);
+      if (bestPrev >= 0) rank[bestPrev] = this.pairRank(symbol, next, bestPrev);
+    }
+
+    const out: number[] = [];
+    for (let i = 0; i >= 0; i = next[i]!) {
+      if (symbol[i]! >= 0) out.push(symbol[i]!);
+      else this.outside(normalized.slice(start[i]!, i + 1 < n ? start[i + 1]! : units), out);
+    }
+    return this.o.fuseUnk && this.o.unk >= 0 ? this.fused(out) : out;
+  }
+
+  private holdsAddedToken(text: string): boolean {
+    for (const c of this.o.addedContents) if (text.includes(c)) return true;
+    return false;
+  }
+
+  /** The rank of the pair that node `i` starts, NO_MERGE if none. */
+  private pairRank(symbol: Int32Array, next: Int32Array, i: number): number {
+    const j = next[i]!;
+    if (j < 0 || symbol[i]! < 0 || symbol[j]! < 0) return NO_MERGE;
+    const key = pairKey(symbol[i]!, symbol[j]!, this.vocabSize);
+    return this.pairRanks ? this.pairRanks[key]! : this.rankOf.get(key) ?? NO_MERGE;
+  }
+
+  /** A character outside the vocabulary: its bytes' tokens, else the unknown token, else nothing (as the library does). */
+  private outside(ch: string, out: number[]): void {
+    if (this.o.byteFallback) {
+      const bytes = this.utf8.encode(ch);
+      let all = true;
+      for (const b of bytes) if (this.o.byteIds[b]! < 0) all = false;
+      if (all) {
+        for (const b of bytes) out.push(this.o.byteIds[b]!);
+        return;
+      }
+    }
+    if (this.o.unk >= 0) out.push(this.o.unk);
+  }
+
+  /** Runs of the unknown token collapsed into one (fuse_unk). */
+  private fused(ids: number[]): number[] {
+    const out: number[] = [];
+    for (let i = 0; i < ids.length; i++) if (ids[i] !== this.o.unk || ids[i - 1] !== this.o.unk) out.push(ids[i]!);
+    return out;
+  }
+}
