@@ -102,6 +102,9 @@ interface Account { rows: number; tokens: number; requests: number; weight: numb
 export type AdmissionLimit =
   | 'tenant_concurrency' | 'tenant_rows' | 'tenant_tokens' | 'global_rows' | 'global_tokens' | 'fair_share' | 'reserve';
 
+/** A flooding tenant's refusals are held at most this many times the refusal delay (Admission.refusalDelay). */
+export const REFUSAL_STRETCH_MAX = 8;
+
 /** The reserve is shared by at most this many light tenants (of weight 1) at once. */
 export const RESERVE_SLOTS = 8;
 
@@ -117,6 +120,9 @@ export class Admission {
   private readonly admitted: Counter;
   private readonly inFlightRows: Gauge;
   private readonly inFlightTokens: Gauge;
+  private readonly refusalsHeld: Gauge;
+  /** Per tenant: refusals waiting out their delay (answerRefusal). */
+  private readonly heldRefusals = new Map<string, number>();
 
   constructor(
     private readonly config: AdmissionConfig,
@@ -130,6 +136,7 @@ export class Admission {
     this.admitted = new Counter({ name: 'softserve_admission_admitted_total', help: 'Classify requests admitted', registers: [registry] });
     this.inFlightRows = new Gauge({ name: 'softserve_admission_rows', help: 'Rows admitted and not yet answered', registers: [registry] });
     this.inFlightTokens = new Gauge({ name: 'softserve_admission_tokens', help: 'Estimated tokens admitted and not yet answered', registers: [registry] });
+    this.refusalsHeld = new Gauge({ name: 'softserve_admission_refusals_held', help: 'Refusals (429) waiting out the refusal delay before they are answered', registers: [registry] });
   }
 
   /** The tenant's account; a new one is only stored once something is admitted into it. */
@@ -270,11 +277,39 @@ export class Admission {
     if (a.rows === 0 && a.requests === 0 && this.accounts.get(tenantId) === a) this.accounts.delete(tenantId);
   }
 
-  /** Calls `answer` after the refusal delay (at most `retryAfterSeconds`). */
-  answerRefusal(retryAfterSeconds: number, answer: () => void): void {
+  /**
+   * How long a refusal is held before it is answered: the refusal delay (at
+   * most `retryAfterSeconds`), stretched for a tenant that already has many
+   * refusals held: by 1 + held / its concurrency limit, at most
+   * REFUSAL_STRETCH_MAX times. A client that resends every 429 at once keeps
+   * its refusals held, so each round of its flood comes slower and costs the
+   * server less; a tenant with few refusals waits the plain delay.
+   */
+  refusalDelay(retryAfterSeconds: number, tenantId?: string): number {
     const ms = Math.min(this.config.refusalDelayMs, retryAfterSeconds * 1000);
-    if (ms <= 0) answer();
-    else setTimeout(answer, ms);
+    if (ms <= 0 || tenantId === undefined) return Math.max(0, ms);
+    const held = this.heldRefusals.get(tenantId) ?? 0;
+    const limit = this.limitsOf(this.quotaOf(tenantId)).maxConcurrency;
+    return Math.round(ms * Math.min(REFUSAL_STRETCH_MAX, 1 + held / limit));
+  }
+
+  /** Calls `answer` after the refusal delay (`refusalDelay`), counting the refusal as held meanwhile. */
+  answerRefusal(retryAfterSeconds: number, answer: () => void, tenantId?: string): void {
+    const ms = this.refusalDelay(retryAfterSeconds, tenantId);
+    if (ms <= 0) return answer();
+    if (tenantId === undefined) {
+      setTimeout(answer, ms);
+      return;
+    }
+    this.heldRefusals.set(tenantId, (this.heldRefusals.get(tenantId) ?? 0) + 1);
+    this.refusalsHeld.inc();
+    setTimeout(() => {
+      const left = (this.heldRefusals.get(tenantId) ?? 1) - 1;
+      if (left > 0) this.heldRefusals.set(tenantId, left);
+      else this.heldRefusals.delete(tenantId);
+      this.refusalsHeld.dec();
+      answer();
+    }, ms);
   }
 
   /** What a tenant holds now (for tests and the admin view). */
@@ -298,7 +333,7 @@ export class Admission {
         // The error handler (server/errors.ts) sends details.retryAfter as Retry-After.
         const retry = (err as SoftserveError).details?.retryAfter;
         res.locals.errorCode = (err as SoftserveError).code;
-        this.answerRefusal(Number(retry ?? 1), () => next(err));
+        this.answerRefusal(Number(retry ?? 1), () => next(err), tenantOf(res).id);
         return;
       }
       res.once('close', () => slot.release());

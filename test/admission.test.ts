@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
-import { Admission, RESERVE_SLOTS, estimateCost, type AdmissionConfig, type TenantQuota } from '../server/admission.ts';
+import { Admission, REFUSAL_STRETCH_MAX, RESERVE_SLOTS, estimateCost, type AdmissionConfig, type TenantQuota } from '../server/admission.ts';
 import { jsonDepthOver } from '../server/body-limits.ts';
 import { SoftserveError } from '../kernels/errors.ts';
 
@@ -133,4 +133,23 @@ test('JSON depth scan: brackets in strings do not count, escapes are skipped', (
   assert.equal(jsonDepthOver(b('{"a":[[[1]]]}'), 3), 4);
   assert.equal(jsonDepthOver(b('{"a":"[[[[[[\\"[[[["}'), 2), 0);
   assert.equal(jsonDepthOver(b('['.repeat(1_000_000)), 32), 33);
+});
+
+test('refusals are held longer for a tenant that already has many held, at most REFUSAL_STRETCH_MAX times, and only for it', async () => {
+  const a = make({ small: { weight: 1, limits: { maxConcurrency: 4 } } }, { ...CONFIG, refusalDelayMs: 20 });
+  assert.equal(a.refusalDelay(1, 'small'), 20, 'nothing held: the plain delay');
+  assert.equal(a.refusalDelay(0.01, 'small'), 10, 'never more than Retry-After before stretching');
+  const answered: string[] = [];
+  const held: Array<Promise<void>> = [];
+  const refuse = (tenant: string) => held.push(new Promise<void>((resolve) => a.answerRefusal(1, () => { answered.push(tenant); resolve(); }, tenant)));
+  for (let i = 0; i < 4; i++) refuse('small');
+  assert.equal(a.refusalDelay(1, 'small'), 40, '4 held with a limit of 4: twice the delay');
+  assert.equal(a.refusalDelay(1, 'other'), 20, 'another tenant is not slowed');
+  assert.equal(a.refusalDelay(1), 20, 'a refusal not tied to a tenant is not stretched');
+  for (let i = 0; i < 100; i++) refuse('small');
+  assert.equal(a.refusalDelay(1, 'small'), 20 * REFUSAL_STRETCH_MAX, 'capped');
+  assert.equal(answered.length, 0, 'held until the delay passes');
+  await Promise.all(held);
+  assert.equal(answered.length, 104);
+  assert.equal(a.refusalDelay(1, 'small'), 20, 'back to the plain delay once they are answered');
 });
