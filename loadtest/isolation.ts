@@ -189,13 +189,16 @@ export function renderIsolation(r: IsolationResult, header: string): string {
     const floods = p.flooders;
     const fRows = floods.reduce((a, x) => a + (x.rows * 1000) / x.elapsedMs, 0);
     const f429 = floods.reduce((a, x) => a + (x.errors['429'] ?? 0), 0);
-    const fOther = floods.reduce((a, x) => a + Object.entries(x.errors).filter(([k]) => k !== '429').reduce((s, [, v]) => s + v, 0), 0);
+    const other = new Map<string, number>();
+    for (const x of floods) for (const [k, v] of Object.entries(x.errors)) if (k !== '429') other.set(k, (other.get(k) ?? 0) + v);
+    // Status 0: no answer (the connection closed or was refused).
+    const fOther = [...other].map(([k, v]) => `${v} × ${k === '0' ? 'no answer' : k}`).join(', ');
     const pErr = p.polite ? Object.entries(p.polite.errors).map(([k, v]) => `${v} × ${k}`).join(', ') || '0' : '–';
     return [
       p.id, p.label,
       p.polite ? `${f(p.polite.latency.p50)} / ${f(p.polite.latency.p99)}` : '–',
       p.polite ? `${p.polite.successes}` : '–', pErr,
-      floods.length ? n0(fRows) : '–', floods.length ? `${f429}${fOther ? ` (+${fOther} other)` : ''}` : '–',
+      floods.length ? n0(fRows) : '–', floods.length ? `${f429}${fOther ? ` (+ ${fOther})` : ''}` : '–',
       n0(p.usefulRowsPerSec), p.id === '0a' ? '–' : f(p.usefulRowsPerSec / max, 2), MB(p.peakRssBytes),
     ];
   });

@@ -279,18 +279,20 @@ export class Admission {
 
   /**
    * How long a refusal is held before it is answered: the refusal delay (at
-   * most `retryAfterSeconds`), stretched for a tenant that already has many
-   * refusals held: by 1 + held / its concurrency limit, at most
-   * REFUSAL_STRETCH_MAX times. A client that resends every 429 at once keeps
-   * its refusals held, so each round of its flood comes slower and costs the
-   * server less; a tenant with few refusals waits the plain delay.
+   * most `retryAfterSeconds`), stretched for a tenant that already has
+   * refusals held, by 1 + (held / its concurrency limit)², at most
+   * REFUSAL_STRETCH_MAX times. Up to its limit's worth of refusals held (a
+   * burst past the limit) a tenant waits under twice the delay; beyond that
+   * its client is resending without waiting, and the hold climbs quickly to
+   * the cap, so each round of its flood comes slower and costs the server
+   * less.
    */
   refusalDelay(retryAfterSeconds: number, tenantId?: string): number {
     const ms = Math.min(this.config.refusalDelayMs, retryAfterSeconds * 1000);
     if (ms <= 0 || tenantId === undefined) return Math.max(0, ms);
     const held = this.heldRefusals.get(tenantId) ?? 0;
     const limit = this.limitsOf(this.quotaOf(tenantId)).maxConcurrency;
-    return Math.round(ms * Math.min(REFUSAL_STRETCH_MAX, 1 + held / limit));
+    return Math.round(ms * Math.min(REFUSAL_STRETCH_MAX, 1 + (held / limit) ** 2));
   }
 
   /** Calls `answer` after the refusal delay (`refusalDelay`), counting the refusal as held meanwhile. */
