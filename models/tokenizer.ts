@@ -1,7 +1,8 @@
 // Tokenisation through @huggingface/tokenizers (pure JS, reads tokenizer.json
 // offline), with a faster encoder of our own for plain BPE tokenizers
-// (models/bpe.ts) that gives the library's ids. Special tokens are the caller's choice: templates add BOS/CLS
-// themselves so that virtual tokens can sit before them.
+// (models/bpe.ts) that gives the library's ids. Special tokens are the
+// caller's choice: templates add BOS/CLS themselves so that virtual tokens
+// can sit before them.
 
 import { Tokenizer } from '@huggingface/tokenizers';
 import { bpeEncoder } from './bpe.ts';
