@@ -14,7 +14,7 @@
 
 interface BpeModelJson {
   type?: unknown; vocab?: unknown; merges?: unknown; dropout?: unknown; unk_token?: unknown;
-  continuing_subword_prefix?: unknown; end_of_word_suffix?: unknown; fuse_unk?: unknown; byte_fallback?: unknown; ignore_merges?: unknown;
+  continuing_subword_prefix?: unknown; continuing_subword_suffix?: unknown; end_of_word_suffix?: unknown; fuse_unk?: unknown; byte_fallback?: unknown; ignore_merges?: unknown;
 }
 
 interface NormalizerJson { type?: unknown; prepend?: unknown; pattern?: { String?: unknown }; content?: unknown; normalizers?: unknown }
@@ -29,10 +29,13 @@ function normalizerOf(json: unknown): Normalize | null {
     const prefix = n.prepend;
     return (t) => prefix + t;
   }
-  if (n.type === 'Replace' && typeof n.pattern?.String === 'string' && (n.content === undefined || typeof n.content === 'string')) {
+  // The library matches a Replace pattern as a unicode regex: an empty pattern matches between code
+  // points, and a surrogate in the pattern never matches half of a pair. Neither is reproduced here.
+  if (n.type === 'Replace' && typeof n.pattern?.String === 'string' && n.pattern.String !== '' && !/[\ud800-\udfff]/.test(n.pattern.String) &&
+    (n.content === undefined || typeof n.content === 'string')) {
     const from = n.pattern.String;
     const to = (n.content as string | undefined) ?? '';
-    return from === '' ? (t) => t : (t) => t.replaceAll(from, to);
+    return (t) => t.replaceAll(from, to);
   }
   if (n.type === 'Sequence' && Array.isArray(n.normalizers)) {
     const steps = n.normalizers.map(normalizerOf);
@@ -60,23 +63,31 @@ export function bpeEncoder(tokenizerJson: Record<string, unknown>, tokenizerConf
   const model = tokenizerJson.model as BpeModelJson | undefined;
   if (!model || model.type !== 'BPE' || tokenizerJson.pre_tokenizer !== null) return null;
   if (model.dropout !== null && model.dropout !== undefined) return null;
-  if (model.continuing_subword_prefix || model.end_of_word_suffix || model.ignore_merges === true) return null;
+  if (model.continuing_subword_prefix || model.continuing_subword_suffix || model.end_of_word_suffix || model.ignore_merges === true) return null;
   if (tokenizerConfig.remove_space === true || tokenizerConfig.do_lowercase_and_remove_accent === true) return null;
   const normalize = normalizerOf(tokenizerJson.normalizer);
   if (!normalize || typeof model.vocab !== 'object' || model.vocab === null || !Array.isArray(model.merges)) return null;
 
-  const ids = new Map<string, number>(Object.entries(model.vocab as Record<string, number>));
+  const vocab = model.vocab as Record<string, number>;
+  const ids = new Map<string, number>(Object.entries(vocab));
+  // An unknown token that is not in the model's vocabulary: the library has no id for it (and never fuses).
+  if (typeof model.unk_token === 'string' && !Object.hasOwn(vocab, model.unk_token)) return null;
   const added = Array.isArray(tokenizerJson.added_tokens) ? tokenizerJson.added_tokens as Array<{ id: number; content: string }> : [];
   for (const t of added) ids.set(t.content, t.id);
-  // Added tokens split the text in the library (raw and normalized): such texts go to it.
-  const addedContents = added.map((t) => t.content).filter((c) => c.length > 0);
-  const vocabSize = Math.max(...ids.values()) + 1;
+  // Added tokens split the text in the library, matched raw or (for `normalized` ones) normalized:
+  // a text holding either form goes to the library.
+  const addedContents = [...new Set(added.flatMap((t) => [t.content, normalize(t.content)]))].filter((c) => c.length > 0);
+  let vocabSize = 0;
+  for (const id of ids.values()) vocabSize = Math.max(vocabSize, id + 1);
 
   // Merges: the rank of each pair of ids, and what each rank merges into.
   const rankOf = new Map<number, number>();
   const mergedAt = new Int32Array(model.merges.length);
+  // The library reads every merge in the format of the first ("a b" strings, or [a, b] pairs).
+  const pairs = Array.isArray(model.merges[0]);
   for (let rank = 0; rank < model.merges.length; rank++) {
     const m = model.merges[rank] as unknown;
+    if (pairs ? !(Array.isArray(m) && m.length === 2) : typeof m !== 'string') return null;
     const [left, right] = typeof m === 'string' ? m.split(' ', 2) : (m as [string, string]);
     const l = ids.get(left!), r = ids.get(right!), merged = ids.get(`${left}${right}`);
     // A merge whose parts or result are not tokens: the library would work on strings here; leave it to it.

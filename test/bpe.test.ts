@@ -91,6 +91,16 @@ test('hand-made BPE tokenizers: equal ranks, overlapping pairs, a pair listed tw
       else assert.ok(s.includes('<s>') || s.includes('<unk>'));
     }), { numRuns: 400, seed: 3 });
   }
+  // An added token matched after normalization (normalized: true): texts holding either form go to the library.
+  const withNormalized = tinyBpe(vocab, merges);
+  (withNormalized.added_tokens as object[]).push({ id: vocab.length, content: ' ab', single_word: false, lstrip: false, rstrip: false, normalized: true, special: false });
+  const fastNormalized = bpeEncoder(withNormalized, {})!;
+  const libNormalized = reference(withNormalized);
+  for (const text of ['_ab', 'x ab', 'ab', 'b_a b', ' ab ab']) {
+    const mine = fastNormalized(text);
+    if (mine !== null) assert.deepEqual(mine, libNormalized(text), text);
+  }
+  assert.equal(fastNormalized('_ab'), null);
   // Merges written as pairs (the newer tokenizer.json format) read the same.
   const pairs = tinyBpe(vocab, merges.map((m) => m.split(' ')));
   assert.deepEqual(bpeEncoder(pairs, {})!('aab abc  ba'), reference(pairs)('aab abc  ba'));
@@ -106,6 +116,10 @@ test('shapes the fast encoder does not reproduce are left to the library', () =>
     ['a word suffix', { ...base, model: { ...(base.model as object), end_of_word_suffix: '</w>' } }],
     ['a merge of non-tokens', { ...base, model: { ...(base.model as object), merges: ['a c'] } }],
     ['a WordPiece model', { ...base, model: { type: 'WordPiece', vocab: { a: 0 }, unk_token: 'a' } }],
+    ['a subword suffix', { ...base, model: { ...(base.model as object), continuing_subword_suffix: '@@' } }],
+    ['a Replace of the empty string', { ...base, normalizer: { type: 'Replace', pattern: { String: '' }, content: '_' } }],
+    ['an unknown token outside the vocabulary', { ...base, model: { ...(base.model as object), unk_token: '<none>' } }],
+    ['merges in two formats', { ...base, model: { ...(base.model as object), merges: [['a', 'b'], 'a b'] } }],
   ];
   for (const [what, json] of variants) assert.equal(bpeEncoder(json, {}), null, what);
   assert.equal(bpeEncoder(base, { remove_space: true }), null, 'remove_space in tokenizer_config');
