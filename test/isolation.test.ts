@@ -223,6 +223,12 @@ test('routes under /v1/tasks/:task/ pass their own gates before their body is re
     const job = await api(srv.url, 'POST', '/v1/tasks/nope/jobs', { key: a.key, body: examples, headers: { 'content-type': 'application/json' } });
     assert.equal(job.status, 404, JSON.stringify(job.json));
     assert.equal(job.json.error.code, 'NOT_FOUND');
+    // For a task that exists, a JSON job body keeps the app's JSON bounds: size (8 MiB) and nesting depth.
+    const tooBig = await api(srv.url, 'POST', '/v1/tasks/t/jobs', { key: a.key, body: examples, headers: { 'content-type': 'application/json' } });
+    assert.equal(tooBig.status, 413, JSON.stringify(tooBig.json));
+    const deepJob = await api(srv.url, 'POST', '/v1/tasks/t/jobs', { key: a.key, body: `{"prompt":"p","examples":${'['.repeat(100)}${']'.repeat(100)}}`, headers: { 'content-type': 'application/json' } });
+    assert.equal(deepJob.status, 400, JSON.stringify(deepJob.json));
+    assert.equal(deepJob.json.error.code, 'JSON_TOO_DEEP');
   } finally {
     await srv.close();
   }

@@ -18,6 +18,7 @@ import express, { type Request, type RequestHandler, type Response } from 'expre
 
 import { SoftserveError } from '../../kernels/errors.ts';
 import { tenantOf } from '../auth.ts';
+import { jsonDepthGuard } from '../body-limits.ts';
 import { readMultipart } from '../multipart.ts';
 import type { RouteModule } from '../route-module.ts';
 import type { ExamplesInput, JobRequest, TrainingManager } from '../training/manager.ts';
@@ -115,7 +116,8 @@ export function jobsRoutes(manager: TrainingManager): RouteModule {
     openapi: { paths: jobsOpenApiPaths() },
     mount(app, ctx) {
       const { tenantAuth } = ctx;
-      const json = express.json({ limit: opts.maxUploadBytes, strict: true });
+      // JSON job bodies keep the app's JSON bounds (size and nesting depth); large example sets go as JSONL.
+      const json = express.json({ limit: Math.min(opts.maxUploadBytes, ctx.config.maxJsonBytes), strict: true, verify: jsonDepthGuard(ctx.config.maxJsonDepth) });
       const text = express.text({ type: JSONL_TYPES, limit: opts.maxUploadBytes });
 
       app.post('/v1/tasks/:task/jobs', tenantAuth, async (req: Request, res: Response) => {
@@ -123,8 +125,8 @@ export function jobsRoutes(manager: TrainingManager): RouteModule {
         const task = String(req.params.task);
         // An unknown task is 404 before the body is read.
         await ctx.store.getTask(tenant.id, task);
-        // JSON bodies under /v1/tasks are read by the app's own parser (SOFTSERVE_MAX_JSON_BYTES)
-        // before this route runs; the training limit applies to every body by its declared length.
+        // The training limit applies to every body by its declared length; a JSON body is then read by
+        // this route's parser, within the app's SOFTSERVE_MAX_JSON_BYTES too.
         const declared = Number(req.headers['content-length'] ?? NaN);
         if (Number.isFinite(declared) && declared > opts.maxUploadBytes) {
           if (!req.complete) res.setHeader('Connection', 'close');
