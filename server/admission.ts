@@ -102,8 +102,10 @@ interface Account { rows: number; tokens: number; requests: number; weight: numb
 export type AdmissionLimit =
   | 'tenant_concurrency' | 'tenant_rows' | 'tenant_tokens' | 'global_rows' | 'global_tokens' | 'fair_share' | 'reserve';
 
-/** A flooding tenant's refusals are held at most this many times the refusal delay (Admission.refusalDelay). */
+/** A flooding tenant's refusals are held at most this many times the refusal delay (Admission.refusalDelay)... */
 export const REFUSAL_STRETCH_MAX = 8;
+/** ... and, stretched, never past 10 s (well inside the drain timeout), nor past the plain delay if that is longer. */
+export const REFUSAL_HOLD_MAX_MS = 10_000;
 
 /** The reserve is shared by at most this many light tenants (of weight 1) at once. */
 export const RESERVE_SLOTS = 8;
@@ -285,14 +287,16 @@ export class Admission {
    * burst past the limit) a tenant waits under twice the delay; beyond that
    * its client is resending without waiting, and the hold climbs quickly to
    * the cap, so each round of its flood comes slower and costs the server
-   * less.
+   * less. A stretched hold may outlast the refusal's Retry-After; it never
+   * passes REFUSAL_HOLD_MAX_MS.
    */
   refusalDelay(retryAfterSeconds: number, tenantId?: string): number {
     const ms = Math.min(this.config.refusalDelayMs, retryAfterSeconds * 1000);
     if (ms <= 0 || tenantId === undefined) return Math.max(0, ms);
     const held = this.heldRefusals.get(tenantId) ?? 0;
     const limit = this.limitsOf(this.quotaOf(tenantId)).maxConcurrency;
-    return Math.round(ms * Math.min(REFUSAL_STRETCH_MAX, 1 + (held / limit) ** 2));
+    const stretched = ms * Math.min(REFUSAL_STRETCH_MAX, 1 + (held / limit) ** 2);
+    return Math.round(Math.min(stretched, Math.max(ms, REFUSAL_HOLD_MAX_MS)));
   }
 
   /** Calls `answer` after the refusal delay (`refusalDelay`), counting the refusal as held meanwhile. */

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Registry } from 'prom-client';
-import { Admission, REFUSAL_STRETCH_MAX, RESERVE_SLOTS, estimateCost, type AdmissionConfig, type TenantQuota } from '../server/admission.ts';
+import { Admission, REFUSAL_HOLD_MAX_MS, REFUSAL_STRETCH_MAX, RESERVE_SLOTS, estimateCost, type AdmissionConfig, type TenantQuota } from '../server/admission.ts';
 import { jsonDepthOver } from '../server/body-limits.ts';
 import { SoftserveError } from '../kernels/errors.ts';
 
@@ -156,4 +156,12 @@ test('refusals are held longer for a tenant that already has many held, at most 
   await Promise.all(held);
   assert.equal(answered.length, 108);
   assert.equal(a.refusalDelay(1, 'small'), 20, 'back to the plain delay once they are answered');
+
+  // However long the delay, a stretched hold stops at REFUSAL_HOLD_MAX_MS (a plain delay above it is kept).
+  const slow = make({ small: { weight: 1, limits: { maxConcurrency: 1 } } }, { ...CONFIG, refusalDelayMs: 5_000 });
+  const slowHeld: Array<Promise<void>> = [];
+  for (let i = 0; i < 3; i++) slowHeld.push(new Promise<void>((resolve) => slow.answerRefusal(0.001, resolve, 'small')));
+  assert.equal(slow.refusalDelay(10, 'small'), REFUSAL_HOLD_MAX_MS, '5 s x 8 is held 10 s');
+  assert.equal(make({}, { ...CONFIG, refusalDelayMs: 20_000 }).refusalDelay(30, 'small'), 20_000, 'nothing held: the plain 20 s');
+  await Promise.all(slowHeld);
 });
