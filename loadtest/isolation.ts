@@ -191,8 +191,8 @@ export function renderIsolation(r: IsolationResult, header: string): string {
     const f429 = floods.reduce((a, x) => a + (x.errors['429'] ?? 0), 0);
     const other = new Map<string, number>();
     for (const x of floods) for (const [k, v] of Object.entries(x.errors)) if (k !== '429') other.set(k, (other.get(k) ?? 0) + v);
-    // Status 0: no answer (the connection closed or was refused).
-    const fOther = [...other].map(([k, v]) => `${v} × ${k === '0' ? 'no answer' : k}`).join(', ');
+    // "network": no answer (the connection closed or was refused; LatencyRecorder's name for status 0).
+    const fOther = [...other].map(([k, v]) => `${v} × ${k}`).join(', ');
     const pErr = p.polite ? Object.entries(p.polite.errors).map(([k, v]) => `${v} × ${k}`).join(', ') || '0' : '–';
     return [
       p.id, p.label,

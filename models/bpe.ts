@@ -48,9 +48,6 @@ function normalizerOf(json: unknown): Normalize | null {
 /** The rank of a pair that has no merge: above every real rank. */
 const NO_MERGE = 0x7fffffff;
 
-/** Vocabularies up to this size keep a dense pair table (4 MiB at 1024). */
-const DENSE_PAIRS_MAX_VOCAB = 1024;
-
 /** Merge table key of the pair (left, right) of vocabulary ids. */
 const pairKey = (left: number, right: number, vocabSize: number) => left * vocabSize + right;
 
@@ -121,16 +118,10 @@ class MergeEncoder {
   /** Token id of each UTF-16 code unit that is a token by itself, -1 otherwise; other code points go through `ids`. */
   private readonly unitIds = new Int32Array(0x10000).fill(-1);
   private readonly utf8 = new TextEncoder();
-  /** For small vocabularies, every pair's rank in one table (vocabSize² entries): no Map lookup per pair. */
-  private readonly pairRanks: Int32Array | null = null;
 
   constructor(private readonly ids: Map<string, number>, private readonly rankOf: Map<number, number>,
     private readonly mergedAt: Int32Array, private readonly vocabSize: number, private readonly o: EncoderOptions) {
     for (const [token, id] of ids) if (token.length === 1) this.unitIds[token.charCodeAt(0)] = id;
-    if (vocabSize <= DENSE_PAIRS_MAX_VOCAB) {
-      this.pairRanks = new Int32Array(vocabSize * vocabSize).fill(NO_MERGE);
-      for (const [key, rank] of rankOf) this.pairRanks[key] = rank;
-    }
   }
 
   /** The ids of `text`, or null when it holds an added token (the library splits those out). */
@@ -185,8 +176,7 @@ class MergeEncoder {
   private pairRank(symbol: Int32Array, next: Int32Array, i: number): number {
     const j = next[i]!;
     if (j < 0 || symbol[i]! < 0 || symbol[j]! < 0) return NO_MERGE;
-    const key = pairKey(symbol[i]!, symbol[j]!, this.vocabSize);
-    return this.pairRanks ? this.pairRanks[key]! : this.rankOf.get(key) ?? NO_MERGE;
+    return this.rankOf.get(pairKey(symbol[i]!, symbol[j]!, this.vocabSize)) ?? NO_MERGE;
   }
 
   /** A character outside the vocabulary: its bytes' tokens, else the unknown token, else nothing (as the library does). */
