@@ -6,7 +6,8 @@
 // the oldest row of the tenant whose turn it is (round robin), and only takes
 // rows of a similar length (see bucketOf), which bounds padding. A batch is
 // sent when it would be full (rows or padded tokens) or when its oldest row
-// has waited `maxWaitMs`. The queue is bounded in rows and tokens, in total
+// has waited `maxWaitMs`; while a flood's rows are queued, also when it would
+// run longer than `targetBatchMs`. The queue is bounded in rows and tokens, in total
 // and per tenant: past that, requests are refused with 429 at once rather
 // than queued into a timeout.
 //
@@ -21,10 +22,15 @@ export interface SchedulerConfig {
   /** Most padded tokens (rows × longest row) in one forward pass. */
   maxBatchTokens: number;
   /**
-   * If > 0, a batch's padded tokens are also capped so that, at the recently
-   * measured rate, its forward pass takes about this long: a row that arrives
-   * while a batch runs waits at most about this long for it (latency under a
-   * flood) at some cost in batching efficiency. 0: off.
+   * If > 0, while bulk rows are queued, a batch's padded tokens are also
+   * capped so that, at the recently measured rate, its forward pass takes
+   * about this long. Bulk rows are those that joined a tenant's queue when it
+   * held a whole batch's worth (`maxBatchRows`: a tenant that could fill
+   * every batch by itself). A row of another tenant that arrives while a
+   * batch runs then waits about this long for it, not for a batch of a
+   * flood's rows, until the last of the flood's rows has run. Without bulk
+   * rows (many tenants with a few requests each), batches are as large as
+   * the other bounds allow. 0: off.
    */
   targetBatchMs: number;
   /** Most rows in one forward pass. */
@@ -51,7 +57,7 @@ export const BATCH_POLICIES: readonly BatchPolicy[] = ['cross-tenant', 'per-tena
 
 export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = {
   maxBatchTokens: 8192,
-  targetBatchMs: 0,
+  targetBatchMs: 10,
   maxBatchRows: 64,
   maxWaitMs: 2,
   maxQueueRows: 4096,
@@ -113,7 +119,11 @@ interface RequestJob {
   reject(e: Error): void;
 }
 
-interface RowJob { row: EngineRow; tokens: number; bucket: number; request: RequestJob; index: number; enqueuedAt: number }
+interface RowJob {
+  row: EngineRow; tokens: number; bucket: number; request: RequestJob; index: number; enqueuedAt: number;
+  /** Joined a queue holding a whole batch's worth of rows (see SchedulerConfig.targetBatchMs). */
+  bulk: boolean;
+}
 
 interface TenantQueue { rows: RowJob[]; deficit: number }
 
@@ -139,6 +149,8 @@ export class Scheduler implements RowQueue {
   private lastServed: string | null = null;
   private queuedRows = 0;
   private queuedTokens = 0;
+  /** Queued rows marked bulk: while there are any, batches are capped at targetBatchMs. */
+  private bulkRows = 0;
   private inFlight = 0;
   private nextBatchId = 1;
   private waitTimer: NodeJS.Timeout | null = null;
@@ -182,7 +194,9 @@ export class Scheduler implements RowQueue {
         tenant, rows: [], remaining: rows.length, outputs: new Array(rows.length), batchIds: new Set(),
         enqueuedAt: now, startedAt: now, inferenceMs: 0, timer: null, done: false, resolve, reject,
       };
-      job.rows = rows.map((row, index) => ({ row, tokens: row.inputIds.length, bucket: bucketOf(row.inputIds.length), request: job, index, enqueuedAt: now }));
+      const bulk = (this.tenants.get(tenant)?.rows.length ?? 0) + rows.length >= this.config.maxBatchRows;
+      job.rows = rows.map((row, index) => ({ row, tokens: row.inputIds.length, bucket: bucketOf(row.inputIds.length), request: job, index, enqueuedAt: now, bulk }));
+      if (bulk) this.bulkRows += rows.length;
       job.timer = setTimeout(() => this.expire(job), Math.max(0, deadlineMs));
       let q = this.tenants.get(tenant);
       if (!q) {
@@ -209,6 +223,7 @@ export class Scheduler implements RowQueue {
       q.rows = kept;
       this.queuedRows -= before - kept.length;
       this.queuedTokens -= dropped.reduce((a, r) => a + r.tokens, 0);
+      this.bulkRows -= dropped.filter((r) => r.bulk).length;
       if (kept.length === 0) this.forget(job.tenant);
       this.hooks.onQueueChange?.(this.queuedRows, this.queuedTokens);
     }
@@ -277,12 +292,22 @@ export class Scheduler implements RowQueue {
     }
   }
 
+  /**
+   * The padded-token bound of the next batch: `maxBatchTokens`, or less while
+   * bulk rows are queued (see `targetBatchMs`). The rate is an average over
+   * recent batches, so the cap settles where a batch takes the target: a
+   * batch that ran longer lowers the rate, and with it the next cap.
+   */
+  private batchTokenCap(): number {
+    const { targetBatchMs, maxBatchTokens } = this.config;
+    if (targetBatchMs <= 0 || this.tokensPerSecond <= 0 || this.bulkRows === 0) return maxBatchTokens;
+    return Math.min(maxBatchTokens, Math.max(1, Math.floor((this.tokensPerSecond * targetBatchMs) / 1000)));
+  }
+
   /** Deficit round-robin over tenants, rows of the seed's length class only. */
   private formBatch(seed: RowJob): RowJob[] {
-    const { quantumTokens, policy, targetBatchMs } = this.config;
-    const maxBatchTokens = targetBatchMs > 0 && this.tokensPerSecond > 0
-      ? Math.min(this.config.maxBatchTokens, Math.max(1, Math.floor((this.tokensPerSecond * targetBatchMs) / 1000)))
-      : this.config.maxBatchTokens;
+    const { quantumTokens, policy } = this.config;
+    const maxBatchTokens = this.batchTokenCap();
     const maxBatchRows = policy === 'single' ? 1 : this.config.maxBatchRows;
     const picked: RowJob[] = [];
     let longest = 0;
@@ -355,6 +380,7 @@ export class Scheduler implements RowQueue {
     for (const r of picked) {
       this.queuedRows--;
       this.queuedTokens -= r.tokens;
+      if (r.bulk) this.bulkRows--;
     }
     this.hooks.onQueueChange?.(this.queuedRows, this.queuedTokens);
     return picked;

@@ -88,6 +88,30 @@ test("a light tenant's rows open the next batches, not a turn away behind five f
   await Promise.all(floods);
 });
 
+test('the batch time target caps batches while rows of a tenant that held a whole batch are queued', async () => {
+  // The stand-in backend takes 2 ms a batch whatever its size, so a batch's
+  // rate is rows × 8 tokens / 2 ms, and a 1 ms target allows half the
+  // average's tokens: capped batches start at 3 rows and shrink to one.
+  const { scheduler, batches, rows } = harness({ targetBatchMs: 1, maxBatchRows: 16, maxWaitMs: 5 });
+  await scheduler.submit('t1', rows(1, 4), 10_000); // measures the rate
+  const threeTenants = async () => {
+    const from = batches.length;
+    await Promise.all([1, 2, 3].map((t) => scheduler.submit(`t${t}`, rows(t, 5), 10_000)));
+    return batches.slice(from).map((b) => b.tenants.length);
+  };
+  // Three tenants of 5 rows each (none holds 16): one full-size batch.
+  assert.deepEqual(await threeTenants(), [15], 'no bulk rows: no cap');
+  // One tenant sends one row, another 40 (≥ 16; the batch forms at once): every
+  // batch is capped until the last of the 40 has run, fewer than 16 left included.
+  const from = batches.length;
+  await Promise.all([scheduler.submit('t2', rows(2, 1), 10_000), scheduler.submit('t1', rows(1, 40), 10_000)]);
+  const sizes = batches.slice(from).map((b) => b.tenants.length);
+  assert.ok(batches[from]!.tenants.includes('t2'), `the light row rides in the first batch: ${sizes.join(',')}`);
+  assert.ok(sizes.every((n) => n <= 3), `every batch capped: ${sizes.join(',')}`);
+  // The flood has run: batches are full-size again.
+  assert.deepEqual(await threeTenants(), [15], 'the cap lifts with the last bulk row');
+});
+
 test('rows of very different lengths do not share a batch', async () => {
   // No wait runs out here: everything is queued, then drain() forms the batches.
   const { scheduler, batches, rows } = harness({ maxWaitMs: 60_000 });
