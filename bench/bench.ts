@@ -594,7 +594,8 @@ function writeIsolation(args: Args, r: IsolationResult): void {
     `Machine: ${machine()}; server and load generator share these cores. Server: \`server/main.ts\` on stories260k, default settings` +
     `${Object.keys(r.serverEnv).length ? ` plus ${Object.entries(r.serverEnv).map(([k, v]) => `${k}=${v}`).join(' ')}` : ''}. Phases of ${r.durationMs / 1000} s; ` +
     `the polite tenant sends ${r.politeRate} single-input requests/s (open loop, Poisson) from a client process of its own; a flooder keeps ${r.floodConcurrency} 64-input requests in flight and resends at once whatever the answer. ` +
-    'Latency is per successful request; rows/s counts successful rows only ("useful").';
+    'Latency is per successful request; rows/s counts successful rows only ("useful"), answered within the phase\'s ' +
+    `${r.durationMs / 1000} s (a flood's requests still queued or refused when it stops are answered after that, and do not count).`;
   const body = renderIsolation(r, header);
   mkdirSync(BENCH_TMP, { recursive: true });
   writeFileSync(join(BENCH_TMP, 'isolation-results.json'), JSON.stringify(r, null, 1));

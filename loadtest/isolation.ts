@@ -19,7 +19,7 @@ import { fork } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { HttpClient, LatencyRecorder, type LatencySummary } from './client.ts';
-import { runLoad, rng, type RequestSpec, type RunResult } from './generator.ts';
+import { runLoad, rng, type RequestSpec, type RunOptions, type RunResult } from './generator.ts';
 import { f, n0, table } from './report.ts';
 import type { FromPolite, PolitePhaseSamples, ToPolite } from './polite-client.ts';
 import { loadTexts, readModelDims, setupWorkload, STYLE_CAUSAL, type TenantDef } from './scenarios.ts';
@@ -32,6 +32,12 @@ export interface IsolationPhase {
   label: string;
   polite: PoliteStats | null;
   flooders: RunResult[];
+  /**
+   * The flooders' successful rows per second while the phase's load ran: rows
+   * answered after its duration (the queue running out, refusals still held)
+   * do not count, nor the time they took.
+   */
+  floodRowsPerSec: number;
   /** Successful rows per second, polite and flooders together. */
   usefulRowsPerSec: number;
   peakRssBytes: number;
@@ -136,17 +142,22 @@ export async function benchIsolation(o: IsolationOptions): Promise<IsolationResu
   // The polite tenant sends throughout, from the first phase to the last (as a steady client
   // would: its keep-alive connections stay open), and each answer counts for the phase it was sent in.
   const polite = startPolite(o.url, politeTenant, texts);
-  const measured: Array<{ id: string; label: string; flooders: RunResult[]; floodRows: number; elapsed: number; peak: number }> = [];
+  const measured: Array<{ id: string; label: string; flooders: RunResult[]; floodRowsPerSec: number; elapsed: number; peak: number }> = [];
   const phases: IsolationPhase[] = [];
-  const flood = (k: number, concurrency: number, label: string) => runLoad(floodClients[k]!, {
-    label, mode: { kind: 'closed', concurrency }, durationMs, maxRequests: 10_000_000, next: stream(flooders[k]!, texts, FLOOD_INPUTS, 100 + k), progress: k === 0,
+  const flood = (k: number, concurrency: number, label: string, onResult: RunOptions['onResult']) => runLoad(floodClients[k]!, {
+    label, mode: { kind: 'closed', concurrency }, durationMs, maxRequests: 10_000_000, next: stream(flooders[k]!, texts, FLOOD_INPUTS, 100 + k), progress: k === 0, onResult,
   });
   const phase = async (id: string, label: string, floods: Array<{ k: number; concurrency: number }>) => {
     o.log(`isolation ${id}: ${label} (${durationMs / 1000} s) ...`);
     polite.phase(id);
     const started = performance.now();
+    const loadEnds = started + durationMs;
+    let rowsInTime = 0;
+    const countInTime: RunOptions['onResult'] = (spec, res) => {
+      if (res.status >= 200 && res.status < 300 && performance.now() <= loadEnds) rowsInTime += spec.rows;
+    };
     const { value: fl, peak } = await withPeakRss(o.pid, async () => {
-      const out = await Promise.all(floods.map(({ k, concurrency }) => flood(k, concurrency, `${id} flood ${k + 1}`)));
+      const out = await Promise.all(floods.map(({ k, concurrency }) => flood(k, concurrency, `${id} flood ${k + 1}`, countInTime)));
       // A phase without flooders lasts its duration too.
       const left = started + durationMs - performance.now();
       if (left > 0) await new Promise((r) => setTimeout(r, left));
@@ -154,7 +165,7 @@ export async function benchIsolation(o: IsolationOptions): Promise<IsolationResu
     });
     polite.phase(null);
     const elapsed = Math.max(performance.now() - started, ...fl.map((r) => r.elapsedMs));
-    measured.push({ id, label, flooders: fl, floodRows: fl.reduce((a, r) => a + r.rows, 0), elapsed, peak });
+    measured.push({ id, label, flooders: fl, floodRowsPerSec: (rowsInTime * 1000) / durationMs, elapsed, peak });
   };
   try {
     // Warm-up (not recorded): a few requests of each shape.
@@ -168,7 +179,10 @@ export async function benchIsolation(o: IsolationOptions): Promise<IsolationResu
       const p = politeStats(samples[m.id]);
       const slow = samples[m.id] ? samples[m.id]!.ms.map((ms, i) => ({ ms, at: samples[m.id]!.sentAt[i]! })).sort((a, b) => b.ms - a.ms).slice(0, 3) : [];
       o.log(`isolation ${m.id}: the polite tenant's slowest requests: ${slow.map((x) => `${f(x.ms)} ms (sent ${f(x.at / 1000)} s into the phase)`).join(', ')}`);
-      phases.push({ id: m.id, label: m.label, polite: p, flooders: m.flooders, usefulRowsPerSec: ((p.rows + m.floodRows) * 1000) / m.elapsed, peakRssBytes: m.peak });
+      phases.push({
+        id: m.id, label: m.label, polite: p, flooders: m.flooders, floodRowsPerSec: m.floodRowsPerSec,
+        usefulRowsPerSec: (p.rows * 1000) / m.elapsed + m.floodRowsPerSec, peakRssBytes: m.peak,
+      });
     }
   } finally {
     polite.kill();
@@ -187,7 +201,6 @@ export function renderIsolation(r: IsolationResult, header: string): string {
   const max = byId.get('0b')?.usefulRowsPerSec ?? NaN;
   const rows = r.phases.map((p) => {
     const floods = p.flooders;
-    const fRows = floods.reduce((a, x) => a + (x.rows * 1000) / x.elapsedMs, 0);
     const f429 = floods.reduce((a, x) => a + (x.errors['429'] ?? 0), 0);
     const other = new Map<string, number>();
     for (const x of floods) for (const [k, v] of Object.entries(x.errors)) if (k !== '429') other.set(k, (other.get(k) ?? 0) + v);
@@ -198,7 +211,7 @@ export function renderIsolation(r: IsolationResult, header: string): string {
       p.id, p.label,
       p.polite ? `${f(p.polite.latency.p50)} / ${f(p.polite.latency.p99)}` : '–',
       p.polite ? `${p.polite.successes}` : '–', pErr,
-      floods.length ? n0(fRows) : '–', floods.length ? `${f429}${fOther ? ` (+ ${fOther})` : ''}` : '–',
+      floods.length ? n0(p.floodRowsPerSec) : '–', floods.length ? `${f429}${fOther ? ` (+ ${fOther})` : ''}` : '–',
       n0(p.usefulRowsPerSec), p.id === '0a' ? '–' : f(p.usefulRowsPerSec / max, 2), MB(p.peakRssBytes),
     ];
   });
