@@ -113,6 +113,66 @@ interface EncoderOptions {
   fuseUnk: boolean;
 }
 
+/**
+ * A binary min-heap of (rank, node) entries, smallest rank first and the
+ * leftmost node among equal ranks; entries of rank NO_MERGE are not kept.
+ */
+class PairQueue {
+  private readonly ranks: Int32Array;
+  private readonly nodes: Int32Array;
+  size = 0;
+
+  constructor(capacity: number) {
+    this.ranks = new Int32Array(capacity);
+    this.nodes = new Int32Array(capacity);
+  }
+
+  private before(a: number, b: number): boolean {
+    return this.ranks[a]! < this.ranks[b]! || (this.ranks[a] === this.ranks[b] && this.nodes[a]! < this.nodes[b]!);
+  }
+
+  private swap(a: number, b: number): void {
+    const r = this.ranks[a]!, n = this.nodes[a]!;
+    this.ranks[a] = this.ranks[b]!; this.nodes[a] = this.nodes[b]!;
+    this.ranks[b] = r; this.nodes[b] = n;
+  }
+
+  push(rank: number, node: number): void {
+    if (rank === NO_MERGE) return;
+    let at = this.size++;
+    this.ranks[at] = rank;
+    this.nodes[at] = node;
+    while (at > 0) {
+      const parent = (at - 1) >> 1;
+      if (!this.before(at, parent)) break;
+      this.swap(at, parent);
+      at = parent;
+    }
+  }
+
+  topRank(): number {
+    return this.ranks[0]!;
+  }
+
+  /** Removes the first entry and returns its node. */
+  pop(): number {
+    const node = this.nodes[0]!;
+    const last = --this.size;
+    this.ranks[0] = this.ranks[last]!;
+    this.nodes[0] = this.nodes[last]!;
+    for (let at = 0; ;) {
+      const l = 2 * at + 1, r = l + 1;
+      let first = at;
+      if (l < last && this.before(l, first)) first = l;
+      if (r < last && this.before(r, first)) first = r;
+      if (first === at) break;
+      this.swap(at, first);
+      at = first;
+    }
+    return node;
+  }
+}
+
 /** The encoder itself; no closures in its hot loops (tsx's keepNames makes each one cost a defineProperty). */
 class MergeEncoder {
   /** Token id of each UTF-16 code unit that is a token by itself, -1 otherwise; other code points go through `ids`. */
@@ -133,9 +193,11 @@ class MergeEncoder {
     if (this.holdsAddedToken(normalized)) return null;
 
     // One node per code point: where it starts, its token id (-1 for a character outside the vocabulary,
-    // which never merges), the next live node, and the rank of the pair it starts. A merge keeps the left node.
+    // which never merges), the live nodes before and after it, and the rank of the pair it starts.
+    // A merge keeps the left node; the right one leaves the list with rank NO_MERGE.
     const units = normalized.length;
-    const symbol = new Int32Array(units), next = new Int32Array(units), rank = new Int32Array(units), start = new Int32Array(units);
+    const symbol = new Int32Array(units), next = new Int32Array(units), prev = new Int32Array(units);
+    const rank = new Int32Array(units), start = new Int32Array(units);
     let n = 0;
     for (let u = 0; u < units; n++) {
       const code = normalized.charCodeAt(u);
@@ -144,19 +206,26 @@ class MergeEncoder {
       symbol[n] = width === 1 ? this.unitIds[code]! : this.ids.get(normalized.slice(u, u + 2)) ?? -1;
       u += width;
     }
-    for (let i = 0; i < n; i++) next[i] = i + 1 < n ? i + 1 : -1;
-    for (let i = 0; i < n; i++) rank[i] = this.pairRank(symbol, next, i);
-    // The lowest-ranked pair merges first, the leftmost of equal ranks (the library's order).
-    for (;;) {
-      let best = -1, bestPrev = -1, bestRank = NO_MERGE;
-      for (let i = 0, prev = -1; i >= 0; prev = i, i = next[i]!) {
-        if (rank[i]! < bestRank) { bestRank = rank[i]!; best = i; bestPrev = prev; }
-      }
-      if (best < 0) break;
-      symbol[best] = this.mergedAt[bestRank]!;
-      next[best] = next[next[best]!]!;
-      rank[best] = this.pairRank(symbol, next, best);
-      if (bestPrev >= 0) rank[bestPrev] = this.pairRank(symbol, next, bestPrev);
+    // The lowest-ranked pair merges first, the leftmost of equal ranks (the library's order). Node
+    // indices keep the text's order, so the queue orders by (rank, node). An entry whose node's rank
+    // has changed since is stale and skipped: one rank names one pair, so an equal rank is the same pair.
+    const queue = new PairQueue(3 * n);
+    for (let i = 0; i < n; i++) {
+      next[i] = i + 1 < n ? i + 1 : -1;
+      prev[i] = i - 1;
+    }
+    for (let i = 0; i < n; i++) queue.push(rank[i] = this.pairRank(symbol, next, i), i);
+    while (queue.size > 0) {
+      const r = queue.topRank(), i = queue.pop();
+      if (rank[i] !== r) continue;
+      const j = next[i]!;
+      symbol[i] = this.mergedAt[r]!;
+      next[i] = next[j]!;
+      if (next[i]! >= 0) prev[next[i]!] = i;
+      rank[j] = NO_MERGE;
+      queue.push(rank[i] = this.pairRank(symbol, next, i), i);
+      const p = prev[i]!;
+      if (p >= 0) queue.push(rank[p] = this.pairRank(symbol, next, p), p);
     }
 
     const out: number[] = [];
