@@ -299,23 +299,34 @@ export class Admission {
     return Math.round(Math.min(stretched, Math.max(ms, REFUSAL_HOLD_MAX_MS)));
   }
 
-  /** Calls `answer` after the refusal delay (`refusalDelay`), counting the refusal as held meanwhile. */
-  answerRefusal(retryAfterSeconds: number, answer: () => void, tenantId?: string): void {
+  /**
+   * Calls `answer` after the refusal delay (`refusalDelay`), counting the
+   * refusal as held meanwhile. If `response` closes first (the client went
+   * away), the refusal is dropped: nothing to answer, and it no longer counts.
+   */
+  answerRefusal(retryAfterSeconds: number, answer: () => void, tenantId?: string, response?: { once(event: 'close', listener: () => void): unknown }): void {
     const ms = this.refusalDelay(retryAfterSeconds, tenantId);
     if (ms <= 0) return answer();
-    if (tenantId === undefined) {
-      setTimeout(answer, ms);
-      return;
-    }
-    this.heldRefusals.set(tenantId, (this.heldRefusals.get(tenantId) ?? 0) + 1);
-    this.refusalsHeld.inc();
-    setTimeout(() => {
+    let held = true;
+    const release = () => {
+      if (!held) return;
+      held = false;
+      clearTimeout(timer);
+      if (tenantId === undefined) return;
       const left = (this.heldRefusals.get(tenantId) ?? 1) - 1;
       if (left > 0) this.heldRefusals.set(tenantId, left);
       else this.heldRefusals.delete(tenantId);
       this.refusalsHeld.dec();
+    };
+    if (tenantId !== undefined) {
+      this.heldRefusals.set(tenantId, (this.heldRefusals.get(tenantId) ?? 0) + 1);
+      this.refusalsHeld.inc();
+    }
+    const timer = setTimeout(() => {
+      release();
       answer();
     }, ms);
+    response?.once('close', release);
   }
 
   /** What a tenant holds now (for tests and the admin view). */
@@ -339,7 +350,7 @@ export class Admission {
         // The error handler (server/errors.ts) sends details.retryAfter as Retry-After.
         const retry = (err as SoftserveError).details?.retryAfter;
         res.locals.errorCode = (err as SoftserveError).code;
-        this.answerRefusal(Number(retry ?? 1), () => next(err), tenantOf(res).id);
+        this.answerRefusal(Number(retry ?? 1), () => next(err), tenantOf(res).id, res);
         return;
       }
       res.once('close', () => slot.release());

@@ -3,6 +3,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
 import { Registry } from 'prom-client';
 import { Admission, REFUSAL_HOLD_MAX_MS, REFUSAL_STRETCH_MAX, RESERVE_SLOTS, estimateCost, type AdmissionConfig, type TenantQuota } from '../server/admission.ts';
 import { jsonDepthOver } from '../server/body-limits.ts';
@@ -156,6 +157,21 @@ test('refusals are held longer for a tenant that already has many held, at most 
   await Promise.all(held);
   assert.equal(answered.length, 108);
   assert.equal(a.refusalDelay(1, 'small'), 20, 'back to the plain delay once they are answered');
+
+  // A refusal whose client went away (its response closed) is dropped: not answered, no longer held.
+  const gone = new EventEmitter();
+  const dropped: string[] = [];
+  a.answerRefusal(1, () => dropped.push('gone'), 'small', gone);
+  assert.equal(a.refusalDelay(1, 'small'), Math.round(20 * (1 + (1 / 4) ** 2)), 'one held');
+  gone.emit('close');
+  assert.equal(a.refusalDelay(1, 'small'), 20, 'dropped at once when its response closes');
+  // A later refusal of a delay as long is answered after the dropped one would have been.
+  await new Promise<void>((resolve) => a.answerRefusal(1, resolve, 'small'));
+  assert.deepEqual(dropped, [], 'the dropped refusal is never answered');
+  const answeredThenClosed = new EventEmitter();
+  await new Promise<void>((resolve) => a.answerRefusal(1, resolve, 'small', answeredThenClosed));
+  answeredThenClosed.emit('close'); // a response closes after it is answered too: nothing is released twice
+  assert.equal(a.refusalDelay(1, 'small'), 20);
 
   // However long the delay, a stretched hold stops at REFUSAL_HOLD_MAX_MS (a plain delay above it is kept).
   const slow = make({ small: { weight: 1, limits: { maxConcurrency: 1 } } }, { ...CONFIG, refusalDelayMs: 5_000 });

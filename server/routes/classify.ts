@@ -57,7 +57,7 @@ export function classifyRoutes(deps: ClassifyRouteDeps): RouteModule {
               metrics.rejected.inc({ reason: 'draining' });
             }
             if (status === 429) {
-              admission.answerRefusal(retryAfterSeconds(err, deps.retryAfterEstimate), () => next(err), tenant.id);
+              admission.answerRefusal(retryAfterSeconds(err, deps.retryAfterEstimate), () => next(err), tenant.id, res);
               return;
             }
           }
