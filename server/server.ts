@@ -130,12 +130,13 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
       healthRoutes(readiness),
       link ? metricsRoutes(metrics.registry, () => link.gather<string>({ what: 'metrics' })) : metricsRoutes(metrics.registry),
       infoRoutes(infoDocument(spec, serving, config)), openApiRoutes(), consoleRoutes,
+      // Ahead of the tenant API's /v1/tenants router, which authenticates and parses every path under it.
+      link ? usageRoutes(usage, (tenantId) => link.gather<TenantUsage>({ what: 'usage', tenantId })) : usageRoutes(usage),
+      tenantQuotaRoutes(quotas, admission, admissionConfig.tenant),
       ...apiRoutes(new PromptInspector(serving.modelDir, spec, tokenizer), [
         classifyRoutes({ classify, admission, metrics, limits: serving.classify, retryAfterEstimate }),
         jobsRoutes(training),
       ]),
-      link ? usageRoutes(usage, (tenantId) => link.gather<TenantUsage>({ what: 'usage', tenantId })) : usageRoutes(usage),
-      tenantQuotaRoutes(quotas, admission, admissionConfig.tenant),
     ],
   });
 

@@ -154,6 +154,8 @@ test('per-tenant weight and limits through the admin API: validated, persisted, 
     assert.equal((await patch({ weight: 2 }, 'not-a-key')).status, 401);
     assert.equal((await patch({ weight: 2 }, a.key)).status, 403);
     assert.equal((await patch({ weight: 2 }, ADMIN_KEY, 'ten_0000000000000000')).status, 404);
+    const plain = await api(srv.url, 'PATCH', `/v1/tenants/${a.id}`, { key: ADMIN_KEY, body: '{"weight":2}', headers: { 'content-type': 'text/plain' } });
+    assert.equal(plain.status, 415, 'JSON only');
 
     const ok = await patch({ weight: 2.5, limits: { max_concurrency: 1, max_tokens: 100000 } });
     assert.equal(ok.status, 200);

@@ -1,21 +1,22 @@
 // Admin routes for a tenant's admission settings: PATCH /v1/tenants/:id sets
 // its fair-share weight and limit overrides (persisted), GET
 // /v1/tenants/:id/quota shows them with what the tenant holds right now.
-// Mounted after the tenants module: its /v1/tenants router has no PATCH, so
-// the request falls through to these.
+// Mounted ahead of the tenants module (server/server.ts), whose /v1/tenants
+// router would otherwise authenticate and parse these requests a first time.
 
 import type { Request, Response } from 'express';
 import type { Admission, TenantLimits } from '../admission.ts';
 import { quotaView, type TenantQuotas } from '../tenant-quotas.ts';
 import { errors, json, name, ok, ref } from '../openapi.ts';
 import type { RouteModule } from '../route-module.ts';
+import { requireJson } from '../json-only.ts';
 
 export function tenantQuotaRoutes(quotas: TenantQuotas, admission: Admission, defaults: TenantLimits): RouteModule {
   return {
     name: 'tenant-quotas',
     mount(app, ctx) {
       const view = (id: string) => ({ id, ...quotaView(quotas.get(id), defaults), in_flight: admission.usage(id) });
-      app.patch('/v1/tenants/:id', ctx.adminAuth, ctx.jsonBody, async (req: Request, res: Response) => {
+      app.patch('/v1/tenants/:id', ctx.adminAuth, requireJson, ctx.jsonBody, async (req: Request, res: Response) => {
         const id = String(req.params.id);
         await ctx.store.getTenant(id); // 404 for an unknown tenant
         await quotas.update(id, req.body);
