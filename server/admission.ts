@@ -301,10 +301,13 @@ export class Admission {
 
   /**
    * Calls `answer` after the refusal delay (`refusalDelay`), counting the
-   * refusal as held meanwhile. If `response` closes first (the client went
-   * away), the refusal is dropped: nothing to answer, and it no longer counts.
+   * refusal as held meanwhile. If `response` closes first, or has closed
+   * already (the client went away), the refusal is dropped: nothing to
+   * answer, and it does not count.
    */
-  answerRefusal(retryAfterSeconds: number, answer: () => void, tenantId?: string, response?: { once(event: 'close', listener: () => void): unknown }): void {
+  answerRefusal(retryAfterSeconds: number, answer: () => void, tenantId?: string,
+    response?: { readonly closed?: boolean; once(event: 'close', listener: () => void): unknown }): void {
+    if (response?.closed) return;
     const ms = this.refusalDelay(retryAfterSeconds, tenantId);
     if (ms <= 0) return answer();
     let held = true;

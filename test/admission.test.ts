@@ -167,10 +167,14 @@ test('refusals are held longer for a tenant that already has many held, at most 
   assert.equal(a.refusalDelay(1, 'small'), 20, 'dropped at once when its response closes');
   // A later refusal of a delay as long is answered after the dropped one would have been.
   await new Promise<void>((resolve) => a.answerRefusal(1, resolve, 'small'));
-  assert.deepEqual(dropped, [], 'the dropped refusal is never answered');
+  assert.equal(dropped.join(), '', 'the dropped refusal is never answered');
+  const alreadyGone = Object.assign(new EventEmitter(), { closed: true });
+  a.answerRefusal(1, () => dropped.push('already gone'), 'small', alreadyGone);
+  assert.equal(a.refusalDelay(1, 'small'), 20, 'a client gone before the refusal: not held');
   const answeredThenClosed = new EventEmitter();
   await new Promise<void>((resolve) => a.answerRefusal(1, resolve, 'small', answeredThenClosed));
   answeredThenClosed.emit('close'); // a response closes after it is answered too: nothing is released twice
+  assert.equal(dropped.join(), '', 'nor is one whose client had gone already');
   assert.equal(a.refusalDelay(1, 'small'), 20);
 
   // However long the delay, a stretched hold stops at REFUSAL_HOLD_MAX_MS (a plain delay above it is kept).
