@@ -17,16 +17,14 @@
 import { SoftserveError } from '../kernels/errors.ts';
 import type { EngineRow } from '../models/batch.ts';
 import type { InferenceBackend } from './inference/backend.ts';
-import { BatchCostModel } from './batch-cost.ts';
 
 export interface SchedulerConfig {
   /** Most padded tokens (rows × longest row) in one forward pass. */
   maxBatchTokens: number;
   /**
    * If > 0, while bulk rows are queued, a batch's padded tokens are also
-   * capped so that, by the cost learnt from recent batches (batch-cost.ts),
-   * its forward pass takes about this long (or twice the pass's fixed cost,
-   * if that is longer). Bulk rows are those that joined a tenant's queue when it
+   * capped so that, at the recently measured rate, its forward pass takes
+   * about this long. Bulk rows are those that joined a tenant's queue when it
    * held a whole batch's worth (`maxBatchRows`: a tenant that could fill
    * every batch by itself). A row of another tenant that arrives while a
    * batch runs then waits about this long for it, not for a batch of a
@@ -160,8 +158,6 @@ export class Scheduler implements RowQueue {
   private idleWaiters: Array<() => void> = [];
   /** Recent throughput (tokens/s), for Retry-After. */
   private tokensPerSecond = 0;
-  /** What a forward pass costs, for the batch time target. */
-  private readonly cost = new BatchCostModel();
 
   constructor(
     private readonly backend: Pick<InferenceBackend, 'run' | 'capacity'>,
@@ -298,12 +294,14 @@ export class Scheduler implements RowQueue {
 
   /**
    * The padded-token bound of the next batch: `maxBatchTokens`, or less while
-   * bulk rows are queued (see `targetBatchMs`).
+   * bulk rows are queued (see `targetBatchMs`). The rate is an average over
+   * recent batches, so the cap settles where a batch takes the target: a
+   * batch that ran longer lowers the rate, and with it the next cap.
    */
   private batchTokenCap(): number {
     const { targetBatchMs, maxBatchTokens } = this.config;
-    if (targetBatchMs <= 0 || this.bulkRows === 0) return maxBatchTokens;
-    return Math.min(maxBatchTokens, Math.max(1, Math.floor(this.cost.tokensFor(targetBatchMs))));
+    if (targetBatchMs <= 0 || this.tokensPerSecond <= 0 || this.bulkRows === 0) return maxBatchTokens;
+    return Math.min(maxBatchTokens, Math.max(1, Math.floor((this.tokensPerSecond * targetBatchMs) / 1000)));
   }
 
   /** Deficit round-robin over tenants, rows of the seed's length class only. */
@@ -420,7 +418,6 @@ export class Scheduler implements RowQueue {
           const elapsed = out.inferenceMs / 1000;
           const rate = ran.length * out.paddedLength / Math.max(elapsed, 1e-6);
           this.tokensPerSecond = this.tokensPerSecond === 0 ? rate : 0.8 * this.tokensPerSecond + 0.2 * rate;
-          this.cost.observe(ran.length * out.paddedLength, out.inferenceMs);
           this.hooks.onBatch?.({
             id, rows: ran.length, paddedTokens: ran.length * out.paddedLength, realTokens: out.realTokens,
             uniquePrompts: new Set(ran.map((r) => r.row.softPrompt?.key ?? r.row.prefix?.key ?? '')).size,
