@@ -194,7 +194,7 @@ export class Scheduler implements RowQueue {
         tenant, rows: [], remaining: rows.length, outputs: new Array(rows.length), batchIds: new Set(),
         enqueuedAt: now, startedAt: now, inferenceMs: 0, timer: null, done: false, resolve, reject,
       };
-      const bulk = (this.tenants.get(tenant)?.rows.length ?? 0) + rows.length >= this.config.maxBatchRows;
+      const bulk = (queue?.rows.length ?? 0) + rows.length >= this.config.maxBatchRows;
       job.rows = rows.map((row, index) => ({ row, tokens: row.inputIds.length, bucket: bucketOf(row.inputIds.length), request: job, index, enqueuedAt: now, bulk }));
       if (bulk) this.bulkRows += rows.length;
       job.timer = setTimeout(() => this.expire(job), Math.max(0, deadlineMs));
