@@ -579,7 +579,7 @@ function render(args: Args, results: ModelResult[], plotDir: string, plotRel: st
     `${args.popularity.kind === 'zipf' ? 'Zipf (s = 1)' : 'uniform'}; one SST-2 sentence per request. ` +
     '"base" is the server as built (cross-tenant batching) at its maximum throughput: a closed loop with enough clients to keep batches full (128 for stories260k, 32 for BERT-base, whose batches take seconds). ' +
     '"tax.shared" is the same load where every tenant of a prompt shape holds the same tensor (the server dedupes by content, so a batch carries at most one prompt per shape); "tax.distinct" is base\'s load again right after it, and the tax compares tax.shared with the mean of base and tax.distinct (A-B-A: whatever the first run on a server still pays for its warm-up does not count). ' +
-    'Each closed-loop run follows an unrecorded warm-up of the same load (2 s, 5 s for BERT-base), and the first run on each server a longer one (10 s, 20 s for BERT-base). ' +
+    `Each closed-loop run follows an unrecorded warm-up of the same load, and the first run on each server a longer one (${results.map((r) => `${r.profile.title}: ${r.profile.warmupMs / 1000} s, first ${r.profile.firstWarmupMs / 1000} s`).join('; ')}). ` +
     'Rows are engine rows (inputs × prompts). Batch statistics are read from `/metrics` before and after each run.',
     '',
   ];
