@@ -130,6 +130,10 @@ export interface ServerSideStats {
   cacheEvictions: number;
   /** Server process CPU seconds (user + system) during the run. */
   serverCpuSeconds: number;
+  /** Of it (Linux; 0 elsewhere): the main threads (HTTP, scheduling), the inference thread, and that thread inside forward passes. */
+  mainThreadCpuSeconds: number;
+  inferenceThreadCpuSeconds: number;
+  inferenceRunCpuSeconds: number;
 }
 
 export function serverSide(before: Scrape, after: Scrape): ServerSideStats {
@@ -157,5 +161,8 @@ export function serverSide(before: Scrape, after: Scrape): ServerSideStats {
     cacheMisses: v('softserve_prompt_cache_misses_total'),
     cacheEvictions: v('softserve_prompt_cache_evictions_total'),
     serverCpuSeconds: v('softserve_process_process_cpu_seconds_total'),
+    mainThreadCpuSeconds: v('softserve_thread_cpu_seconds_total', { thread: 'main' }),
+    inferenceThreadCpuSeconds: v('softserve_thread_cpu_seconds_total', { thread: 'inference' }),
+    inferenceRunCpuSeconds: v('softserve_inference_run_cpu_seconds_total'),
   };
 }

@@ -35,6 +35,9 @@ export interface ServerSummary {
   cacheMisses: number;
   cacheEvictions: number;
   serverCpuSeconds: number;
+  mainThreadCpuSeconds: number;
+  inferenceThreadCpuSeconds: number;
+  inferenceRunCpuSeconds: number;
   classifyByStatus: Record<string, number>;
 }
 
@@ -58,6 +61,9 @@ export function summarise(s: ServerSideStats): ServerSummary {
     cacheMisses: s.cacheMisses,
     cacheEvictions: s.cacheEvictions,
     serverCpuSeconds: s.serverCpuSeconds,
+    mainThreadCpuSeconds: s.mainThreadCpuSeconds,
+    inferenceThreadCpuSeconds: s.inferenceThreadCpuSeconds,
+    inferenceRunCpuSeconds: s.inferenceRunCpuSeconds,
     classifyByStatus: s.classifyByStatus,
   };
 }

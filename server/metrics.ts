@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 import type { TenantLabelMode } from './config.ts';
+import { threadCpuMs } from './thread-cpu.ts';
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 const SIZE_BUCKETS = [1, 2, 4, 8, 16, 32, 64, 128, 256];
@@ -33,6 +34,10 @@ export class Metrics {
   readonly workerRestarts: Counter;
   readonly workerUp: Gauge;
   readonly connectionsDropped: Counter;
+  /** Per thread (Linux): `main` (HTTP, and the scheduler; a cluster's processes summed) and `inference` (the model's thread). */
+  readonly threadCpu: Counter<'thread'>;
+  /** The inference thread's CPU inside forward passes (its onnxruntime pool threads are not in it). */
+  readonly inferenceRunCpu: Counter;
   private readonly tenantLabels = new Set<string>();
 
   /**
@@ -63,6 +68,18 @@ export class Metrics {
     this.workerRestarts = new Counter({ name: 'softserve_inference_worker_restarts_total', help: 'Times the inference worker thread died and was restarted', registers: [r] });
     this.workerUp = new Gauge({ name: 'softserve_inference_worker_up', help: '1 while a loaded inference worker thread is serving', registers: [r] });
     this.connectionsDropped = new Counter({ name: 'softserve_connections_dropped_total', help: 'Connections closed at once because the process was at SOFTSERVE_MAX_CONNECTIONS', registers: [r] });
+    let mainCpuMs = threadCpuMs();
+    this.threadCpu = new Counter({
+      name: 'softserve_thread_cpu_seconds_total', help: 'CPU seconds by thread: main (HTTP and scheduling) and inference (the model thread, all of it)', labelNames: ['thread'], registers: [r],
+      collect() {
+        // Read at scrape time, on the main thread, which is the one measured.
+        const now = threadCpuMs();
+        if (now === undefined || mainCpuMs === undefined) return;
+        this.inc({ thread: 'main' }, (now - mainCpuMs) / 1000);
+        mainCpuMs = now;
+      },
+    });
+    this.inferenceRunCpu = new Counter({ name: 'softserve_inference_run_cpu_seconds_total', help: 'CPU seconds of the inference thread inside forward passes (onnxruntime pool threads excluded)', registers: [r] });
     this.tenantRequests = new Counter({ name: 'softserve_tenant_requests_total', help: `Classify requests per tenant (the first ${maxTenantLabels} tenants by id; the rest as "other")`, labelNames: ['tenant'], registers: [r] });
   }
 

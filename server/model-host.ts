@@ -61,6 +61,10 @@ export async function startModelHost(serving: ServingConfig, metrics: Metrics, l
         metrics.batchUniquePrompts.observe(b.uniquePrompts);
         metrics.batchTenants.observe(b.tenants);
         metrics.inferenceTime.observe(b.inferenceMs / 1000);
+        if (b.cpu) {
+          metrics.threadCpu.inc({ thread: 'inference' }, b.cpu.threadMs / 1000);
+          metrics.inferenceRunCpu.inc(b.cpu.runMs / 1000);
+        }
         logger.debug({ batch: b.id, rows: b.rows, tokens: b.paddedTokens, tenants: b.tenants, prompts: b.uniquePrompts, inferenceMs: round(b.inferenceMs) }, 'batch');
       },
       onQueueChange: (rows, tokens) => {

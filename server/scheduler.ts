@@ -16,7 +16,7 @@
 
 import { SoftserveError } from '../kernels/errors.ts';
 import type { EngineRow } from '../models/batch.ts';
-import type { InferenceBackend } from './inference/backend.ts';
+import type { InferenceBackend, InferenceCpu } from './inference/backend.ts';
 
 export interface SchedulerConfig {
   /** Most padded tokens (rows × longest row) in one forward pass. */
@@ -97,6 +97,8 @@ export interface BatchReport {
   uniquePrompts: number;
   tenants: number;
   inferenceMs: number;
+  /** The backend's thread CPU, where it can tell. */
+  cpu?: InferenceCpu;
 }
 
 export interface SchedulerHooks {
@@ -422,6 +424,7 @@ export class Scheduler implements RowQueue {
             id, rows: ran.length, paddedTokens: ran.length * out.paddedLength, realTokens: out.realTokens,
             uniquePrompts: new Set(ran.map((r) => r.row.softPrompt?.key ?? r.row.prefix?.key ?? '')).size,
             tenants: new Set(ran.map((r) => r.request.tenant)).size, inferenceMs: out.inferenceMs,
+            ...(out.cpu ? { cpu: out.cpu } : {}),
           });
           const H = out.pooled.length / ran.length;
           ran.forEach((r, b) => {

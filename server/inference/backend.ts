@@ -42,7 +42,12 @@ export interface BatchOutput {
   realTokens: number;
   /** Time in the model's forward pass (assembly excluded). */
   inferenceMs: number;
+  /** Where the backend can tell (a worker thread on Linux): its thread's CPU. */
+  cpu?: InferenceCpu;
 }
+
+/** CPU of the thread that runs the model, in ms: inside this batch's forward pass, and all of it since the previous batch's report. */
+export interface InferenceCpu { runMs: number; threadMs: number }
 
 export interface InferenceBackend {
   /** Batches it takes in flight at once; the scheduler never sends more. */

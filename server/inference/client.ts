@@ -106,6 +106,7 @@ export class InferenceWorker implements InferenceBackend {
             ran: msg.ran, failed: msg.failed.map((f) => ({ group: f.group, error: toError(f.code, f.message) })),
             scores: msg.scores, pooled: msg.pooled, classes: msg.classes, numClasses: msg.numClasses,
             paddedLength: msg.paddedLength, realTokens: msg.realTokens, inferenceMs: msg.inferenceMs,
+            ...(msg.cpu ? { cpu: msg.cpu } : {}),
           });
           break;
         }

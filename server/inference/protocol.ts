@@ -1,6 +1,7 @@
 // Messages between the HTTP thread and an inference worker.
 
 import type { ModelSpec } from '../../models/spec.ts';
+import type { InferenceCpu } from './backend.ts';
 import type { PackedRows } from './rows-wire.ts';
 
 export type ToWorker =
@@ -18,6 +19,6 @@ export type FromWorker =
     /** Rows that ran (indices into the batch) and the requests whose rows could not be assembled. */
     ran: number[]; failed: Array<{ group: number; code: string; message: string }>;
     scores: Float32Array; pooled: Float32Array; classes: number; numClasses: number[];
-    paddedLength: number; realTokens: number; inferenceMs: number;
+    paddedLength: number; realTokens: number; inferenceMs: number; cpu?: InferenceCpu;
   }
   | { type: 'failed'; id: number; code: string; message: string };

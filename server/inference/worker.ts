@@ -6,6 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { Engine } from '../../models/engine.ts';
 import type { ExecutionProvider, SessionOptions } from '../../kernels/session.ts';
+import { threadCpuMs } from '../thread-cpu.ts';
 import { assembleIsolated } from './assembly.ts';
 import { unpackRows } from './rows-wire.ts';
 import type { FromWorker, ToWorker } from './protocol.ts';
@@ -34,6 +35,8 @@ async function main(): Promise<void> {
     port.postMessage({ type: 'fatal', code: codeOf(err), message: messageOf(err) } satisfies FromWorker);
     return;
   }
+  // This thread's CPU at its last report: each result reports what it used since (threadMs).
+  let reportedCpuMs = threadCpuMs() ?? 0;
   port.on('message', async (msg: ToWorker) => {
     if (msg.type === 'close') {
       await engine.release();
@@ -44,11 +47,17 @@ async function main(): Promise<void> {
     try {
       const { batch, ran, failed } = assembleIsolated(unpackRows(msg.rows), (rows) => engine.assemble(rows));
       const started = performance.now();
+      const cpuBeforeRun = threadCpuMs();
       const out = batch ? await engine.runAssembled(batch) : { scores: new Float32Array(0), pooled: new Float32Array(0), classes: 0 };
+      const inferenceMs = performance.now() - started;
+      const cpuNow = threadCpuMs();
+      const cpu = cpuBeforeRun !== undefined && cpuNow !== undefined ? { runMs: cpuNow - cpuBeforeRun, threadMs: cpuNow - reportedCpuMs } : undefined;
+      if (cpuNow !== undefined) reportedCpuMs = cpuNow;
       const reply: FromWorker = {
         type: 'result', id: msg.id, ran, failed: failed.map((f) => ({ group: f.group, code: codeOf(f.error), message: f.error.message })),
         scores: out.scores, pooled: out.pooled, classes: out.classes, numClasses: batch?.numClasses ?? [],
-        paddedLength: batch?.paddedLength ?? 0, realTokens: batch?.realTokens ?? 0, inferenceMs: performance.now() - started,
+        paddedLength: batch?.paddedLength ?? 0, realTokens: batch?.realTokens ?? 0, inferenceMs,
+        ...(cpu ? { cpu } : {}),
       };
       port.postMessage(reply, [out.scores.buffer as ArrayBuffer, out.pooled.buffer as ArrayBuffer]);
     } catch (err) {
