@@ -463,19 +463,21 @@ const atMost = (x: number, goal: number) => (Number.isFinite(x) ? (x <= goal ? '
 const OUTSIDE_RUN_CPU_GOAL_MS = 0.3;
 
 /**
- * A run's server CPU per row, split by thread (softserve_thread_cpu_seconds_total):
- * the main thread (HTTP, scheduling), the inference thread outside its
- * forward passes, and the other threads (V8's garbage collector and
- * compiler, libuv, and onnxruntime's pool threads, which are inside
- * session.run but cannot be told apart: so `outside` is an upper bound).
- * Null where the server cannot tell (not Linux).
+ * A run's server CPU per row outside session.run, by thread: the main thread
+ * (HTTP, scheduling; softserve_thread_cpu_seconds_total), the inference
+ * thread's work around forward passes (unpacking, assembly, replies:
+ * softserve_inference_outside_run_seconds_total, wall time of code that never
+ * blocks), and the other threads (the process less those two threads: V8's
+ * garbage collector and compiler, libuv, and onnxruntime's pool threads,
+ * which work inside session.run but cannot be told apart; so `outside` is an
+ * upper bound). Null where the server cannot tell (not Linux).
  */
 function cpuOutsideRun(m: Measurement): { main: number; inference: number; other: number; outside: number } | null {
   const s = m.server;
   if (s.inferenceThreadCpuSeconds <= 0 || m.run.rows <= 0) return null;
   const perRow = (seconds: number) => (1000 * seconds) / m.run.rows;
   const main = perRow(s.mainThreadCpuSeconds);
-  const inference = perRow(s.inferenceThreadCpuSeconds - s.inferenceRunCpuSeconds);
+  const inference = perRow(s.inferenceOutsideRunSeconds);
   const other = perRow(s.serverCpuSeconds - s.mainThreadCpuSeconds - s.inferenceThreadCpuSeconds);
   return { main, inference, other, outside: main + inference + other };
 }

@@ -130,10 +130,10 @@ export interface ServerSideStats {
   cacheEvictions: number;
   /** Server process CPU seconds (user + system) during the run. */
   serverCpuSeconds: number;
-  /** Of it (Linux; 0 elsewhere): the main threads (HTTP, scheduling), the inference thread, and that thread inside forward passes. */
+  /** Of it (Linux; 0 elsewhere): the main threads (HTTP, scheduling) and the inference thread; and that thread's work around forward passes (wall). */
   mainThreadCpuSeconds: number;
   inferenceThreadCpuSeconds: number;
-  inferenceRunCpuSeconds: number;
+  inferenceOutsideRunSeconds: number;
 }
 
 export function serverSide(before: Scrape, after: Scrape): ServerSideStats {
@@ -163,6 +163,6 @@ export function serverSide(before: Scrape, after: Scrape): ServerSideStats {
     serverCpuSeconds: v('softserve_process_process_cpu_seconds_total'),
     mainThreadCpuSeconds: v('softserve_thread_cpu_seconds_total', { thread: 'main' }),
     inferenceThreadCpuSeconds: v('softserve_thread_cpu_seconds_total', { thread: 'inference' }),
-    inferenceRunCpuSeconds: v('softserve_inference_run_cpu_seconds_total'),
+    inferenceOutsideRunSeconds: v('softserve_inference_outside_run_seconds_total'),
   };
 }

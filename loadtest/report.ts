@@ -37,7 +37,7 @@ export interface ServerSummary {
   serverCpuSeconds: number;
   mainThreadCpuSeconds: number;
   inferenceThreadCpuSeconds: number;
-  inferenceRunCpuSeconds: number;
+  inferenceOutsideRunSeconds: number;
   classifyByStatus: Record<string, number>;
 }
 
@@ -63,7 +63,7 @@ export function summarise(s: ServerSideStats): ServerSummary {
     serverCpuSeconds: s.serverCpuSeconds,
     mainThreadCpuSeconds: s.mainThreadCpuSeconds,
     inferenceThreadCpuSeconds: s.inferenceThreadCpuSeconds,
-    inferenceRunCpuSeconds: s.inferenceRunCpuSeconds,
+    inferenceOutsideRunSeconds: s.inferenceOutsideRunSeconds,
     classifyByStatus: s.classifyByStatus,
   };
 }

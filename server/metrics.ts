@@ -36,8 +36,8 @@ export class Metrics {
   readonly connectionsDropped: Counter;
   /** Per thread (Linux): `main` (HTTP, and the scheduler; a cluster's processes summed) and `inference` (the model's thread). */
   readonly threadCpu: Counter<'thread'>;
-  /** The inference thread's CPU inside forward passes (its onnxruntime pool threads are not in it). */
-  readonly inferenceRunCpu: Counter;
+  /** The inference thread's work around forward passes (wall time of code that never blocks). */
+  readonly inferenceOutsideRun: Counter;
   private readonly tenantLabels = new Set<string>();
 
   /**
@@ -79,7 +79,7 @@ export class Metrics {
         mainCpuMs = now;
       },
     });
-    this.inferenceRunCpu = new Counter({ name: 'softserve_inference_run_cpu_seconds_total', help: 'CPU seconds of the inference thread inside forward passes (onnxruntime pool threads excluded)', registers: [r] });
+    this.inferenceOutsideRun = new Counter({ name: 'softserve_inference_outside_run_seconds_total', help: 'Seconds the inference thread worked around forward passes: unpacking, assembly, replies', registers: [r] });
     this.tenantRequests = new Counter({ name: 'softserve_tenant_requests_total', help: `Classify requests per tenant (the first ${maxTenantLabels} tenants by id; the rest as "other")`, labelNames: ['tenant'], registers: [r] });
   }
 

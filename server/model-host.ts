@@ -63,7 +63,7 @@ export async function startModelHost(serving: ServingConfig, metrics: Metrics, l
         metrics.inferenceTime.observe(b.inferenceMs / 1000);
         if (b.cpu) {
           metrics.threadCpu.inc({ thread: 'inference' }, b.cpu.threadMs / 1000);
-          metrics.inferenceRunCpu.inc(b.cpu.runMs / 1000);
+          metrics.inferenceOutsideRun.inc(b.cpu.outsideRunMs / 1000);
         }
         logger.debug({ batch: b.id, rows: b.rows, tokens: b.paddedTokens, tenants: b.tenants, prompts: b.uniquePrompts, inferenceMs: round(b.inferenceMs) }, 'batch');
       },

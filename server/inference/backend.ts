@@ -46,8 +46,14 @@ export interface BatchOutput {
   cpu?: InferenceCpu;
 }
 
-/** CPU of the thread that runs the model, in ms: inside this batch's forward pass, and all of it since the previous batch's report. */
-export interface InferenceCpu { runMs: number; threadMs: number }
+/**
+ * The model thread's work, in ms. `threadMs`: its CPU since the previous
+ * report (Linux's counter lags by up to a scheduler tick, so only sums over
+ * many batches are exact). `outsideRunMs`: the wall time of its work around
+ * forward passes (unpacking, assembly, posting the previous reply), code that
+ * never blocks, so about its CPU.
+ */
+export interface InferenceCpu { threadMs: number; outsideRunMs: number }
 
 export interface InferenceBackend {
   /** Batches it takes in flight at once; the scheduler never sends more. */

@@ -37,7 +37,10 @@ async function main(): Promise<void> {
   }
   // This thread's CPU at its last report: each result reports what it used since (threadMs).
   let reportedCpuMs = threadCpuMs() ?? 0;
+  // The time spent posting the previous reply, reported with the next batch.
+  let replyMs = 0;
   port.on('message', async (msg: ToWorker) => {
+    const received = performance.now();
     if (msg.type === 'close') {
       await engine.release();
       port.close();
@@ -47,19 +50,19 @@ async function main(): Promise<void> {
     try {
       const { batch, ran, failed } = assembleIsolated(unpackRows(msg.rows), (rows) => engine.assemble(rows));
       const started = performance.now();
-      const cpuBeforeRun = threadCpuMs();
       const out = batch ? await engine.runAssembled(batch) : { scores: new Float32Array(0), pooled: new Float32Array(0), classes: 0 };
-      const inferenceMs = performance.now() - started;
+      const finished = performance.now();
       const cpuNow = threadCpuMs();
-      const cpu = cpuBeforeRun !== undefined && cpuNow !== undefined ? { runMs: cpuNow - cpuBeforeRun, threadMs: cpuNow - reportedCpuMs } : undefined;
+      const cpu = cpuNow !== undefined ? { threadMs: cpuNow - reportedCpuMs, outsideRunMs: replyMs + (started - received) } : undefined;
       if (cpuNow !== undefined) reportedCpuMs = cpuNow;
       const reply: FromWorker = {
         type: 'result', id: msg.id, ran, failed: failed.map((f) => ({ group: f.group, code: codeOf(f.error), message: f.error.message })),
         scores: out.scores, pooled: out.pooled, classes: out.classes, numClasses: batch?.numClasses ?? [],
-        paddedLength: batch?.paddedLength ?? 0, realTokens: batch?.realTokens ?? 0, inferenceMs,
+        paddedLength: batch?.paddedLength ?? 0, realTokens: batch?.realTokens ?? 0, inferenceMs: finished - started,
         ...(cpu ? { cpu } : {}),
       };
       port.postMessage(reply, [out.scores.buffer as ArrayBuffer, out.pooled.buffer as ArrayBuffer]);
+      replyMs = performance.now() - finished;
     } catch (err) {
       port.postMessage({ type: 'failed', id: msg.id, code: codeOf(err), message: messageOf(err) } satisfies FromWorker);
     }
