@@ -122,7 +122,7 @@ class PairQueue {
   private readonly nodes: Int32Array;
   size = 0;
 
-  constructor(capacity: number) {
+  constructor(readonly capacity: number) {
     this.ranks = new Int32Array(capacity);
     this.nodes = new Int32Array(capacity);
   }
@@ -173,11 +173,37 @@ class PairQueue {
   }
 }
 
+/**
+ * One node per code point (see MergeEncoder.encode) and the queue of pairs,
+ * for texts of up to `capacity` UTF-16 units. An encoder keeps one and
+ * reuses it (encode is synchronous, so calls never overlap): seven typed
+ * arrays allocated per call were a sixth of a classify request's garbage.
+ */
+class Workspace {
+  readonly symbol: Int32Array;
+  readonly next: Int32Array;
+  readonly prev: Int32Array;
+  readonly rank: Int32Array;
+  readonly start: Int32Array;
+  readonly queue: PairQueue;
+
+  constructor(readonly capacity: number) {
+    this.symbol = new Int32Array(capacity);
+    this.next = new Int32Array(capacity);
+    this.prev = new Int32Array(capacity);
+    this.rank = new Int32Array(capacity);
+    this.start = new Int32Array(capacity);
+    // Each merge pushes at most two pairs: n first entries and 2(n - 1) later ones.
+    this.queue = new PairQueue(3 * capacity);
+  }
+}
+
 /** The encoder itself; no closures in its hot loops (tsx's keepNames makes each one cost a defineProperty). */
 class MergeEncoder {
   /** Token id of each UTF-16 code unit that is a token by itself, -1 otherwise; other code points go through `ids`. */
   private readonly unitIds = new Int32Array(0x10000).fill(-1);
   private readonly utf8 = new TextEncoder();
+  private work = new Workspace(256);
 
   constructor(private readonly ids: Map<string, number>, private readonly rankOf: Map<number, number>,
     private readonly mergedAt: Int32Array, private readonly vocabSize: number, private readonly o: EncoderOptions) {
@@ -196,8 +222,9 @@ class MergeEncoder {
     // which never merges), the live nodes before and after it, and the rank of the pair it starts.
     // A merge keeps the left node; the right one leaves the list with rank NO_MERGE.
     const units = normalized.length;
-    const symbol = new Int32Array(units), next = new Int32Array(units), prev = new Int32Array(units);
-    const rank = new Int32Array(units), start = new Int32Array(units);
+    if (units > this.work.capacity) this.work = new Workspace(Math.max(units, 2 * this.work.capacity));
+    const { symbol, next, prev, rank, start, queue } = this.work;
+    queue.size = 0;
     let n = 0;
     for (let u = 0; u < units; n++) {
       const code = normalized.charCodeAt(u);
@@ -209,7 +236,6 @@ class MergeEncoder {
     // The lowest-ranked pair merges first, the leftmost of equal ranks (the library's order). Node
     // indices keep the text's order, so the queue orders by (rank, node). An entry whose node's rank
     // has changed since is stale and skipped: one rank names one pair, so an equal rank is the same pair.
-    const queue = new PairQueue(3 * n);
     for (let i = 0; i < n; i++) {
       next[i] = i + 1 < n ? i + 1 : -1;
       prev[i] = i - 1;

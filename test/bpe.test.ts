@@ -61,6 +61,10 @@ test('stories260k: the fast encoder is used and gives the library ids for every 
     assert.deepEqual(tokenizer.encode(s), tokenizer.libraryEncode(s), JSON.stringify(s));
   }), { numRuns: 300, seed: 8 });
   assert.equal(fast('<s> hi'), null, 'a text with an added token is left to the library');
+  // The encoder reuses its work arrays: a long text grows them, and shorter texts after it read nothing stale.
+  const long = texts.slice(0, 60).join(' ');
+  assert.ok(long.length > 2000);
+  for (const t of [texts[0]!, long, texts[1]!, long.slice(0, 700), texts[2]!, 'a']) assert.deepEqual(fast(t), lib(t), t.slice(0, 80));
 });
 
 /** A small BPE tokenizer.json with the given vocabulary, merges and options. */
