@@ -122,7 +122,7 @@ class PairQueue {
   private readonly nodes: Int32Array;
   size = 0;
 
-  constructor(readonly capacity: number) {
+  constructor(capacity: number) {
     this.ranks = new Int32Array(capacity);
     this.nodes = new Int32Array(capacity);
   }
@@ -177,7 +177,8 @@ class PairQueue {
  * One node per code point (see MergeEncoder.encode) and the queue of pairs,
  * for texts of up to `capacity` UTF-16 units. An encoder keeps one and
  * reuses it (encode is synchronous, so calls never overlap): seven typed
- * arrays allocated per call were a sixth of a classify request's garbage.
+ * arrays allocated per call made the encoder 18% of a classify request's
+ * garbage (docs/BENCHMARKS.md) and cost more than half its time.
  */
 class Workspace {
   readonly symbol: Int32Array;

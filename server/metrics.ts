@@ -70,7 +70,7 @@ export class Metrics {
     this.connectionsDropped = new Counter({ name: 'softserve_connections_dropped_total', help: 'Connections closed at once because the process was at SOFTSERVE_MAX_CONNECTIONS', registers: [r] });
     let mainCpuMs = threadCpuMs();
     this.threadCpu = new Counter({
-      name: 'softserve_thread_cpu_seconds_total', help: 'CPU seconds by thread: main (HTTP and scheduling) and inference (the model thread, all of it)', labelNames: ['thread'], registers: [r],
+      name: 'softserve_thread_cpu_seconds_total', help: 'CPU seconds by thread since the server (main) or the model (inference) was loaded: main (HTTP and scheduling) and inference (the model thread); use rates', labelNames: ['thread'], registers: [r],
       collect() {
         // Read at scrape time, on the main thread, which is the one measured.
         const now = threadCpuMs();

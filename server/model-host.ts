@@ -61,11 +61,11 @@ export async function startModelHost(serving: ServingConfig, metrics: Metrics, l
         metrics.batchUniquePrompts.observe(b.uniquePrompts);
         metrics.batchTenants.observe(b.tenants);
         metrics.inferenceTime.observe(b.inferenceMs / 1000);
-        if (b.cpu) {
-          metrics.threadCpu.inc({ thread: 'inference' }, b.cpu.threadMs / 1000);
-          metrics.inferenceOutsideRun.inc(b.cpu.outsideRunMs / 1000);
-        }
         logger.debug({ batch: b.id, rows: b.rows, tokens: b.paddedTokens, tenants: b.tenants, prompts: b.uniquePrompts, inferenceMs: round(b.inferenceMs) }, 'batch');
+      },
+      onInferenceCpu: (cpu) => {
+        metrics.threadCpu.inc({ thread: 'inference' }, Math.max(0, cpu.threadMs) / 1000);
+        metrics.inferenceOutsideRun.inc(Math.max(0, cpu.outsideRunMs) / 1000);
       },
       onQueueChange: (rows, tokens) => {
         metrics.queueRows.set(rows);

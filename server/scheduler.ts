@@ -97,12 +97,12 @@ export interface BatchReport {
   uniquePrompts: number;
   tenants: number;
   inferenceMs: number;
-  /** The backend's thread CPU, where it can tell. */
-  cpu?: InferenceCpu;
 }
 
 export interface SchedulerHooks {
   onBatch?(report: BatchReport): void;
+  /** The backend's thread CPU for a batch, where it can tell; also for a batch none of whose rows could run. */
+  onInferenceCpu?(cpu: InferenceCpu): void;
   onQueueChange?(rows: number, tokens: number): void;
 }
 
@@ -408,6 +408,7 @@ export class Scheduler implements RowQueue {
           return g;
         });
         const out = await this.backend.run({ rows: live.map((r) => r.row), groups });
+        if (out.cpu) this.hooks.onInferenceCpu?.(out.cpu);
         for (const f of out.failed) {
           const job = requests[f.group]!;
           if (job.done) continue;
@@ -424,7 +425,6 @@ export class Scheduler implements RowQueue {
             id, rows: ran.length, paddedTokens: ran.length * out.paddedLength, realTokens: out.realTokens,
             uniquePrompts: new Set(ran.map((r) => r.row.softPrompt?.key ?? r.row.prefix?.key ?? '')).size,
             tenants: new Set(ran.map((r) => r.request.tenant)).size, inferenceMs: out.inferenceMs,
-            ...(out.cpu ? { cpu: out.cpu } : {}),
           });
           const H = out.pooled.length / ran.length;
           ran.forEach((r, b) => {

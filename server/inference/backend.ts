@@ -50,8 +50,9 @@ export interface BatchOutput {
  * The model thread's work, in ms. `threadMs`: its CPU since the previous
  * report (Linux's counter lags by up to a scheduler tick, so only sums over
  * many batches are exact). `outsideRunMs`: the wall time of its work around
- * forward passes (unpacking, assembly, posting the previous reply), code that
- * never blocks, so about its CPU.
+ * forward passes (unpacking, assembly, posting the previous reply): code that
+ * never blocks, so its CPU unless the thread was preempted (decoding the
+ * incoming message, before the handler runs, is not in it).
  */
 export interface InferenceCpu { threadMs: number; outsideRunMs: number }
 
