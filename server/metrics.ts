@@ -34,8 +34,10 @@ export class Metrics {
   readonly workerRestarts: Counter;
   readonly workerUp: Gauge;
   readonly connectionsDropped: Counter;
-  /** Per thread (Linux): `main` (HTTP, and the scheduler; a cluster's processes summed) and `inference` (the model's thread). */
+  /** Per thread (Linux): `main` (HTTP, and the scheduler; a cluster's processes summed) and `inference` (the model's thread), read at scrape time. */
   readonly threadCpu: Counter<'thread'>;
+  /** The threads `threadCpu` reads, by label: 'self' for the main thread (which scrapes), an id, or null while there is none. */
+  private readonly cpuThreads = new Map<string, () => number | 'self' | null>([['main', () => 'self']]);
   /** The inference thread's work around forward passes (wall time of code that never blocks). */
   readonly inferenceOutsideRun: Counter;
   private readonly tenantLabels = new Set<string>();
@@ -68,19 +70,30 @@ export class Metrics {
     this.workerRestarts = new Counter({ name: 'softserve_inference_worker_restarts_total', help: 'Times the inference worker thread died and was restarted', registers: [r] });
     this.workerUp = new Gauge({ name: 'softserve_inference_worker_up', help: '1 while a loaded inference worker thread is serving', registers: [r] });
     this.connectionsDropped = new Counter({ name: 'softserve_connections_dropped_total', help: 'Connections closed at once because the process was at SOFTSERVE_MAX_CONNECTIONS', registers: [r] });
-    let mainCpuMs = threadCpuMs();
+    const threads = this.cpuThreads;
+    const read = new Map<string, { id: number | 'self'; ms: number }>();
     this.threadCpu = new Counter({
-      name: 'softserve_thread_cpu_seconds_total', help: 'CPU seconds by thread since the server (main) or the model (inference) was loaded: main (HTTP and scheduling) and inference (the model thread); use rates', labelNames: ['thread'], registers: [r],
+      name: 'softserve_thread_cpu_seconds_total', help: 'CPU seconds by thread since it started: main (HTTP and scheduling) and inference (the model thread); use rates', labelNames: ['thread'], registers: [r],
       collect() {
-        // Read at scrape time, on the main thread, which is the one measured.
-        const now = threadCpuMs();
-        if (now === undefined || mainCpuMs === undefined) return;
-        this.inc({ thread: 'main' }, (now - mainCpuMs) / 1000);
-        mainCpuMs = now;
+        for (const [thread, idOf] of threads) {
+          const id = idOf();
+          const now = id === null ? undefined : threadCpuMs(id === 'self' ? undefined : id);
+          if (id === null || now === undefined) continue;
+          const last = read.get(thread);
+          // A new thread under the label (a restarted inference worker) counts from its start.
+          const from = last && last.id === id ? last.ms : 0;
+          if (now > from) this.inc({ thread }, (now - from) / 1000);
+          read.set(thread, { id, ms: now });
+        }
       },
     });
     this.inferenceOutsideRun = new Counter({ name: 'softserve_inference_outside_run_seconds_total', help: 'Seconds the inference thread worked around forward passes: unpacking, assembly, replies', registers: [r] });
     this.tenantRequests = new Counter({ name: 'softserve_tenant_requests_total', help: `Classify requests per tenant (the first ${maxTenantLabels} tenants by id; the rest as "other")`, labelNames: ['tenant'], registers: [r] });
+  }
+
+  /** Reports thread `label`'s CPU in `threadCpu`; `threadId` says which thread it is now (null while there is none). */
+  readThreadCpu(label: string, threadId: () => number | null): void {
+    this.cpuThreads.set(label, threadId);
   }
 
   /** Per-tenant label with bounded cardinality. */

@@ -48,6 +48,7 @@ export async function startModelHost(serving: ServingConfig, metrics: Metrics, l
   }
   const spec = worker.spec!;
   metrics.workerUp.set(1);
+  metrics.readThreadCpu('inference', () => worker.threadId);
   logger.info({ model: serving.modelDir, family: spec.family, hidden: spec.hiddenSize, layers: spec.numLayers, ep: serving.executionProvider, warmupMs: Math.round(worker.warmupMs) }, 'model loaded');
 
   const scheduler = new Scheduler(
@@ -63,10 +64,7 @@ export async function startModelHost(serving: ServingConfig, metrics: Metrics, l
         metrics.inferenceTime.observe(b.inferenceMs / 1000);
         logger.debug({ batch: b.id, rows: b.rows, tokens: b.paddedTokens, tenants: b.tenants, prompts: b.uniquePrompts, inferenceMs: round(b.inferenceMs) }, 'batch');
       },
-      onInferenceCpu: (cpu) => {
-        metrics.threadCpu.inc({ thread: 'inference' }, Math.max(0, cpu.threadMs) / 1000);
-        metrics.inferenceOutsideRun.inc(Math.max(0, cpu.outsideRunMs) / 1000);
-      },
+      onAroundRun: (ms) => metrics.inferenceOutsideRun.inc(Math.max(0, ms) / 1000),
       onQueueChange: (rows, tokens) => {
         metrics.queueRows.set(rows);
         metrics.queueTokens.set(tokens);

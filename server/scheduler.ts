@@ -16,7 +16,7 @@
 
 import { SoftserveError } from '../kernels/errors.ts';
 import type { EngineRow } from '../models/batch.ts';
-import type { InferenceBackend, InferenceCpu } from './inference/backend.ts';
+import type { InferenceBackend } from './inference/backend.ts';
 
 export interface SchedulerConfig {
   /** Most padded tokens (rows × longest row) in one forward pass. */
@@ -101,8 +101,8 @@ export interface BatchReport {
 
 export interface SchedulerHooks {
   onBatch?(report: BatchReport): void;
-  /** The backend's thread CPU for a batch, where it can tell; also for a batch none of whose rows could run. */
-  onInferenceCpu?(cpu: InferenceCpu): void;
+  /** The backend's work around a batch's forward pass (BatchOutput.aroundRunMs), where it can tell; also for a batch none of whose rows could run. */
+  onAroundRun?(ms: number): void;
   onQueueChange?(rows: number, tokens: number): void;
 }
 
@@ -408,7 +408,7 @@ export class Scheduler implements RowQueue {
           return g;
         });
         const out = await this.backend.run({ rows: live.map((r) => r.row), groups });
-        if (out.cpu) this.hooks.onInferenceCpu?.(out.cpu);
+        if (out.aroundRunMs !== undefined) this.hooks.onAroundRun?.(out.aroundRunMs);
         for (const f of out.failed) {
           const job = requests[f.group]!;
           if (job.done) continue;

@@ -42,19 +42,15 @@ export interface BatchOutput {
   realTokens: number;
   /** Time in the model's forward pass (assembly excluded). */
   inferenceMs: number;
-  /** Where the backend can tell (a worker thread on Linux): its thread's CPU. */
-  cpu?: InferenceCpu;
+  /**
+   * Where the backend can tell: the wall time its thread worked around the
+   * forward pass (unpacking, assembly, posting the previous batch's reply).
+   * That code never blocks, so this is its CPU unless the thread was
+   * preempted; decoding the incoming message, before the handler runs, is
+   * not in it.
+   */
+  aroundRunMs?: number;
 }
-
-/**
- * The model thread's work, in ms. `threadMs`: its CPU since the previous
- * report (Linux's counter lags by up to a scheduler tick, so only sums over
- * many batches are exact). `outsideRunMs`: the wall time of its work around
- * forward passes (unpacking, assembly, posting the previous reply): code that
- * never blocks, so its CPU unless the thread was preempted (decoding the
- * incoming message, before the handler runs, is not in it).
- */
-export interface InferenceCpu { threadMs: number; outsideRunMs: number }
 
 export interface InferenceBackend {
   /** Batches it takes in flight at once; the scheduler never sends more. */

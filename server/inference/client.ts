@@ -62,6 +62,8 @@ export class InferenceWorker implements InferenceBackend {
   restarts = 0;
   spec: ModelSpec | null = null;
   warmupMs = 0;
+  /** The serving thread's Linux id while it is up (null where unknown): its CPU is read from outside (server/thread-cpu.ts). */
+  threadId: number | null = null;
   /** The first start: resolves when the model is loaded, rejects if the first thread fails. */
   readonly ready: Promise<void>;
   private settleFirst!: { resolve: () => void; reject: (e: Error) => void };
@@ -84,6 +86,7 @@ export class InferenceWorker implements InferenceBackend {
         case 'ready':
           this.spec = msg.spec;
           this.warmupMs = msg.warmupMs;
+          this.threadId = msg.threadId ?? null;
           this.up = true;
           this.consecutiveFailures = 0;
           if (this.everReady) {
@@ -106,7 +109,7 @@ export class InferenceWorker implements InferenceBackend {
             ran: msg.ran, failed: msg.failed.map((f) => ({ group: f.group, error: toError(f.code, f.message) })),
             scores: msg.scores, pooled: msg.pooled, classes: msg.classes, numClasses: msg.numClasses,
             paddedLength: msg.paddedLength, realTokens: msg.realTokens, inferenceMs: msg.inferenceMs,
-            ...(msg.cpu ? { cpu: msg.cpu } : {}),
+            aroundRunMs: msg.aroundRunMs,
           });
           break;
         }
@@ -122,6 +125,7 @@ export class InferenceWorker implements InferenceBackend {
     worker.on('exit', (code) => {
       if (this.worker !== worker) return;
       this.up = false;
+      this.threadId = null;
       if (this.closed) return;
       if (!this.everReady) {
         const err = this.lastError ?? new SoftserveError('INTERNAL', `inference worker exited with code ${code} before it was ready`);

@@ -1,7 +1,6 @@
 // Messages between the HTTP thread and an inference worker.
 
 import type { ModelSpec } from '../../models/spec.ts';
-import type { InferenceCpu } from './backend.ts';
 import type { PackedRows } from './rows-wire.ts';
 
 export type ToWorker =
@@ -12,13 +11,14 @@ export type ToWorker =
   | { type: 'exit-for-test'; code: number };
 
 export type FromWorker =
-  | { type: 'ready'; spec: ModelSpec; warmupMs: number }
+  /** `threadId`: the thread's Linux id, for reading its CPU from outside (thread-cpu.ts), where known. */
+  | { type: 'ready'; spec: ModelSpec; warmupMs: number; threadId?: number }
   | { type: 'fatal'; code: string; message: string }
   | {
     type: 'result'; id: number;
     /** Rows that ran (indices into the batch) and the requests whose rows could not be assembled. */
     ran: number[]; failed: Array<{ group: number; code: string; message: string }>;
     scores: Float32Array; pooled: Float32Array; classes: number; numClasses: number[];
-    paddedLength: number; realTokens: number; inferenceMs: number; cpu?: InferenceCpu;
+    paddedLength: number; realTokens: number; inferenceMs: number; aroundRunMs: number;
   }
   | { type: 'failed'; id: number; code: string; message: string };

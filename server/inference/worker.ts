@@ -6,7 +6,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { Engine } from '../../models/engine.ts';
 import type { ExecutionProvider, SessionOptions } from '../../kernels/session.ts';
-import { threadCpuMs } from '../thread-cpu.ts';
+import { currentThreadId } from '../thread-cpu.ts';
 import { assembleIsolated } from './assembly.ts';
 import { unpackRows } from './rows-wire.ts';
 import type { FromWorker, ToWorker } from './protocol.ts';
@@ -29,14 +29,13 @@ async function main(): Promise<void> {
     const started = performance.now();
     const warm = engine.assemble([{ inputIds: [engine.spec.bosTokenId ?? 0, 5, 6, 7], labelIds: [1, 2] }]);
     await engine.runAssembled(warm);
-    const ready: FromWorker = { type: 'ready', spec: engine.spec, warmupMs: performance.now() - started };
+    const threadId = currentThreadId();
+    const ready: FromWorker = { type: 'ready', spec: engine.spec, warmupMs: performance.now() - started, ...(threadId !== undefined ? { threadId } : {}) };
     port.postMessage(ready);
   } catch (err) {
     port.postMessage({ type: 'fatal', code: codeOf(err), message: messageOf(err) } satisfies FromWorker);
     return;
   }
-  // This thread's CPU at its last report: each result reports what it used since (threadMs).
-  let reportedCpuMs = threadCpuMs() ?? 0;
   // The time spent posting the previous reply, reported with the next batch.
   let replyMs = 0;
   port.on('message', async (msg: ToWorker) => {
@@ -52,14 +51,11 @@ async function main(): Promise<void> {
       const started = performance.now();
       const out = batch ? await engine.runAssembled(batch) : { scores: new Float32Array(0), pooled: new Float32Array(0), classes: 0 };
       const finished = performance.now();
-      const cpuNow = threadCpuMs();
-      const cpu = cpuNow !== undefined ? { threadMs: cpuNow - reportedCpuMs, outsideRunMs: replyMs + (started - received) } : undefined;
-      if (cpuNow !== undefined) reportedCpuMs = cpuNow;
       const reply: FromWorker = {
         type: 'result', id: msg.id, ran, failed: failed.map((f) => ({ group: f.group, code: codeOf(f.error), message: f.error.message })),
         scores: out.scores, pooled: out.pooled, classes: out.classes, numClasses: batch?.numClasses ?? [],
         paddedLength: batch?.paddedLength ?? 0, realTokens: batch?.realTokens ?? 0, inferenceMs: finished - started,
-        ...(cpu ? { cpu } : {}),
+        aroundRunMs: replyMs + (started - received),
       };
       port.postMessage(reply, [out.scores.buffer as ArrayBuffer, out.pooled.buffer as ArrayBuffer]);
       replyMs = performance.now() - finished;
