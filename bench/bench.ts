@@ -48,7 +48,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HttpClient, type HttpResult } from '../loadtest/client.ts';
 import { runLoad, type LoadMode, type RunResult } from '../loadtest/generator.ts';
-import { histogram, scrape, serverSide, value } from '../loadtest/metrics-scrape.ts';
+import { histogram, scrape, serverSide } from '../loadtest/metrics-scrape.ts';
 import { BERT_BASE, writeRandomBert } from './random-model.ts';
 import { replayBatches, type ReplayBatch, type ReplayResult } from './replay.ts';
 import { GAIN_RATIO_GOAL, batchingGain } from './gains.ts';
@@ -269,10 +269,10 @@ async function measure(client: HttpClient, opts: {
   const after = await scrape(client);
   if (run.successes === 0) throw new Error(`${opts.model} ${opts.id}: no request succeeded; first error ${run.firstError}`);
   if (opts.record) for (const [id, tags] of [...byBatch.entries()].sort((a, b) => a[0] - b[0])) opts.record.batches.push({ id, tags });
-  // Server CPU per row (all its threads) and, of it, the forward passes' time: what is left is the work around session.run.
-  const cpuMs = (value(after, 'softserve_process_process_cpu_seconds_total') - value(before, 'softserve_process_process_cpu_seconds_total')) * 1000;
-  const runMs = (histogram(after, 'softserve_inference_seconds').sum - histogram(before, 'softserve_inference_seconds').sum) * 1000;
   const m: Measurement = { id: opts.id, model: opts.model, label: opts.label, policy: opts.policy, run, server: summarise(serverSide(before, after)) };
+  // Server CPU per row (all its threads) and, of it, the forward passes' time: what is left is the work around session.run.
+  const cpuMs = m.server.serverCpuSeconds * 1000;
+  const runMs = (histogram(after, 'softserve_inference_seconds').sum - histogram(before, 'softserve_inference_seconds').sum) * 1000;
   const cpu = cpuOutsideRun(m);
   const threads = cpu ? ` (main thread ${f(cpu.main, 3)}, inference thread outside forward passes ${f(cpu.inference, 3)}, other threads ${f(cpu.other, 3)})` : '';
   log(`${opts.model} ${opts.id}: ${f(run.rowsPerSec)} rows/s; server CPU ${f(cpuMs / run.rows, 3)} ms/row${threads}, forward passes ${f(runMs / run.rows, 3)} ms/row`);

@@ -6,19 +6,19 @@
 // sockets and event loop see the same rhythm. MODE=express puts the same
 // work behind express, express.json() and res.json(), as softserve does.
 // GET /cpu: this process's CPU and its main thread's (Linux), in ms.
-// Plain JavaScript, without tsx: nothing here but Node and (in express mode) express.
+// Nothing here but Node, express in express mode, and the server's own
+// thread CPU reader (run with tsx, which costs nothing per request).
 
 import http from 'node:http';
-import { readFileSync } from 'node:fs';
+import { threadCpuMs } from '../server/thread-cpu.ts';
 
 const BURST = Number(process.env.BURST ?? 34);
 const EVERY_MS = Number(process.env.EVERY_MS ?? 55);
 const MODE = process.env.MODE ?? 'node';
 
-const threadMs = () => Number(readFileSync('/proc/thread-self/schedstat', 'latin1').split(' ')[0]) / 1e6;
 const cpu = () => {
   const u = process.cpuUsage();
-  return { processMs: (u.user + u.system) / 1000, mainMs: threadMs() };
+  return { processMs: (u.user + u.system) / 1000, mainMs: threadCpuMs() };
 };
 
 /** An answer the size and shape of a single-input classify answer. */

@@ -25,7 +25,7 @@ const TEXT = 'a stirring , funny and finally transporting re-imagining of beauty
 interface Cpu { processMs: number; mainMs: number }
 
 async function measure(mode: 'node' | 'express'): Promise<string[]> {
-  const child = spawn(process.execPath, [SERVER], { env: { ...process.env, MODE: mode }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const child = spawn(process.execPath, ['--import', 'tsx', SERVER], { env: { ...process.env, MODE: mode }, stdio: ['ignore', 'pipe', 'inherit'] });
   try {
     const port = await new Promise<string>((resolve, reject) => {
       const rl = createInterface({ input: child.stdout! });
