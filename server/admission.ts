@@ -42,7 +42,6 @@
 // its new share is not taken back, it drains as its requests are answered.
 
 import { Counter, Gauge, type Registry } from 'prom-client';
-import type { NextFunction, Request, Response } from 'express';
 import { SoftserveError } from '../kernels/errors.ts';
 
 export interface TenantLimits {
@@ -339,26 +338,23 @@ export class Admission {
   }
 
   /**
-   * Express middleware for the classify route, after auth and before the body
-   * is read: takes the tenant's concurrency slot (or answers 429 at once,
-   * without reading or parsing the body) and gives it back when the response
-   * is done or the connection closes.
+   * The classify route's gate, after auth and before the body is read: takes
+   * the tenant's concurrency slot and calls `done()`, giving the slot back
+   * when the response is done or the connection closes; or, over the limit,
+   * calls `done(refusal)` once the refusal delay has passed (the body is never
+   * read or parsed). The error writer sends details.retryAfter as Retry-After.
    */
-  concurrencyGate(tenantOf: (res: Response) => { id: string }) {
-    return (_req: Request, res: Response, next: NextFunction): void => {
-      let slot: Ticket;
-      try {
-        slot = this.enter(tenantOf(res).id);
-      } catch (err) {
-        // The error handler (server/errors.ts) sends details.retryAfter as Retry-After.
-        const retry = (err as SoftserveError).details?.retryAfter;
-        res.locals.errorCode = (err as SoftserveError).code;
-        this.answerRefusal(Number(retry ?? 1), () => next(err), tenantOf(res).id, res);
-        return;
-      }
-      res.once('close', () => slot.release());
-      next();
-    };
+  gate(tenantId: string, res: { readonly closed?: boolean; once(event: 'close', listener: () => void): unknown }, done: (refusal?: SoftserveError) => void): void {
+    let slot: Ticket;
+    try {
+      slot = this.enter(tenantId);
+    } catch (err) {
+      const retry = (err as SoftserveError).details?.retryAfter;
+      this.answerRefusal(Number(retry ?? 1), () => done(err as SoftserveError), tenantId, res);
+      return;
+    }
+    res.once('close', () => slot.release());
+    done();
   }
 }
 

@@ -51,6 +51,12 @@ export function apiRoutes(inspector?: PromptInspector, taskScoped: readonly Rout
   return [tenantsRoutes, whoamiRoutes, ...(inspector ? [inspectRoutes(inspector)] : []), promptsRoutes, ensemblesRoutes, ...taskScoped, tasksRoutes];
 }
 
+/** The answer to a request that arrives while the server drains (the connection closes after it). */
+export function drainRefusal(res: { setHeader(name: string, value: string): unknown }): SoftserveError {
+  res.setHeader('Connection', 'close');
+  return new SoftserveError('DRAINING', 'the server is shutting down');
+}
+
 export function createApp(deps: AppDeps): Express {
   const { store, config, logger } = deps;
   const modules = deps.routes ?? [healthRoutes(), ...apiRoutes()];
@@ -59,7 +65,7 @@ export function createApp(deps: AppDeps): Express {
   app.set('etag', false);
   app.set('query parser', 'simple');
 
-  app.use(requestIds(logger));
+  app.use(requestIds());
   if (deps.observe) app.use(deps.observe);
   // API keys travel in /v1 bodies (tenant and key creation): no cache may keep any /v1 answer.
   app.use('/v1', (_req: Request, res: Response, next: NextFunction) => {
@@ -77,17 +83,16 @@ export function createApp(deps: AppDeps): Express {
       app.use(path, mountLabel(path), ...handlers);
     },
   };
-  for (const m of modules) if (m.whileDraining) m.mount(app, ctx);
+  for (const m of modules) if (m.whileDraining) m.mount?.(app, ctx);
   const draining = deps.draining;
   if (draining) {
     app.use((_req: Request, res: Response, next: NextFunction) => {
       if (!draining()) return next();
       deps.onDrainRefusal?.();
-      res.setHeader('Connection', 'close');
-      next(new SoftserveError('DRAINING', 'the server is shutting down'));
+      next(drainRefusal(res));
     });
   }
-  for (const m of modules) if (!m.whileDraining) m.mount(app, ctx);
+  for (const m of modules) if (!m.whileDraining) m.mount?.(app, ctx);
   labelRoutes(app.router);
 
   app.use((req: Request, _res: Response, next: NextFunction) => {

@@ -5,13 +5,14 @@
 // sha256 (only hashes are stored); the admin key is compared in constant time.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 
 import { SoftserveError } from '../kernels/errors.ts';
 import type { PromptStore, Tenant } from '../prompts/store.ts';
 import type { ServerConfig } from './config.ts';
 
-export function bearerToken(req: Request): string | null {
+export function bearerToken(req: IncomingMessage): string | null {
   const h = req.headers.authorization;
   if (typeof h !== 'string') return null;
   const m = /^Bearer[ \t]+(\S+)[ \t]*$/i.exec(h);
@@ -43,18 +44,24 @@ export function requireAdmin(config: ServerConfig, store: PromptStore): RequestH
   };
 }
 
+/** The tenant whose key `req` carries; throws UNAUTHORIZED or FORBIDDEN (the admin key) otherwise. */
+export async function authenticateTenant(config: ServerConfig, store: PromptStore, req: IncomingMessage): Promise<Tenant> {
+  const token = bearerToken(req);
+  if (token === null) throw needKey();
+  // The classify hot path: served from the catalog cache; the store is asked only on a miss.
+  const tenant = await store.authenticate(token);
+  if (tenant) return tenant;
+  if (isAdminKey(config, token) || await store.backend.keys.isAdminKey(token)) throw new SoftserveError('FORBIDDEN', 'the admin key manages tenants; use a tenant API key here');
+  throw new SoftserveError('UNAUTHORIZED', 'unknown or revoked API key');
+}
+
+/** Express middleware: `authenticateTenant`, then the tenant is `tenantOf(res)`. */
 export function requireTenant(config: ServerConfig, store: PromptStore): RequestHandler {
-  return async (req: Request, res: Response, next: NextFunction) => {
-    const token = bearerToken(req);
-    if (token === null) return next(needKey());
-    // The classify hot path: served from the catalog cache; the store is asked only on a miss.
-    const tenant = await store.authenticate(token);
-    if (tenant) {
+  return (req: Request, res: Response, next: NextFunction) => {
+    authenticateTenant(config, store, req).then((tenant) => {
       res.locals.tenant = tenant;
-      return next();
-    }
-    if (isAdminKey(config, token) || await store.backend.keys.isAdminKey(token)) return next(new SoftserveError('FORBIDDEN', 'the admin key manages tenants; use a tenant API key here'));
-    return next(new SoftserveError('UNAUTHORIZED', 'unknown or revoked API key'));
+      next();
+    }, next);
   };
 }
 

@@ -1,10 +1,12 @@
 // Errors over HTTP: the status and headers each error code gets, and the one
-// Express error handler that writes every error answer,
-// `{error: {code, message, request_id, details?}}`. Routes, middleware and
-// lower layers only throw (or `next(err)`) a SoftserveError; nothing else in
-// the server writes an error body. (fastify's lib/error-handler.js and TEI's
+// function that writes every error answer, `{error: {code, message,
+// request_id, details?}}` (`writeError`: the express app's error handler and
+// the fast path both call it). Routes, middleware and lower layers only throw
+// (or `next(err)`) a SoftserveError; nothing else in the server writes an
+// error body. (fastify's lib/error-handler.js and TEI's
 // router work the same way: core errors carry no status, one place maps them.)
 
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ErrorRequestHandler, NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 
@@ -86,41 +88,65 @@ export function fromHttpError(err: { type?: unknown; status?: unknown; message?:
   return new SoftserveError(parserCode, message);
 }
 
-export interface ErrorHandlerOptions {
-  logger?: Logger;
+export interface ErrorAnswerOptions {
+  /** The request's id (named in the body). */
+  requestId?: string;
+  /** Where a server failure is logged (the request's logger; made only when one is). */
+  log?: () => Logger | undefined;
   /** Retry-After for a refusal that does not say (default 1 s): the scheduler's estimate. */
   retryAfterEstimate?: () => number;
 }
 
-/** The one handler that answers every error of the app. */
-export function errorHandler(opts: ErrorHandlerOptions = {}): ErrorRequestHandler {
-  const estimate = opts.retryAfterEstimate ?? (() => 1);
+/**
+ * Writes the answer to `err` on a plain Node response: the express app's
+ * error handler and the fast path (server/fast-path.ts) both answer errors
+ * here. Returns the code it answered with.
+ */
+export function writeError(err: unknown, req: IncomingMessage, res: ServerResponse, opts: ErrorAnswerOptions = {}): string {
+  const e = isSoftserveError(err) ? err : fromHttpError((err ?? {}) as Record<string, unknown>) ?? new SoftserveError('INTERNAL', 'internal error');
+  const status = httpStatus(e);
+  const requestId = opts.requestId;
+  // Failures are logged with their cause. A 503 is a lifecycle answer (not ready, draining, the
+  // inference worker restarting): the event itself is logged once, not once per refused request.
+  if (status >= 500 && status !== 503) opts.log?.()?.error({ err, method: req.method, path: (req.url ?? '').split('?')[0], code: e.code }, 'request failed');
+  if (res.headersSent) {
+    res.destroy();
+    return e.code;
+  }
+  // An upload cut off mid-body: answer, then drop the connection.
+  if (e.code === 'PAYLOAD_TOO_LARGE' && !req.complete) res.setHeader('Connection', 'close');
+  // A refusal says when to come back, the standard way (a route may have said it already).
+  if ((isRetryable(e) || typeof e.details?.retryAfter === 'number') && !res.hasHeader('Retry-After')) {
+    res.setHeader('Retry-After', String(retryAfterSeconds(e, opts.retryAfterEstimate ?? (() => 1))));
+  }
+  // The server's own failures (500) say only that they happened: their text
+  // (fs errors, file names) stays in the log line that carries the same id.
+  const internal = status === 500;
+  // An unknown route's message is the client's own URL path: nothing to redact.
+  const message = internal ? `internal error; the server log has the detail under request id ${requestId ?? 'unknown'}`
+    : e.code === 'NOT_FOUND' ? e.message : redactPaths(e.message);
+  const body: { error: { code: string; message: string; request_id?: string; details?: Record<string, unknown> } } = { error: { code: e.code, message } };
+  if (requestId) body.error.request_id = requestId;
+  if (e.details && !internal) body.error.details = e.details;
+  writeJson(res, status, body);
+  return e.code;
+}
+
+/** A JSON answer, as express's res.json writes it (no ETag: the app turns them off). */
+export function writeJson(res: ServerResponse, status: number, value: unknown): void {
+  const text = JSON.stringify(value);
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json; charset=utf-8');
+  res.setHeader('Content-Length', Buffer.byteLength(text));
+  res.end(text);
+}
+
+/** The one handler that answers every error of the express app. */
+export function errorHandler(opts: { logger?: Logger; retryAfterEstimate?: () => number } = {}): ErrorRequestHandler {
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const e = isSoftserveError(err) ? err : fromHttpError((err ?? {}) as Record<string, unknown>) ?? new SoftserveError('INTERNAL', 'internal error');
-    const status = httpStatus(e);
     const requestId = typeof res.locals.requestId === 'string' ? res.locals.requestId : undefined;
-    // Failures are logged with their cause. A 503 is a lifecycle answer (not ready, draining, the
-    // inference worker restarting): the event itself is logged once, not once per refused request.
-    if (status >= 500 && status !== 503) requestLog(res, opts.logger)?.error({ err, method: req.method, path: req.path, code: e.code }, 'request failed');
-    if (res.headersSent) {
-      res.destroy();
-      return;
-    }
-    // An upload cut off mid-body: answer, then drop the connection.
-    if (e.code === 'PAYLOAD_TOO_LARGE' && !req.complete) res.setHeader('Connection', 'close');
-    // A refusal says when to come back, the standard way (a route may have said it already).
-    if ((isRetryable(e) || typeof e.details?.retryAfter === 'number') && !res.hasHeader('Retry-After')) {
-      res.setHeader('Retry-After', String(retryAfterSeconds(e, estimate)));
-    }
-    // The server's own failures (500) say only that they happened: their text
-    // (fs errors, file names) stays in the log line that carries the same id.
-    const internal = status === 500;
-    // An unknown route's message is the client's own URL path: nothing to redact.
-    const message = internal ? `internal error; the server log has the detail under request id ${requestId ?? 'unknown'}`
-      : e.code === 'NOT_FOUND' ? e.message : redactPaths(e.message);
-    const body: { error: { code: string; message: string; request_id?: string; details?: Record<string, unknown> } } = { error: { code: e.code, message } };
-    if (requestId) body.error.request_id = requestId;
-    if (e.details && !internal) body.error.details = e.details;
-    res.status(status).json(body);
+    res.locals.errorCode ??= writeError(err, req, res, {
+      ...(requestId ? { requestId } : {}), log: () => requestLog(res, opts.logger), ...(opts.retryAfterEstimate ? { retryAfterEstimate: opts.retryAfterEstimate } : {}),
+    });
   };
 }

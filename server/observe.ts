@@ -1,31 +1,74 @@
 // One log line and one metric sample per request, whatever answers it: the
-// route label comes from the route that matched (server/route-module.ts), so
-// it stays bounded without a hand-kept list of paths.
+// route label comes from the route that matched (server/route-module.ts, or
+// the fast route's own label), so it stays bounded without a hand-kept list
+// of paths. Requests answered by express and by the fast path
+// (server/fast-path.ts) are recorded by the same `RequestRecorder`.
 
 import type { NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 
 import type { Metrics } from './metrics.ts';
-import { requestLog } from './request-id.ts';
 import { routeLabelOf } from './route-module.ts';
 import type { UsageCounter } from './usage.ts';
 
-export function observeRequests(deps: { metrics: Metrics; usage: UsageCounter; logger: Logger }): RequestHandler {
+/** What the classify route reports about a request it answered (log line fields; usage counts rows and tokens). */
+export interface ClassifyFields {
+  rows: number;
+  tokens: number;
+  batches: number[];
+  queueMs: number;
+  inferenceMs: number;
+  tokenizeMs: number;
+}
+
+/** A finished request, as the log line, the metrics and the usage counter see it. */
+export interface FinishedRequest {
+  requestId?: string;
+  method: string;
+  /** The URL path, without the query. */
+  path: string;
+  status: number;
+  seconds: number;
+  /** The metric label of the route that matched ('other' when none did). */
+  route: string;
+  /** Set once the request's tenant key was accepted. */
+  tenantId?: string;
+  /** Set by the classify route on success. */
+  classify?: ClassifyFields;
+  /** The error code of a refused request. */
+  errorCode?: string;
+}
+
+export type RequestRecorder = (r: FinishedRequest) => void;
+
+export function requestRecorder(deps: { metrics: Metrics; usage: UsageCounter; logger: Logger }): RequestRecorder {
   const { metrics, usage, logger } = deps;
+  return (r) => {
+    const labels = { route: r.route, method: r.method, status: String(r.status) };
+    metrics.httpRequests.inc(labels);
+    metrics.httpDuration.observe(labels, r.seconds);
+    if (r.tenantId !== undefined) usage.record(r.tenantId, r.status, r.classify);
+    const line: Record<string, unknown> = { ...(r.requestId !== undefined ? { request_id: r.requestId } : {}), method: r.method, path: r.path, status: r.status, ms: round(r.seconds * 1000) };
+    if (r.tenantId !== undefined) line.tenant = r.tenantId;
+    if (r.classify) Object.assign(line, r.classify);
+    if (r.errorCode !== undefined) line.code = r.errorCode;
+    logger.info(line, 'request');
+  };
+}
+
+/** Express middleware: records every request the app answers when its response finishes. */
+export function observeRequests(record: RequestRecorder): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     const started = performance.now();
     const path = req.originalUrl.split('?')[0]!;
     res.on('finish', () => {
-      const seconds = (performance.now() - started) / 1000;
-      const labels = { route: routeLabelOf(res), method: req.method, status: String(res.statusCode) };
-      metrics.httpRequests.inc(labels);
-      metrics.httpDuration.observe(labels, seconds);
-      usage.recordResponse(res);
-      const line: Record<string, unknown> = { method: req.method, path, status: res.statusCode, ms: round(seconds * 1000) };
-      if (res.locals.tenant) line.tenant = (res.locals.tenant as { id: string }).id;
-      if (res.locals.classify) Object.assign(line, res.locals.classify);
-      if (res.locals.errorCode) line.code = res.locals.errorCode;
-      requestLog(res, logger)!.info(line, 'request');
+      const tenant = res.locals.tenant as { id: string } | undefined;
+      record({
+        ...(typeof res.locals.requestId === 'string' ? { requestId: res.locals.requestId } : {}),
+        method: req.method, path, status: res.statusCode, seconds: (performance.now() - started) / 1000, route: routeLabelOf(res),
+        ...(tenant ? { tenantId: tenant.id } : {}),
+        ...(typeof res.locals.errorCode === 'string' ? { errorCode: res.locals.errorCode } : {}),
+      });
     });
     next();
   };

@@ -5,6 +5,7 @@
 // client cannot put arbitrary bytes into the logs.
 
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from 'pino';
 
@@ -15,24 +16,29 @@ export function incomingRequestId(raw: string | string[] | undefined): string | 
   return typeof raw === 'string' && WELL_FORMED.test(raw) ? raw : null;
 }
 
+/** The id of a request: its own well-formed X-Request-Id, else a fresh UUID. */
+export function requestIdOf(req: IncomingMessage): string {
+  return incomingRequestId(req.headers['x-request-id']) ?? randomUUID();
+}
+
 /**
- * Sets `res.locals.requestId`, the X-Request-Id header and `res.locals.log`
- * (a child of `logger` bound to the id). Runs once per request: a second
- * instance (the app inside the server) keeps what the first set.
+ * Sets `res.locals.requestId` and the X-Request-Id header. Runs once per
+ * request: a second instance (the app inside the server) keeps what the
+ * first set.
  */
-export function requestIds(logger?: Logger) {
+export function requestIds() {
   return (req: Request, res: Response, next: NextFunction): void => {
     if (typeof res.locals.requestId !== 'string') {
-      const id = incomingRequestId(req.headers['x-request-id']) ?? randomUUID();
+      const id = requestIdOf(req);
       res.locals.requestId = id;
       res.setHeader('X-Request-Id', id);
-      if (logger) res.locals.log = logger.child({ request_id: id });
     }
     next();
   };
 }
 
-/** The request's logger: bound to its id when requestIds ran, else `fallback`. */
-export function requestLog(res: Response, fallback?: Logger): Logger | undefined {
-  return (res.locals.log as Logger | undefined) ?? fallback;
+/** The request's logger: `logger` bound to its id when requestIds ran (made when first needed, as few requests log). */
+export function requestLog(res: Response, logger?: Logger): Logger | undefined {
+  if (!logger || typeof res.locals.requestId !== 'string') return logger;
+  return (res.locals.log as Logger | undefined) ?? (res.locals.log = logger.child({ request_id: res.locals.requestId }));
 }

@@ -15,6 +15,7 @@ import type { Logger } from 'pino';
 import type { ModelSpec } from '../models/spec.ts';
 import type { PromptStore } from '../prompts/store.ts';
 import type { ServerConfig } from './config.ts';
+import type { FastRoute } from './fast-path.ts';
 import type { Json } from './openapi.ts';
 
 export interface RouteContext {
@@ -47,8 +48,10 @@ export interface OpenApiFragment {
 export interface RouteModule {
   /** For error messages and notes: what the module serves. */
   name: string;
-  /** Registers the module's routes. */
-  mount(app: Express, ctx: RouteContext): void;
+  /** Registers the module's express routes. */
+  mount?(app: Express, ctx: RouteContext): void;
+  /** Routes answered before express sees the request (server/fast-path.ts): the hot path only. */
+  fast?: readonly FastRoute[];
   /** What /openapi.json says about them. */
   openapi?: OpenApiFragment;
   /** Answers while the server drains (probes, metrics, docs); everything else gets 503 DRAINING. */

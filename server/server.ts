@@ -27,7 +27,9 @@ import { loadTrainingConfig, promptLimits, type ServerConfig, type ServingConfig
 import type { InferenceWorker } from './inference/client.ts';
 import { flushLogger, serverLogger } from './log.ts';
 import { Metrics } from './metrics.ts';
-import { observeRequests } from './observe.ts';
+import { observeRequests, requestRecorder } from './observe.ts';
+import { fastPathListener } from './fast-path.ts';
+import { authenticateTenant } from './auth.ts';
 import { startModelHost } from './model-host.ts';
 import type { RowQueue } from './scheduler.ts';
 import { infoDocument } from './info.ts';
@@ -120,30 +122,33 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const engineReady = () => (host ? host.worker.isReady : link!.isEngineReady);
   const readiness: Readiness = () => (!ready ? 'NOT_READY' : draining ? 'DRAINING' : engineReady() ? null : 'INFERENCE_WORKER_RESTARTING');
   const retryAfterEstimate = () => queue.retryAfterSeconds();
-  const app = createApp({
-    store, spec, config, logger,
-    observe: observeRequests({ metrics, usage, logger }),
-    draining: () => draining,
-    onDrainRefusal: () => metrics.rejected.inc({ reason: 'draining' }),
-    retryAfterEstimate,
-    routes: [
-      healthRoutes(readiness),
-      link ? metricsRoutes(metrics.registry, () => link.gather<string>({ what: 'metrics' })) : metricsRoutes(metrics.registry),
-      infoRoutes(infoDocument(spec, serving, config)), openApiRoutes(), consoleRoutes,
-      // Ahead of the tenant API's /v1/tenants router, which authenticates and parses every path under it.
-      link ? usageRoutes(usage, (tenantId) => link.gather<TenantUsage>({ what: 'usage', tenantId })) : usageRoutes(usage),
-      tenantQuotaRoutes(quotas, admission, admissionConfig.tenant),
-      ...apiRoutes(new PromptInspector(serving.modelDir, spec, tokenizer), [
-        classifyRoutes({ classify, admission, metrics, limits: serving.classify, retryAfterEstimate }),
-        jobsRoutes(training),
-      ]),
-    ],
+  const record = requestRecorder({ metrics, usage, logger });
+  const onDrainRefusal = () => metrics.rejected.inc({ reason: 'draining' });
+  const routes = [
+    healthRoutes(readiness),
+    link ? metricsRoutes(metrics.registry, () => link.gather<string>({ what: 'metrics' })) : metricsRoutes(metrics.registry),
+    infoRoutes(infoDocument(spec, serving, config)), openApiRoutes(), consoleRoutes,
+    // Ahead of the tenant API's /v1/tenants router, which authenticates and parses every path under it.
+    link ? usageRoutes(usage, (tenantId) => link.gather<TenantUsage>({ what: 'usage', tenantId })) : usageRoutes(usage),
+    tenantQuotaRoutes(quotas, admission, admissionConfig.tenant),
+    ...apiRoutes(new PromptInspector(serving.modelDir, spec, tokenizer), [
+      classifyRoutes({
+        classify, admission, metrics, limits: serving.classify, retryAfterEstimate,
+        authenticate: (req) => authenticateTenant(config, store, req), maxJsonDepth: config.maxJsonDepth,
+      }),
+      jobsRoutes(training),
+    ]),
+  ];
+  const app = createApp({ store, spec, config, logger, observe: observeRequests(record), draining: () => draining, onDrainRefusal, retryAfterEstimate, routes });
+  // The hot path (classify) is answered before express sees it; everything else goes to the app.
+  const listener = fastPathListener({
+    routes: routes.flatMap((m) => m.fast ?? []), app, record, logger, draining: () => draining, onDrainRefusal, retryAfterEstimate,
   });
 
   // Bounded connections, header/body/keep-alive timeouts (slow or idle clients must not hold a drain
   // open forever), and Expect: 100-continue answered by the route's body limit.
   const largestBody = Math.max(config.maxJsonBytes, trainingConfig.maxUploadBytes, 2 * config.maxUploadBytes + config.maxAdapterConfigBytes + 64 * 1024, classifyBodyLimit);
-  const http: Server = createHttpServer(app, serving.http, {
+  const http: Server = createHttpServer(listener, serving.http, {
     onDrop: () => metrics.connectionsDropped.inc(),
     bodyLimit: (req) => (CLASSIFY_PATH.test(req.url ?? '') ? classifyBodyLimit : largestBody),
   });

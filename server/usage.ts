@@ -1,11 +1,9 @@
 // Per-tenant usage since the process started: requests, classified rows and
 // tokens, and requests refused by admission (429), draining (503) or their
-// deadline (504). Fed by the request-log middleware in server/observe.ts (one
+// deadline (504). Fed by the request recorder in server/observe.ts (one
 // call per finished request that carried a tenant key) and read by the admin
 // route GET /v1/tenants/:id/usage (server/routes/usage.ts). In memory only: a
 // restart starts from zero, which the answer says with `since`.
-
-import type { Response } from 'express';
 
 export interface TenantUsage {
   requests: number;
@@ -22,8 +20,8 @@ export class UsageCounter {
   readonly since = new Date().toISOString();
   private readonly byTenant = new Map<string, TenantUsage>();
 
-  /** One finished request of `tenantId`; `classify` is what the classify route left in res.locals. */
-  record(tenantId: string, status: number, classify?: { rows?: unknown; tokens?: unknown }): void {
+  /** One finished request of `tenantId`; `classify`: what a classify request used. */
+  record(tenantId: string, status: number, classify?: { rows: number; tokens: number }): void {
     let u = this.byTenant.get(tenantId);
     if (!u) {
       u = { requests: 0, classify_requests: 0, rows: 0, tokens: 0, rejected: 0, errors: 0 };
@@ -34,15 +32,9 @@ export class UsageCounter {
     else if (status >= 400) u.errors++;
     if (classify && status < 400) {
       u.classify_requests++;
-      if (typeof classify.rows === 'number') u.rows += classify.rows;
-      if (typeof classify.tokens === 'number') u.tokens += classify.tokens;
+      u.rows += classify.rows;
+      u.tokens += classify.tokens;
     }
-  }
-
-  /** Called from the request-log middleware with the finished response. */
-  recordResponse(res: Response): void {
-    const tenant = res.locals.tenant as { id: string } | undefined;
-    if (tenant) this.record(tenant.id, res.statusCode, res.locals.classify as { rows?: unknown; tokens?: unknown } | undefined);
   }
 
   get(tenantId: string): TenantUsage {

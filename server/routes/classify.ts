@@ -1,21 +1,25 @@
-// POST /v1/tasks/:task/classify: the serving route. Auth, JSON only, the
+// POST /v1/tasks/:task/classify: the serving route, on the fast path
+// (server/fast-path.ts: express never sees it). Auth, JSON only, the
 // tenant's concurrency slot (taken before the body is read), the body within
-// the classify limit, then ClassifyService (server/classify.ts) does the work.
-// Refusals are counted in softserve_rejected_total and a 429 is answered
-// after the admission refusal delay; the error handler writes the answer.
+// the classify limit (body-parser, as the app's other JSON routes), then
+// ClassifyService (server/classify.ts) does the work. Refusals are counted in
+// softserve_rejected_total and a 429 is answered after the admission refusal
+// delay; `writeError` writes every error answer.
 
-import express, { type NextFunction, type Request, type Response } from 'express';
+import type { IncomingMessage } from 'node:http';
+import bodyParser from 'body-parser';
 
-import { isSoftserveError } from '../../kernels/errors.ts';
+import { isSoftserveError, type SoftserveError } from '../../kernels/errors.ts';
+import type { Tenant } from '../../prompts/store.ts';
 import type { Admission } from '../admission.ts';
-import { tenantOf } from '../auth.ts';
 import { classifyBodyBytes, jsonDepthGuard } from '../body-limits.ts';
 import type { ClassifyService } from '../classify.ts';
-import { httpStatus, retryAfterSeconds } from '../errors.ts';
-import { requireJson } from '../json-only.ts';
+import { httpStatus, retryAfterSeconds, writeJson } from '../errors.ts';
+import type { Exchange } from '../fast-path.ts';
+import { notJson } from '../json-only.ts';
 import type { Metrics } from '../metrics.ts';
 import { errors, json, name, ok, ref } from '../openapi.ts';
-import type { RouteModule } from '../route-module.ts';
+import { patternLabel, type RouteModule } from '../route-module.ts';
 import type { ServingConfig } from '../config.ts';
 
 export interface ClassifyRouteDeps {
@@ -23,48 +27,64 @@ export interface ClassifyRouteDeps {
   admission: Admission;
   metrics: Metrics;
   limits: ServingConfig['classify'];
+  /** The tenant whose key the request carries (server/auth.ts `authenticateTenant`). */
+  authenticate: (req: IncomingMessage) => Promise<Tenant>;
+  /** SOFTSERVE_MAX_JSON_DEPTH. */
+  maxJsonDepth: number;
   /** Retry-After for a refusal that does not say: the scheduler's estimate. */
   retryAfterEstimate: () => number;
 }
 
 /** The classify path, for the listener's Expect: 100-continue body limit. */
-export const CLASSIFY_PATH = /^\/v1\/tasks\/[^/]+\/classify(\?|$)/;
+export const CLASSIFY_PATH = /^\/v1\/tasks\/[^/]+\/classify\/?(\?|$)/i;
 
 export function classifyRoutes(deps: ClassifyRouteDeps): RouteModule {
   const { classify, admission, metrics } = deps;
+  const parseJson = bodyParser.json({ limit: classifyBodyBytes(deps.limits), strict: true, verify: jsonDepthGuard(deps.maxJsonDepth) });
+  const readBody = (ex: Exchange) => new Promise<unknown>((resolve, reject) => {
+    parseJson(ex.req, ex.res, (err?: unknown) => (err ? reject(err) : resolve((ex.req as { body?: unknown }).body)));
+  });
+
+  /** Counts a failed classify by why it failed; a 429 is answered only after the refusal delay. */
+  const refused = async (err: SoftserveError, ex: Exchange): Promise<void> => {
+    const status = httpStatus(err);
+    if (status === 429 || err.code === 'INFERENCE_WORKER_RESTARTING') {
+      metrics.rejected.inc({ reason: status === 429 ? 'overloaded' : 'worker_restart' });
+    } else if (err.code === 'DEADLINE_EXCEEDED') {
+      metrics.rejected.inc({ reason: 'deadline' });
+    } else if (err.code === 'DRAINING') {
+      metrics.rejected.inc({ reason: 'draining' });
+    }
+    if (status === 429) await new Promise<void>((resolve) => admission.answerRefusal(retryAfterSeconds(err, deps.retryAfterEstimate), resolve, ex.tenantId, ex.res));
+  };
+
   return {
     name: 'classify',
-    mount(app, ctx) {
-      const classifyJson = express.json({ limit: classifyBodyBytes(deps.limits), strict: true, verify: jsonDepthGuard(ctx.config.maxJsonDepth) });
-      app.post('/v1/tasks/:task/classify', ctx.tenantAuth, requireJson, admission.concurrencyGate(tenantOf), classifyJson, async (req: Request, res: Response, next: NextFunction) => {
-        const tenant = tenantOf(res);
+    fast: [{
+      method: 'POST',
+      path: /^\/v1\/tasks\/([^/]+)\/classify\/?$/i,
+      label: patternLabel('/v1/tasks/:task/classify'),
+      async handle(ex) {
+        const tenant = await deps.authenticate(ex.req);
+        ex.tenantId = tenant.id;
+        const notJsonBody = notJson(ex.req);
+        if (notJsonBody) throw notJsonBody;
+        await new Promise<void>((resolve, reject) => admission.gate(tenant.id, ex.res, (refusal) => (refusal ? reject(refusal) : resolve())));
+        const body = await readBody(ex);
+        let result;
         try {
-          const result = await classify.classify(tenant.id, String(req.params.task), req.body);
-          res.locals.classify = {
-            rows: result.usage.rows, tokens: result.usage.tokens, batches: result.batch_ids,
-            queueMs: result.timing.queue_ms, inferenceMs: result.timing.inference_ms, tokenizeMs: result.timing.tokenize_ms,
-          };
-          res.json(result);
+          result = await classify.classify(tenant.id, ex.params[0]!, body);
         } catch (err) {
-          if (isSoftserveError(err)) {
-            res.locals.errorCode = err.code;
-            const status = httpStatus(err);
-            if (status === 429 || err.code === 'INFERENCE_WORKER_RESTARTING') {
-              metrics.rejected.inc({ reason: status === 429 ? 'overloaded' : 'worker_restart' });
-            } else if (err.code === 'DEADLINE_EXCEEDED') {
-              metrics.rejected.inc({ reason: 'deadline' });
-            } else if (err.code === 'DRAINING') {
-              metrics.rejected.inc({ reason: 'draining' });
-            }
-            if (status === 429) {
-              admission.answerRefusal(retryAfterSeconds(err, deps.retryAfterEstimate), () => next(err), tenant.id, res);
-              return;
-            }
-          }
-          next(err);
+          if (isSoftserveError(err)) await refused(err, ex);
+          throw err;
         }
-      });
-    },
+        ex.classify = {
+          rows: result.usage.rows, tokens: result.usage.tokens, batches: result.batch_ids,
+          queueMs: result.timing.queue_ms, inferenceMs: result.timing.inference_ms, tokenizeMs: result.timing.tokenize_ms,
+        };
+        writeJson(ex.res, 200, result);
+      },
+    }],
     openapi: {
       paths: {
         '/v1/tasks/{task}/classify': {
