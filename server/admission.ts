@@ -343,8 +343,12 @@ export class Admission {
    * when the response is done or the connection closes; or, over the limit,
    * calls `done(refusal)` once the refusal delay has passed (the body is never
    * read or parsed). The error writer sends details.retryAfter as Retry-After.
+   * A response already closed gets neither: nothing is taken.
    */
   gate(tenantId: string, res: { readonly closed?: boolean; once(event: 'close', listener: () => void): unknown }, done: (refusal?: SoftserveError) => void): void {
+    // A client gone while it was authenticated (a store lookup) has no answer to wait for, and its
+    // 'close' has already fired: a slot taken now would never be given back.
+    if (res.closed) return;
     let slot: Ticket;
     try {
       slot = this.enter(tenantId);

@@ -1,8 +1,10 @@
 // The HTTP application, assembled from route modules (server/route-module.ts):
 // request ids, the request observer (log line + metrics), no-store caching for
 // /v1, the modules that answer while draining, the drain gate, the other
-// modules in order, the 404 for anything unknown, and the one error handler
-// (server/errors.ts) that writes every error answer.
+// modules in order, the 404 for anything unknown, and the error handler
+// (server/errors.ts `writeError` writes every error answer). A module's `fast`
+// routes are not mounted here: the server's listener answers them before the
+// app (server/fast-path.ts, composed in server/server.ts).
 
 import express, { type Express, type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
@@ -13,7 +15,7 @@ import type { PromptStore } from '../prompts/store.ts';
 import { jsonDepthGuard } from './body-limits.ts';
 import { requireAdmin, requireTenant } from './auth.ts';
 import type { ServerConfig } from './config.ts';
-import { errorHandler } from './errors.ts';
+import { drainRefusal, errorHandler } from './errors.ts';
 import { requestIds } from './request-id.ts';
 import { labelRoutes, mountLabel, type RouteContext, type RouteModule } from './route-module.ts';
 import { ensemblesRoutes } from './routes/ensembles.ts';
@@ -42,19 +44,13 @@ export interface AppDeps {
 
 /**
  * The store-backed tenant API: tenants, whoami, (inspect,) prompts, ensembles,
- * then `taskScoped` (other routes under /v1/tasks/:task/, such as classify and
- * jobs), then tasks last: its /v1/tasks mount authenticates and parses the
+ * then `taskScoped` (other routes under /v1/tasks/:task/, such as jobs; and
+ * classify, whose route is a fast one), then tasks last: its /v1/tasks mount authenticates and parses the
  * JSON body of every path under it, so a route after it would be
  * authenticated twice and have its body read before its own gate and limit.
  */
 export function apiRoutes(inspector?: PromptInspector, taskScoped: readonly RouteModule[] = []): RouteModule[] {
   return [tenantsRoutes, whoamiRoutes, ...(inspector ? [inspectRoutes(inspector)] : []), promptsRoutes, ensemblesRoutes, ...taskScoped, tasksRoutes];
-}
-
-/** The answer to a request that arrives while the server drains (the connection closes after it). */
-export function drainRefusal(res: { setHeader(name: string, value: string): unknown }): SoftserveError {
-  res.setHeader('Connection', 'close');
-  return new SoftserveError('DRAINING', 'the server is shutting down');
 }
 
 export function createApp(deps: AppDeps): Express {

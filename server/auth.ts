@@ -57,11 +57,15 @@ export async function authenticateTenant(config: ServerConfig, store: PromptStor
 
 /** Express middleware: `authenticateTenant`, then the tenant is `tenantOf(res)`. */
 export function requireTenant(config: ServerConfig, store: PromptStore): RequestHandler {
-  return (req: Request, res: Response, next: NextFunction) => {
-    authenticateTenant(config, store, req).then((tenant) => {
-      res.locals.tenant = tenant;
-      next();
-    }, next);
+  return async (req: Request, res: Response, next: NextFunction) => {
+    let tenant: Tenant;
+    try {
+      tenant = await authenticateTenant(config, store, req);
+    } catch (err) {
+      return next(err);
+    }
+    res.locals.tenant = tenant;
+    next();
   };
 }
 

@@ -132,6 +132,12 @@ export function writeError(err: unknown, req: IncomingMessage, res: ServerRespon
   return e.code;
 }
 
+/** The answer to a request that arrives while the server drains (the connection closes after it). */
+export function drainRefusal(res: { setHeader(name: string, value: string): unknown }): SoftserveError {
+  res.setHeader('Connection', 'close');
+  return new SoftserveError('DRAINING', 'the server is shutting down');
+}
+
 /** A JSON answer, as express's res.json writes it (no ETag: the app turns them off). */
 export function writeJson(res: ServerResponse, status: number, value: unknown): void {
   const text = JSON.stringify(value);
@@ -145,7 +151,7 @@ export function writeJson(res: ServerResponse, status: number, value: unknown): 
 export function errorHandler(opts: { logger?: Logger; retryAfterEstimate?: () => number } = {}): ErrorRequestHandler {
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const requestId = typeof res.locals.requestId === 'string' ? res.locals.requestId : undefined;
-    res.locals.errorCode ??= writeError(err, req, res, {
+    res.locals.errorCode = writeError(err, req, res, {
       ...(requestId ? { requestId } : {}), log: () => requestLog(res, opts.logger), ...(opts.retryAfterEstimate ? { retryAfterEstimate: opts.retryAfterEstimate } : {}),
     });
   };

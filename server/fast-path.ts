@@ -13,23 +13,57 @@ import type { IncomingMessage, RequestListener, ServerResponse } from 'node:http
 import type { Logger } from 'pino';
 
 import { SoftserveError } from '../kernels/errors.ts';
-import { drainRefusal } from './app.ts';
-import { writeError } from './errors.ts';
+import { drainRefusal, writeError } from './errors.ts';
 import type { ClassifyFields, RequestRecorder } from './observe.ts';
-import { requestIdOf } from './request-id.ts';
+import { requestIdOf, requestLogger } from './request-id.ts';
+import { patternLabel } from './route-module.ts';
 
 export interface FastRoute {
   method: string;
-  /**
-   * Matched against the URL's path as express matches a route (write it
-   * case-insensitive, with an optional trailing slash); its groups are the
-   * params, percent-decoded before the handler sees them.
-   */
+  /** Matches a URL path as express matches the route's pattern; its groups are the params (still percent-encoded). */
   path: RegExp;
   /** The metric label, as the express route would have it (server/route-module.ts `patternLabel`). */
   label: string;
   /** Answers the request, or throws (a SoftserveError) for `writeError` to answer. */
   handle(exchange: Exchange): Promise<void>;
+  /** The largest body it reads (the listener answers `Expect: 100-continue` by it). */
+  bodyLimit?: number;
+}
+
+/**
+ * A fast route for an express-style pattern (`/v1/tasks/:task/classify`),
+ * matched as express 5 matches it: any case, an optional trailing slash, a
+ * param is one non-empty path segment.
+ */
+export function fastRoute(method: string, pattern: string, handle: FastRoute['handle'], opts: { bodyLimit?: number } = {}): FastRoute {
+  const source = pattern.split('/').map((part) => (part.startsWith(':') ? '([^/]+)' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('\\/');
+  return { method, path: new RegExp(`^${source}\\/?$`, 'i'), label: patternLabel(pattern), handle, ...opts };
+}
+
+/** The fast route `req` takes, with its raw params and path; null when the app answers it. */
+export function matchFastRoute(routes: readonly FastRoute[], req: IncomingMessage): { route: FastRoute; params: string[]; path: string } | null {
+  if (routes.length === 0) return null;
+  const path = pathOf(req.url ?? '/');
+  for (const route of routes) {
+    if (req.method !== route.method) continue;
+    const match = route.path.exec(path);
+    // fastRoute's params are never optional groups: each is a string.
+    if (match) return { route, params: match.slice(1), path };
+  }
+  return null;
+}
+
+/** The path of a request target, without its query: origin form (`/a?b`) or absolute form (`http://host/a?b`). */
+export function pathOf(url: string): string {
+  if (!url.startsWith('/')) {
+    try {
+      return new URL(url).pathname;
+    } catch {
+      return url;
+    }
+  }
+  const q = url.indexOf('?');
+  return q === -1 ? url : url.slice(0, q);
 }
 
 /** One request on the fast path: what express would keep on req, res and res.locals. */
@@ -62,15 +96,9 @@ export function fastPathListener(deps: FastPathDeps): RequestListener {
   const { routes, app } = deps;
   if (routes.length === 0) return app;
   return (req, res) => {
-    const url = req.url ?? '/';
-    const q = url.indexOf('?');
-    const path = q === -1 ? url : url.slice(0, q);
-    for (const route of routes) {
-      if (req.method !== route.method) continue;
-      const match = route.path.exec(path);
-      if (match) return serve(deps, route, match.slice(1), path, req, res);
-    }
-    return app(req, res);
+    const fast = matchFastRoute(routes, req);
+    if (fast) serve(deps, fast.route, fast.params, fast.path, req, res);
+    else app(req, res);
   };
 }
 
@@ -78,29 +106,38 @@ function serve(deps: FastPathDeps, route: FastRoute, rawParams: string[], path: 
   const started = performance.now();
   const requestId = requestIdOf(req);
   res.setHeader('X-Request-Id', requestId);
-  // As every /v1 answer of the app: API keys travel in /v1 bodies, so no cache may keep one.
+  // As the app does for every /v1 answer (fast routes are /v1 routes): API keys travel in /v1 bodies, so no cache may keep one.
   res.setHeader('Cache-Control', 'no-store');
-  const exchange: { -readonly [K in keyof Exchange]: Exchange[K] } = { req, res, requestId, params: [] };
+  let exchange: Exchange | undefined;
   let errorCode: string | undefined;
   res.on('finish', () => {
     deps.record({
       requestId, method: req.method!, path, status: res.statusCode, seconds: (performance.now() - started) / 1000, route: route.label,
-      ...(exchange.tenantId !== undefined ? { tenantId: exchange.tenantId } : {}),
-      ...(exchange.classify ? { classify: exchange.classify } : {}),
+      ...(exchange?.tenantId !== undefined ? { tenantId: exchange.tenantId } : {}),
+      ...(exchange?.classify ? { classify: exchange.classify } : {}),
       ...(errorCode !== undefined ? { errorCode } : {}),
     });
   });
+  const log = () => requestLogger(deps.logger, requestId);
   const fail = (err: unknown) => {
-    errorCode = writeError(err, req, res, { requestId, log: () => deps.logger.child({ request_id: requestId }), retryAfterEstimate: deps.retryAfterEstimate });
+    try {
+      errorCode = writeError(err, req, res, { requestId, log, retryAfterEstimate: deps.retryAfterEstimate });
+    } catch (writeErr) {
+      // An answer that cannot be written must not take the process down with it.
+      log().error({ err: writeErr, cause: err }, 'error answer failed');
+      res.destroy();
+    }
   };
   if (deps.draining()) {
     deps.onDrainRefusal();
     return fail(drainRefusal(res));
   }
+  let params: string[];
   try {
-    exchange.params = rawParams.map((p) => decodeURIComponent(p));
+    params = rawParams.map((p) => decodeURIComponent(p));
   } catch {
     return fail(new SoftserveError('BAD_REQUEST', `the path ${JSON.stringify(path)} is not valid percent-encoding`));
   }
+  exchange = { req, res, requestId, params };
   route.handle(exchange).catch(fail);
 }

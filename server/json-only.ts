@@ -16,14 +16,14 @@ function hasBody(req: IncomingMessage): boolean {
 }
 
 /** The 415 for a body that is not JSON (type-is matches as express's `req.is` does); null when it may pass. */
-export function notJson(req: IncomingMessage): SoftserveError | null {
+export function jsonOnlyRefusal(req: IncomingMessage): SoftserveError | null {
   if (!hasBody(req) || typeis(req, ['application/json'])) return null;
   const type = req.headers['content-type'];
   return new SoftserveError('UNSUPPORTED_MEDIA_TYPE', `this route takes application/json, not ${JSON.stringify(type ?? 'no content type')}`);
 }
 
 export function requireJson(req: Request, _res: Response, next: NextFunction): void {
-  const refusal = notJson(req);
+  const refusal = jsonOnlyRefusal(req);
   if (refusal) next(refusal);
   else next();
 }

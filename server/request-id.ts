@@ -37,8 +37,13 @@ export function requestIds() {
   };
 }
 
+/** `logger` bound to a request's id: every line about the request carries it. */
+export function requestLogger(logger: Logger, requestId: string): Logger {
+  return logger.child({ request_id: requestId });
+}
+
 /** The request's logger: `logger` bound to its id when requestIds ran (made when first needed, as few requests log). */
 export function requestLog(res: Response, logger?: Logger): Logger | undefined {
   if (!logger || typeof res.locals.requestId !== 'string') return logger;
-  return (res.locals.log as Logger | undefined) ?? (res.locals.log = logger.child({ request_id: res.locals.requestId }));
+  return (res.locals.log as Logger | undefined) ?? (res.locals.log = requestLogger(logger, res.locals.requestId));
 }

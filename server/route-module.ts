@@ -1,13 +1,15 @@
 // The one way to add HTTP routes: a RouteModule. Each file in server/routes/
-// exports one (or a factory for one) that mounts its routes on the app and
-// carries their OpenAPI fragment (paths and the schemas they reference), so a
+// exports one (or a factory for one) that mounts its routes on the app (or,
+// for the serving hot path only, declares them as fast routes answered
+// before the app: server/fast-path.ts) and carries their OpenAPI fragment (paths and the schemas they reference), so a
 // route and its documentation change together (fastify's lib/route.js keeps a
 // route's schema with the route the same way). server/app.ts mounts a list of
 // modules; /openapi.json is the union of their fragments.
 //
 // Metric labels come from the route that matched: the module's mount pattern
 // joined with the route's own pattern, every `:param` written `:id` (so
-// `/v1/tasks/:id/classify`, as before), bounded by construction.
+// `/v1/tasks/:id/classify`; a fast route's label is made the same way),
+// bounded by construction.
 
 import type { Express, NextFunction, Request, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
@@ -50,7 +52,7 @@ export interface RouteModule {
   name: string;
   /** Registers the module's express routes. */
   mount?(app: Express, ctx: RouteContext): void;
-  /** Routes answered before express sees the request (server/fast-path.ts): the hot path only. */
+  /** Routes the server's listener answers before express sees the request (server/fast-path.ts, `fastRoute`): the hot path only; `createApp` leaves them alone. */
   fast?: readonly FastRoute[];
   /** What /openapi.json says about them. */
   openapi?: OpenApiFragment;

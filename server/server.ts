@@ -28,13 +28,13 @@ import type { InferenceWorker } from './inference/client.ts';
 import { flushLogger, serverLogger } from './log.ts';
 import { Metrics } from './metrics.ts';
 import { observeRequests, requestRecorder } from './observe.ts';
-import { fastPathListener } from './fast-path.ts';
+import { fastPathListener, matchFastRoute } from './fast-path.ts';
 import { authenticateTenant } from './auth.ts';
 import { startModelHost } from './model-host.ts';
 import type { RowQueue } from './scheduler.ts';
 import { infoDocument } from './info.ts';
 import { PromptInspector } from './routes/inspect.ts';
-import { CLASSIFY_PATH, classifyRoutes } from './routes/classify.ts';
+import { classifyRoutes } from './routes/classify.ts';
 import { jobsRoutes } from './routes/jobs.ts';
 import { usageRoutes } from './routes/usage.ts';
 import { consoleRoutes, healthRoutes, infoRoutes, metricsRoutes, openApiRoutes, type Readiness } from './routes/system.ts';
@@ -141,8 +141,9 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   ];
   const app = createApp({ store, spec, config, logger, observe: observeRequests(record), draining: () => draining, onDrainRefusal, retryAfterEstimate, routes });
   // The hot path (classify) is answered before express sees it; everything else goes to the app.
+  const fastRoutes = routes.flatMap((m) => m.fast ?? []);
   const listener = fastPathListener({
-    routes: routes.flatMap((m) => m.fast ?? []), app, record, logger, draining: () => draining, onDrainRefusal, retryAfterEstimate,
+    routes: fastRoutes, app, record, logger, draining: () => draining, onDrainRefusal, retryAfterEstimate,
   });
 
   // Bounded connections, header/body/keep-alive timeouts (slow or idle clients must not hold a drain
@@ -150,7 +151,7 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
   const largestBody = Math.max(config.maxJsonBytes, trainingConfig.maxUploadBytes, 2 * config.maxUploadBytes + config.maxAdapterConfigBytes + 64 * 1024, classifyBodyLimit);
   const http: Server = createHttpServer(listener, serving.http, {
     onDrop: () => metrics.connectionsDropped.inc(),
-    bodyLimit: (req) => (CLASSIFY_PATH.test(req.url ?? '') ? classifyBodyLimit : largestBody),
+    bodyLimit: (req) => matchFastRoute(fastRoutes, req)?.route.bodyLimit ?? largestBody,
   });
   http.listen(config.port, config.host);
   await once(http, 'listening');

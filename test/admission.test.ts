@@ -185,3 +185,19 @@ test('refusals are held longer for a tenant that already has many held, at most 
   assert.equal(make({}, { ...CONFIG, refusalDelayMs: 20_000 }).refusalDelay(30, 'small'), 20_000, 'nothing held: the plain 20 s');
   await Promise.all(slowHeld);
 });
+
+test('the concurrency gate gives a slot back when the response closes, and takes none for a response already closed', () => {
+  const a = make(); // at most 4 requests of one tenant at once
+  const open = Array.from({ length: 3 }, () => new EventEmitter());
+  const outcomes: Array<string> = [];
+  for (const res of open) a.gate('t', res, (refusal) => outcomes.push(refusal ? refusal.code : 'admitted'));
+  assert.deepEqual(outcomes, ['admitted', 'admitted', 'admitted']);
+  assert.equal(a.usage('t').requests, 3);
+  // A client that left while it was authenticated: its 'close' has fired already, so a slot taken now would never come back.
+  let called = false;
+  a.gate('t', Object.assign(new EventEmitter(), { closed: true }), () => { called = true; });
+  assert.equal(called, false, 'no answer for a client that is gone');
+  assert.equal(a.usage('t').requests, 3, 'no slot taken for it, though one was free');
+  open[0]!.emit('close');
+  assert.equal(a.usage('t').requests, 2, 'a closed response gives its slot back');
+});

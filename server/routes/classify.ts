@@ -15,11 +15,11 @@ import type { Admission } from '../admission.ts';
 import { classifyBodyBytes, jsonDepthGuard } from '../body-limits.ts';
 import type { ClassifyService } from '../classify.ts';
 import { httpStatus, retryAfterSeconds, writeJson } from '../errors.ts';
-import type { Exchange } from '../fast-path.ts';
-import { notJson } from '../json-only.ts';
+import { fastRoute, type Exchange } from '../fast-path.ts';
+import { jsonOnlyRefusal } from '../json-only.ts';
 import type { Metrics } from '../metrics.ts';
 import { errors, json, name, ok, ref } from '../openapi.ts';
-import { patternLabel, type RouteModule } from '../route-module.ts';
+import type { RouteModule } from '../route-module.ts';
 import type { ServingConfig } from '../config.ts';
 
 export interface ClassifyRouteDeps {
@@ -35,9 +35,6 @@ export interface ClassifyRouteDeps {
   retryAfterEstimate: () => number;
 }
 
-/** The classify path, for the listener's Expect: 100-continue body limit. */
-export const CLASSIFY_PATH = /^\/v1\/tasks\/[^/]+\/classify\/?(\?|$)/i;
-
 export function classifyRoutes(deps: ClassifyRouteDeps): RouteModule {
   const { classify, admission, metrics } = deps;
   const parseJson = bodyParser.json({ limit: classifyBodyBytes(deps.limits), strict: true, verify: jsonDepthGuard(deps.maxJsonDepth) });
@@ -46,7 +43,7 @@ export function classifyRoutes(deps: ClassifyRouteDeps): RouteModule {
   });
 
   /** Counts a failed classify by why it failed; a 429 is answered only after the refusal delay. */
-  const refused = async (err: SoftserveError, ex: Exchange): Promise<void> => {
+  const countAndHold = async (err: SoftserveError, ex: Exchange): Promise<void> => {
     const status = httpStatus(err);
     if (status === 429 || err.code === 'INFERENCE_WORKER_RESTARTING') {
       metrics.rejected.inc({ reason: status === 429 ? 'overloaded' : 'worker_restart' });
@@ -60,31 +57,26 @@ export function classifyRoutes(deps: ClassifyRouteDeps): RouteModule {
 
   return {
     name: 'classify',
-    fast: [{
-      method: 'POST',
-      path: /^\/v1\/tasks\/([^/]+)\/classify\/?$/i,
-      label: patternLabel('/v1/tasks/:task/classify'),
-      async handle(ex) {
-        const tenant = await deps.authenticate(ex.req);
-        ex.tenantId = tenant.id;
-        const notJsonBody = notJson(ex.req);
-        if (notJsonBody) throw notJsonBody;
-        await new Promise<void>((resolve, reject) => admission.gate(tenant.id, ex.res, (refusal) => (refusal ? reject(refusal) : resolve())));
-        const body = await readBody(ex);
-        let result;
-        try {
-          result = await classify.classify(tenant.id, ex.params[0]!, body);
-        } catch (err) {
-          if (isSoftserveError(err)) await refused(err, ex);
-          throw err;
-        }
-        ex.classify = {
-          rows: result.usage.rows, tokens: result.usage.tokens, batches: result.batch_ids,
-          queueMs: result.timing.queue_ms, inferenceMs: result.timing.inference_ms, tokenizeMs: result.timing.tokenize_ms,
-        };
-        writeJson(ex.res, 200, result);
-      },
-    }],
+    fast: [fastRoute('POST', '/v1/tasks/:task/classify', async (ex) => {
+      const tenant = await deps.authenticate(ex.req);
+      ex.tenantId = tenant.id;
+      const notJson = jsonOnlyRefusal(ex.req);
+      if (notJson) throw notJson;
+      await new Promise<void>((resolve, reject) => admission.gate(tenant.id, ex.res, (refusal) => (refusal ? reject(refusal) : resolve())));
+      const body = await readBody(ex);
+      let result;
+      try {
+        result = await classify.classify(tenant.id, ex.params[0]!, body);
+      } catch (err) {
+        if (isSoftserveError(err)) await countAndHold(err, ex);
+        throw err;
+      }
+      ex.classify = {
+        rows: result.usage.rows, tokens: result.usage.tokens, batches: result.batch_ids,
+        queueMs: result.timing.queue_ms, inferenceMs: result.timing.inference_ms, tokenizeMs: result.timing.tokenize_ms,
+      };
+      writeJson(ex.res, 200, result);
+    })],
     openapi: {
       paths: {
         '/v1/tasks/{task}/classify': {
