@@ -27,7 +27,7 @@ export interface FastRoute {
   /** Answers the request, or throws (a SoftserveError) for `writeError` to answer. */
   handle(exchange: Exchange): Promise<void>;
   /** The largest body it reads (the listener answers `Expect: 100-continue` by it). */
-  bodyLimit?: number;
+  bodyLimit: number;
 }
 
 /**
@@ -35,7 +35,7 @@ export interface FastRoute {
  * matched as express 5 matches it: any case, an optional trailing slash, a
  * param is one non-empty path segment.
  */
-export function fastRoute(method: string, pattern: string, handle: FastRoute['handle'], opts: { bodyLimit?: number } = {}): FastRoute {
+export function fastRoute(method: string, pattern: string, opts: { bodyLimit: number }, handle: FastRoute['handle']): FastRoute {
   const source = pattern.split('/').map((part) => (part.startsWith(':') ? '([^/]+)' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('\\/');
   return { method, path: new RegExp(`^${source}\\/?$`, 'i'), label: patternLabel(pattern), handle, ...opts };
 }

@@ -14,7 +14,7 @@ import { pino } from 'pino';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 
-import { fastPathListener, type FastRoute } from '../server/fast-path.ts';
+import { fastPathListener, fastRoute } from '../server/fast-path.ts';
 import type { FinishedRequest } from '../server/observe.ts';
 import { ADMIN_KEY, api, type ApiResponse } from './store-helpers.ts';
 import { createTask, createTenant, nested, startServingServer, uploadPrompt, type ServingTestServer } from './serving-helpers.ts';
@@ -144,13 +144,10 @@ describe('fastPathListener on its own', () => {
     let draining = false;
     let refusals = 0;
     let handled = 0;
-    const route: FastRoute = {
-      method: 'POST', path: /^\/fast\/([^/]+)\/?$/i, label: '/fast/:id',
-      async handle(ex) {
-        handled++;
-        ex.res.end(`param ${ex.params[0]}`);
-      },
-    };
+    const route = fastRoute('POST', '/fast/:name', { bodyLimit: 1024 }, async (ex) => {
+      handled++;
+      ex.res.end(`param ${ex.params[0]}`);
+    });
     const listener = fastPathListener({
       routes: [route], app: (_req, res) => res.end('app'), record: (r) => recorded.push(r), logger: pino({ level: 'silent' }),
       draining: () => draining, onDrainRefusal: () => { refusals++; }, retryAfterEstimate: () => 1,

@@ -13,7 +13,8 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { TenantQuotas } from '../server/tenant-quotas.ts';
-import { uploadPartBytes } from '../server/body-limits.ts';
+import { classifyBodyBytes, uploadPartBytes } from '../server/body-limits.ts';
+import { loadServingConfig } from '../server/config.ts';
 import { ADMIN_KEY, api, classify, createTask, startServingServer, type ServingTestServer } from './serving-helpers.ts';
 import { DEFAULT_HTTP_LIMITS } from '../server/http-limits.ts';
 import { DEFAULT_TENANT_LIMITS } from '../server/admission.ts';
@@ -278,6 +279,12 @@ test('bodies are bounded: deep JSON refused before parsing, per-route sizes, Exp
     assert.equal(huge.continued, false);
     assert.equal(huge.status, 413);
     assert.equal(JSON.parse(huge.body).error.code, 'PAYLOAD_TOO_LARGE');
+    // Just over classify's own limit (far under the largest body any route takes): still no 100.
+    const classifyLimit = classifyBodyBytes(loadServingConfig({}).classify);
+    const over = await expectContinue(srv.url, '/v1/tasks/t/classify', a.key, classifyLimit + 1);
+    assert.equal(over.continued, false);
+    assert.equal(over.status, 413);
+    assert.equal(JSON.parse(over.body).error.details.limit, classifyLimit);
     const small = await expectContinue(srv.url, '/v1/tasks/t/classify', a.key, 200);
     assert.equal(small.continued, true);
     assert.equal(small.status, 200, small.body);

@@ -57,7 +57,7 @@ export function classifyRoutes(deps: ClassifyRouteDeps): RouteModule {
 
   return {
     name: 'classify',
-    fast: [fastRoute('POST', '/v1/tasks/:task/classify', async (ex) => {
+    fast: [fastRoute('POST', '/v1/tasks/:task/classify', { bodyLimit: classifyBodyBytes(deps.limits) }, async (ex) => {
       const tenant = await deps.authenticate(ex.req);
       ex.tenantId = tenant.id;
       const notJson = jsonOnlyRefusal(ex.req);
