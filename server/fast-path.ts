@@ -31,11 +31,16 @@ export interface FastRoute {
 }
 
 /**
- * A fast route for an express-style pattern (`/v1/tasks/:task/classify`),
- * matched as express 5 matches it: any case, an optional trailing slash, a
- * param is one non-empty path segment.
+ * A fast route for an express-style pattern of literal segments and whole-
+ * segment params (`/v1/tasks/:task/classify`), matched as express 5 matches
+ * it: any case, an optional trailing slash, a param is one non-empty path
+ * segment. Express's other syntax (`*splat`, `{optional}`, `:a.json`) is
+ * refused rather than matched differently.
  */
 export function fastRoute(method: string, pattern: string, opts: { bodyLimit: number }, handle: FastRoute['handle']): FastRoute {
+  if (!pattern.startsWith('/') || pattern.split('/').slice(1).some((part) => !/^(:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z0-9._~-]+)$/.test(part))) {
+    throw new Error(`fast route pattern ${pattern}: only literal segments and whole-segment :params`);
+  }
   const source = pattern.split('/').map((part) => (part.startsWith(':') ? '([^/]+)' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('\\/');
   return { method, path: new RegExp(`^${source}\\/?$`, 'i'), label: patternLabel(pattern), handle, ...opts };
 }
@@ -139,5 +144,9 @@ function serve(deps: FastPathDeps, route: FastRoute, rawParams: string[], path: 
     return fail(new SoftserveError('BAD_REQUEST', `the path ${JSON.stringify(path)} is not valid percent-encoding`));
   }
   exchange = { req, res, requestId, params };
-  route.handle(exchange).catch(fail);
+  try {
+    route.handle(exchange).catch(fail);
+  } catch (err) {
+    fail(err); // a handler that throws before its first await
+  }
 }

@@ -11,7 +11,11 @@ export function serverLogger(level: string): Logger {
   return pino({ level, base: { service: 'softserve' } }, pino.destination({ dest: 1, sync: false }));
 }
 
-/** Resolves once everything logged so far has been written (at once for streams that keep no buffer). */
+/**
+ * Asks the destination to write what it holds. It may resolve while a write
+ * is still in flight; pino's exit hook writes anything left synchronously
+ * when the process exits, which is what every caller does next.
+ */
 export function flushLogger(logger: Logger): Promise<void> {
   return new Promise((resolve) => {
     try {

@@ -139,11 +139,14 @@ describe('the classify fast path', () => {
 });
 
 describe('fastPathListener on its own', () => {
-  it('answers a fast route\'s request with 503 DRAINING while draining, closing the connection; other requests go to the app', async () => {
+  it('refuses express syntax it would match differently; answers 503 DRAINING while draining, closing the connection; other requests go to the app', async () => {
     const recorded: FinishedRequest[] = [];
     let draining = false;
     let refusals = 0;
     let handled = 0;
+    for (const pattern of ['/a/*splat', '/a/{b}', '/a/:b.json', 'relative']) {
+      assert.throws(() => fastRoute('POST', pattern, { bodyLimit: 1 }, async () => {}), /only literal segments/, pattern);
+    }
     const route = fastRoute('POST', '/fast/:name', { bodyLimit: 1024 }, async (ex) => {
       handled++;
       ex.res.end(`param ${ex.params[0]}`);
