@@ -2,7 +2,7 @@
 // one route, POST /v1/tasks/:task/classify, and express's share of its CPU
 // (decorating req and res, walking the router's layers, its response
 // helpers, a child logger per request) was about a third of the server's
-// CPU outside the model (docs/BENCHMARKS.md, "the fast path"). So the few
+// CPU outside the model (docs/BENCHMARKS.md, "the classify fast path"). So the few
 // routes that declare a fast handler (`RouteModule.fast`) are matched first,
 // on Node's own request, and answered with the same parts the app uses: the
 // request id, the drain refusal, the request recorder (log line, metrics,
@@ -38,16 +38,18 @@ export interface FastRoute {
  * refused rather than matched differently.
  */
 export function fastRoute(method: string, pattern: string, opts: { bodyLimit: number }, handle: FastRoute['handle']): FastRoute {
-  if (!pattern.startsWith('/') || pattern.split('/').slice(1).some((part) => !/^(:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z0-9._~-]+)$/.test(part))) {
+  const [root, ...segments] = pattern.split('/');
+  if (root !== '' || segments.some((part) => !/^(:[A-Za-z_][A-Za-z0-9_]*|[A-Za-z0-9._~-]+)$/.test(part))) {
     throw new Error(`fast route pattern ${pattern}: only literal segments and whole-segment :params`);
   }
-  const source = pattern.split('/').map((part) => (part.startsWith(':') ? '([^/]+)' : part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))).join('\\/');
+  // A literal segment holds only unreserved characters, of which '.' alone means something in a regex.
+  const source = segments.map((part) => (part.startsWith(':') ? '\\/([^/]+)' : `\\/${part.replaceAll('.', '\\.')}`)).join('');
   return { method, path: new RegExp(`^${source}\\/?$`, 'i'), label: patternLabel(pattern), handle, ...opts };
 }
 
 /** The fast route `req` takes, with its raw params and path; null when the app answers it. */
 export function matchFastRoute(routes: readonly FastRoute[], req: IncomingMessage): { route: FastRoute; params: string[]; path: string } | null {
-  if (routes.length === 0) return null;
+  if (!routes.some((r) => r.method === req.method)) return null;
   const path = pathOf(req.url ?? '/');
   for (const route of routes) {
     if (req.method !== route.method) continue;
@@ -123,13 +125,12 @@ function serve(deps: FastPathDeps, route: FastRoute, rawParams: string[], path: 
       ...(errorCode !== undefined ? { errorCode } : {}),
     });
   });
-  const log = () => requestLogger(deps.logger, requestId);
   const fail = (err: unknown) => {
     try {
-      errorCode = writeError(err, req, res, { requestId, log, retryAfterEstimate: deps.retryAfterEstimate });
+      errorCode = writeError(err, req, res, { requestId, logger: deps.logger, retryAfterEstimate: deps.retryAfterEstimate });
     } catch (writeErr) {
       // An answer that cannot be written must not take the process down with it.
-      log().error({ err: writeErr, cause: err }, 'error answer failed');
+      requestLogger(deps.logger, requestId).error({ err: writeErr, cause: err }, 'error answer failed');
       res.destroy();
     }
   };

@@ -1,13 +1,14 @@
 // POST /v1/tasks/:task/classify: the serving route, on the fast path
 // (server/fast-path.ts: express never sees it). Auth, JSON only, the
 // tenant's concurrency slot (taken before the body is read), the body within
-// the classify limit (body-parser, as the app's other JSON routes), then
+// the classify limit (express.json, body-parser, as the app's other JSON
+// routes; it takes Node's own request and response), then
 // ClassifyService (server/classify.ts) does the work. Refusals are counted in
 // softserve_rejected_total and a 429 is answered after the admission refusal
 // delay; `writeError` writes every error answer.
 
 import type { IncomingMessage } from 'node:http';
-import bodyParser from 'body-parser';
+import express from 'express';
 
 import { isSoftserveError, type SoftserveError } from '../../kernels/errors.ts';
 import type { Tenant } from '../../prompts/store.ts';
@@ -37,9 +38,10 @@ export interface ClassifyRouteDeps {
 
 export function classifyRoutes(deps: ClassifyRouteDeps): RouteModule {
   const { classify, admission, metrics } = deps;
-  const parseJson = bodyParser.json({ limit: classifyBodyBytes(deps.limits), strict: true, verify: jsonDepthGuard(deps.maxJsonDepth) });
+  const bodyLimit = classifyBodyBytes(deps.limits);
+  const parseJson = express.json({ limit: bodyLimit, strict: true, verify: jsonDepthGuard(deps.maxJsonDepth) });
   const readBody = (ex: Exchange) => new Promise<unknown>((resolve, reject) => {
-    parseJson(ex.req, ex.res, (err?: unknown) => (err ? reject(err) : resolve((ex.req as { body?: unknown }).body)));
+    parseJson(ex.req as express.Request, ex.res as express.Response, (err?: unknown) => (err ? reject(err) : resolve((ex.req as { body?: unknown }).body)));
   });
 
   /** Counts a failed classify by why it failed; a 429 is answered only after the refusal delay. */
@@ -57,7 +59,7 @@ export function classifyRoutes(deps: ClassifyRouteDeps): RouteModule {
 
   return {
     name: 'classify',
-    fast: [fastRoute('POST', '/v1/tasks/:task/classify', { bodyLimit: classifyBodyBytes(deps.limits) }, async (ex) => {
+    fast: [fastRoute('POST', '/v1/tasks/:task/classify', { bodyLimit }, async (ex) => {
       const tenant = await deps.authenticate(ex.req);
       ex.tenantId = tenant.id;
       const notJson = jsonOnlyRefusal(ex.req);
