@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 
 import { isSoftserveError, SoftserveError, type ErrorCode } from '../kernels/errors.ts';
 import { redactPaths } from './redact.ts';
-import { requestLog } from './request-id.ts';
+import { requestLogger } from './request-id.ts';
 
 /** The HTTP status of every error code (docs/API.md lists them for clients). */
 export const ERROR_STATUS: Record<ErrorCode, number> = {
@@ -91,8 +91,8 @@ export function fromHttpError(err: { type?: unknown; status?: unknown; message?:
 export interface ErrorAnswerOptions {
   /** The request's id (named in the body). */
   requestId?: string;
-  /** Where a server failure is logged (the request's logger; made only when one is). */
-  log?: () => Logger | undefined;
+  /** Where a server failure is logged (bound to the request id only then: few requests fail). */
+  logger?: Logger;
   /** Retry-After for a refusal that does not say (default 1 s): the scheduler's estimate. */
   retryAfterEstimate?: () => number;
 }
@@ -108,7 +108,7 @@ export function writeError(err: unknown, req: IncomingMessage, res: ServerRespon
   const requestId = opts.requestId;
   // Failures are logged with their cause. A 503 is a lifecycle answer (not ready, draining, the
   // inference worker restarting): the event itself is logged once, not once per refused request.
-  if (status >= 500 && status !== 503) opts.log?.()?.error({ err, method: req.method, path: (req.url ?? '').split('?')[0], code: e.code }, 'request failed');
+  if (status >= 500 && status !== 503 && opts.logger) (requestId ? requestLogger(opts.logger, requestId) : opts.logger).error({ err, method: req.method, path: (req.url ?? '').split('?')[0], code: e.code }, 'request failed');
   if (res.headersSent) {
     res.destroy();
     return e.code;
@@ -152,7 +152,7 @@ export function errorHandler(opts: { logger?: Logger; retryAfterEstimate?: () =>
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const requestId = typeof res.locals.requestId === 'string' ? res.locals.requestId : undefined;
     res.locals.errorCode = writeError(err, req, res, {
-      ...(requestId ? { requestId } : {}), log: () => requestLog(res, opts.logger), ...(opts.retryAfterEstimate ? { retryAfterEstimate: opts.retryAfterEstimate } : {}),
+      ...(requestId ? { requestId } : {}), ...(opts.logger ? { logger: opts.logger } : {}), ...(opts.retryAfterEstimate ? { retryAfterEstimate: opts.retryAfterEstimate } : {}),
     });
   };
 }

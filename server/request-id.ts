@@ -21,11 +21,7 @@ export function requestIdOf(req: IncomingMessage): string {
   return incomingRequestId(req.headers['x-request-id']) ?? randomUUID();
 }
 
-/**
- * Sets `res.locals.requestId` and the X-Request-Id header. Runs once per
- * request: a second instance (the app inside the server) keeps what the
- * first set.
- */
+/** Express middleware: sets `res.locals.requestId` and the X-Request-Id header (an id already set is kept). */
 export function requestIds() {
   return (req: Request, res: Response, next: NextFunction): void => {
     if (typeof res.locals.requestId !== 'string') {
@@ -40,10 +36,4 @@ export function requestIds() {
 /** `logger` bound to a request's id: every line about the request carries it. */
 export function requestLogger(logger: Logger, requestId: string): Logger {
   return logger.child({ request_id: requestId });
-}
-
-/** The request's logger: `logger` bound to its id when requestIds ran (made when first needed, as few requests log). */
-export function requestLog(res: Response, logger?: Logger): Logger | undefined {
-  if (!logger || typeof res.locals.requestId !== 'string') return logger;
-  return (res.locals.log as Logger | undefined) ?? (res.locals.log = requestLogger(logger, res.locals.requestId));
 }
