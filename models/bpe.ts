@@ -51,12 +51,23 @@ const NO_MERGE = 0x7fffffff;
 /** Merge table key of the pair (left, right) of vocabulary ids. */
 const pairKey = (left: number, right: number, vocabSize: number) => left * vocabSize + right;
 
+/** The fast encoder of one tokenizer. */
+export interface FastBpe {
+  /** The ids of `text`, or null for a text it leaves to the library (one holding an added token). */
+  encode(text: string): number[] | null;
+  /**
+   * An upper bound on the number of ids of `text`, found without merging
+   * (Infinity for a text left to the library): a caller that only needs to
+   * know whether a text can exceed a limit skips the merges.
+   */
+  tokenBound(text: string): number;
+}
+
 /**
  * The fast encoder for these tokenizer files, or null when they are not the
- * supported shape (the caller then uses the library for every text). The
- * encoder returns null for a text it leaves to the library.
+ * supported shape (the caller then uses the library for every text).
  */
-export function bpeEncoder(tokenizerJson: Record<string, unknown>, tokenizerConfig: Record<string, unknown>): ((text: string) => number[] | null) | null {
+export function bpeEncoder(tokenizerJson: Record<string, unknown>, tokenizerConfig: Record<string, unknown>): FastBpe | null {
   const model = tokenizerJson.model as BpeModelJson | undefined;
   if (!model || model.type !== 'BPE' || tokenizerJson.pre_tokenizer !== null) return null;
   if (model.dropout !== null && model.dropout !== undefined) return null;
@@ -96,10 +107,9 @@ export function bpeEncoder(tokenizerJson: Record<string, unknown>, tokenizerConf
 
   const byteIds = Array.from({ length: 256 }, (_, b) => ids.get(`<0x${b.toString(16).toUpperCase().padStart(2, '0')}>`) ?? -1);
   const unk = typeof model.unk_token === 'string' ? ids.get(model.unk_token) ?? -1 : -1;
-  const encoder = new MergeEncoder(ids, rankOf, mergedAt, vocabSize, {
+  return new MergeEncoder(ids, rankOf, mergedAt, vocabSize, {
     normalize, addedContents, byteFallback: model.byte_fallback === true, byteIds, unk, fuseUnk: model.fuse_unk === true,
   });
-  return (text) => encoder.encode(text);
 }
 
 interface EncoderOptions {
@@ -200,7 +210,7 @@ class Workspace {
 }
 
 /** The encoder itself; no closures in its hot loops (tsx's keepNames makes each one cost a defineProperty). */
-class MergeEncoder {
+class MergeEncoder implements FastBpe {
   /** Token id of each UTF-16 code unit that is a token by itself, -1 otherwise; other code points go through `ids`. */
   private readonly unitIds = new Int32Array(0x10000).fill(-1);
   private readonly utf8 = new TextEncoder();
@@ -261,6 +271,24 @@ class MergeEncoder {
       else this.outside(normalized.slice(start[i]!, i + 1 < n ? start[i + 1]! : units), out);
     }
     return this.o.fuseUnk && this.o.unk >= 0 ? this.fused(out) : out;
+  }
+
+  tokenBound(text: string): number {
+    if (text.length === 0) return 0;
+    if (this.holdsAddedToken(text)) return Infinity;
+    const normalized = this.o.normalize(text);
+    if (this.holdsAddedToken(normalized)) return Infinity;
+    // Merges only join nodes, and a node gives one id, or for a character outside the vocabulary its
+    // UTF-8 bytes' ids, one unknown id, or none. So per code unit: 1 for a token by itself, else at most
+    // its UTF-8 bytes; a surrogate counts 3, the bytes of a lone one (U+FFFD), and 6 for a pair's 4.
+    let bound = 0;
+    for (let u = 0; u < normalized.length; u++) {
+      const code = normalized.charCodeAt(u);
+      if (code >= 0xd800 && code <= 0xdfff) bound += 3;
+      else if (this.unitIds[code]! >= 0 || code < 0x80) bound += 1;
+      else bound += code < 0x800 ? 2 : 3;
+    }
+    return bound;
   }
 
   private holdsAddedToken(text: string): boolean {

@@ -5,7 +5,7 @@
 // can sit before them.
 
 import { Tokenizer } from '@huggingface/tokenizers';
-import { bpeEncoder } from './bpe.ts';
+import { bpeEncoder, type FastBpe } from './bpe.ts';
 import { SoftserveError } from '../kernels/errors.ts';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -27,7 +27,7 @@ export class TextTokenizer {
   private readonly unkId: number | null;
 
   /** The fast path for plain BPE tokenizers (models/bpe.ts), or null: the library encodes every text. */
-  private readonly fast: ((text: string) => number[] | null) | null;
+  private readonly fast: FastBpe | null;
 
   constructor(ckpt: TokenizerFiles) {
     this.addBos = ckpt.tokenizerConfig.add_bos_token !== false;
@@ -45,9 +45,18 @@ export class TextTokenizer {
 
   /** Token ids of `text`, without special tokens. */
   encode(text: string): number[] {
-    const fast = this.fast?.(text);
+    const fast = this.fast?.encode(text);
     if (fast) return fast;
     return this.libraryEncode(text);
+  }
+
+  /**
+   * An upper bound on `encode(text).length` that is cheaper than encoding:
+   * the fast path's (models/bpe.ts), else Infinity (the library's
+   * normalizers can lengthen a text, so nothing short of encoding bounds it).
+   */
+  tokenBound(text: string): number {
+    return this.fast ? this.fast.tokenBound(text) : Infinity;
   }
 
   /** The library's encoding: the reference the fast path is tested against. */

@@ -17,6 +17,8 @@ export interface Tokenizes {
   encode(text: string): number[];
   decode(ids: number[]): string;
   tokenId(token: string): number | undefined;
+  /** An upper bound on `encode(text).length`, cheaper than encoding (models/tokenizer.ts); absent: none. */
+  tokenBound?(text: string): number;
 }
 
 export type Piece =
@@ -105,7 +107,7 @@ export interface BuiltRow {
   ids: number[];
   /** Where the verbalizer reads: the mask token, else the last token. */
   scorePosition: number;
-  textTokens: number;
+  /** Whether the text was cut to the token limit. */
   truncated: boolean;
 }
 
@@ -118,11 +120,13 @@ export function buildRow(
   virtualTokens: number, maxTextTokens: number,
 ): BuiltRow {
   let input = text;
-  let textIds = tok.encode(text);
-  const truncated = textIds.length > maxTextTokens;
-  if (truncated) {
-    textIds = textIds.slice(0, maxTextTokens);
-    input = tok.decode(textIds);
+  // The text is encoded again below, inside the template's words; encoding it alone only tells
+  // whether it must be cut, which the tokenizer's bound, when it has one, often settles first.
+  let truncated = false;
+  if ((tok.tokenBound?.(text) ?? Infinity) > maxTextTokens) {
+    const textIds = tok.encode(text);
+    truncated = textIds.length > maxTextTokens;
+    if (truncated) input = tok.decode(textIds.slice(0, maxTextTokens));
   }
   const body: number[] = [];
   let run = '';
@@ -162,7 +166,7 @@ export function buildRow(
     // Masked LMs read the verbalizer at the mask; without one, at [CLS].
     scorePosition = placedSoft ? 0 : virtualTokens;
   }
-  return { ids, scorePosition, textTokens: textIds.length, truncated };
+  return { ids, scorePosition, truncated };
 }
 
 /**

@@ -49,22 +49,29 @@ test('stories260k: the fast encoder is used and gives the library ids for every 
   const lib = reference(files.json, files.config);
   const texts = datasetTexts();
   assert.ok(texts.length > 1000, `${texts.length} dataset texts`);
-  for (const t of texts) assert.deepEqual(fast(t), lib(t), t);
+  for (const t of texts) {
+    const ids = fast.encode(t);
+    assert.deepEqual(ids, lib(t), t);
+    assert.ok(fast.tokenBound(t) >= ids!.length, `bound ${fast.tokenBound(t)} < ${ids!.length} ids: ${t}`);
+  }
 
   // Through TextTokenizer: texts holding added tokens go to the library and still match.
   const tokenizer = loadTokenizer(STORIES_DIR);
   const alphabet = ['a', 'b', 'e', 't', 'h', ' ', '  ', '.', ',', 'The', ' the', 'é', 'ß', '中', '😀', '\u{1F600}\u{1F600}', '\ud800', '\t', '\n', '▁', '<s>', '</s>', '<unk>', '<', '>', 'x'];
-  fc.assert(fc.property(stringsOf(alphabet, 40), (s) => {
-    assert.deepEqual(tokenizer.encode(s), tokenizer.libraryEncode(s), JSON.stringify(s));
-  }), { numRuns: 500, seed: 7 });
-  fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 60 }), (s) => {
-    assert.deepEqual(tokenizer.encode(s), tokenizer.libraryEncode(s), JSON.stringify(s));
-  }), { numRuns: 300, seed: 8 });
-  assert.equal(fast('<s> hi'), null, 'a text with an added token is left to the library');
+  // The bound holds for every text (Infinity for those left to the library).
+  const matchesLibrary = (s: string) => {
+    const ids = tokenizer.encode(s);
+    assert.deepEqual(ids, tokenizer.libraryEncode(s), JSON.stringify(s));
+    assert.ok(tokenizer.tokenBound(s) >= ids.length, `bound ${tokenizer.tokenBound(s)} < ${ids.length} ids: ${JSON.stringify(s)}`);
+  };
+  fc.assert(fc.property(stringsOf(alphabet, 40), matchesLibrary), { numRuns: 500, seed: 7 });
+  fc.assert(fc.property(fc.string({ unit: 'binary', maxLength: 60 }), matchesLibrary), { numRuns: 300, seed: 8 });
+  assert.equal(fast.encode('<s> hi'), null, 'a text with an added token is left to the library');
+  assert.equal(fast.tokenBound('<s> hi'), Infinity);
   // The encoder reuses its work arrays: a long text grows them, and shorter texts after it read nothing stale.
   const long = texts.slice(0, 60).join(' ');
   assert.ok(long.length > 2000);
-  for (const t of [texts[0]!, long, texts[1]!, long.slice(0, 700), texts[2]!, 'a']) assert.deepEqual(fast(t), lib(t), t.slice(0, 80));
+  for (const t of [texts[0]!, long, texts[1]!, long.slice(0, 700), texts[2]!, 'a']) assert.deepEqual(fast.encode(t), lib(t), t.slice(0, 80));
 });
 
 /** A small BPE tokenizer.json with the given vocabulary, merges and options. */
@@ -90,9 +97,11 @@ test('hand-made BPE tokenizers: equal ranks, overlapping pairs, a pair listed tw
     assert.ok(fast, JSON.stringify(model));
     const lib = reference(json);
     fc.assert(fc.property(stringsOf(alphabet, 30), (s) => {
-      const mine = fast(s);
-      if (mine !== null) assert.deepEqual(mine, lib(s), `${JSON.stringify(model)} ${JSON.stringify(s)}`);
-      else assert.ok(s.includes('<s>') || s.includes('<unk>'));
+      const mine = fast.encode(s);
+      if (mine !== null) {
+        assert.deepEqual(mine, lib(s), `${JSON.stringify(model)} ${JSON.stringify(s)}`);
+        assert.ok(fast.tokenBound(s) >= mine.length, `${JSON.stringify(model)} bound ${fast.tokenBound(s)} < ${mine.length}: ${JSON.stringify(s)}`);
+      } else assert.ok(s.includes('<s>') || s.includes('<unk>'));
     }), { numRuns: 400, seed: 3 });
   }
   // An added token matched after normalization (normalized: true): texts holding either form go to the library.
@@ -101,13 +110,13 @@ test('hand-made BPE tokenizers: equal ranks, overlapping pairs, a pair listed tw
   const fastNormalized = bpeEncoder(withNormalized, {})!;
   const libNormalized = reference(withNormalized);
   for (const text of ['_ab', 'x ab', 'ab', 'b_a b', ' ab ab']) {
-    const mine = fastNormalized(text);
+    const mine = fastNormalized.encode(text);
     if (mine !== null) assert.deepEqual(mine, libNormalized(text), text);
   }
-  assert.equal(fastNormalized('_ab'), null);
+  assert.equal(fastNormalized.encode('_ab'), null);
   // Merges written as pairs (the newer tokenizer.json format) read the same.
   const pairs = tinyBpe(vocab, merges.map((m) => m.split(' ')));
-  assert.deepEqual(bpeEncoder(pairs, {})!('aab abc  ba'), reference(pairs)('aab abc  ba'));
+  assert.deepEqual(bpeEncoder(pairs, {})!.encode('aab abc  ba'), reference(pairs)('aab abc  ba'));
 });
 
 test('shapes the fast encoder does not reproduce are left to the library', () => {

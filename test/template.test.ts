@@ -46,8 +46,24 @@ test('inputs are cut to the token limit and the row says so', () => {
   const long = 'once upon a time there was a little girl '.repeat(20);
   const row = buildRow(parseTemplate('{text} It was'), long, tok, spec, special, 0, 16);
   assert.ok(row.truncated);
-  assert.equal(row.textTokens, 16);
   assert.ok(row.ids.length <= 1 + 16 + tok.encode('It was').length + 2);
+});
+
+test("the tokenizer's bound only skips encoding a text that would not be cut: rows are the same without it", () => {
+  const { spec, tok, special } = setup(STORIES_DIR);
+  const unbounded = { encode: (t: string) => tok.encode(t), decode: (ids: number[]) => tok.decode(ids), tokenId: (t: string) => tok.tokenId(t) };
+  const pieces = parseTemplate('Review: {text} It was');
+  const texts = ['a great film', 'once upon a time there was a little girl named Lily .', 'ça ne va pas 😀 中文', ' spaced  out '];
+  for (const text of texts) {
+    const n = tok.encode(text).length;
+    assert.ok(tok.tokenBound(text) >= n && tok.tokenBound(text) < Infinity, text);
+    // Limits around the text's length, and between its length and the bound (where the bound alone cannot tell).
+    for (const limit of [1, n - 1, n, n + 1, tok.tokenBound(text), tok.tokenBound(text) + 1].filter((l) => l >= 1)) {
+      const bounded = buildRow(pieces, text, tok, spec, special, 2, limit);
+      assert.deepEqual(bounded, buildRow(pieces, text, unbounded, spec, special, 2, limit), `${text} at ${limit}`);
+      assert.equal(bounded.truncated, n > limit, `${text} at ${limit}`);
+    }
+  }
 });
 
 test('bert: [CLS] … [SEP] with the score read at [MASK], after virtual tokens', () => {
