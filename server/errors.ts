@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import { isSoftserveError, SoftserveError, type ErrorCode } from '../kernels/errors.ts';
 import { redactPaths } from './redact.ts';
 import { requestLogger } from './request-id.ts';
+import { pathOf } from './url-path.ts';
 
 /** The HTTP status of every error code (docs/API.md lists them for clients). */
 export const ERROR_STATUS: Record<ErrorCode, number> = {
@@ -108,7 +109,7 @@ export function writeError(err: unknown, req: IncomingMessage, res: ServerRespon
   const requestId = opts.requestId;
   // Failures are logged with their cause. A 503 is a lifecycle answer (not ready, draining, the
   // inference worker restarting): the event itself is logged once, not once per refused request.
-  if (status >= 500 && status !== 503 && opts.logger) (requestId ? requestLogger(opts.logger, requestId) : opts.logger).error({ err, method: req.method, path: (req.url ?? '').split('?')[0], code: e.code }, 'request failed');
+  if (status >= 500 && status !== 503 && opts.logger) (requestId ? requestLogger(opts.logger, requestId) : opts.logger).error({ err, method: req.method, path: pathOf(req.url ?? '/'), code: e.code }, 'request failed');
   if (res.headersSent) {
     res.destroy();
     return e.code;

@@ -17,6 +17,7 @@ import { drainRefusal, writeError } from './errors.ts';
 import type { ClassifyFields, RequestRecorder } from './observe.ts';
 import { requestIdOf, requestLogger } from './request-id.ts';
 import { patternLabel } from './route-module.ts';
+import { pathOf } from './url-path.ts';
 
 export interface FastRoute {
   method: string;
@@ -58,19 +59,6 @@ export function matchFastRoute(routes: readonly FastRoute[], req: IncomingMessag
     if (match) return { route, params: match.slice(1), path };
   }
   return null;
-}
-
-/** The path of a request target, without its query: origin form (`/a?b`) or absolute form (`http://host/a?b`). */
-export function pathOf(url: string): string {
-  if (!url.startsWith('/')) {
-    try {
-      return new URL(url).pathname;
-    } catch {
-      return url;
-    }
-  }
-  const q = url.indexOf('?');
-  return q === -1 ? url : url.slice(0, q);
 }
 
 /** One request on the fast path: what express would keep on req, res and res.locals. */

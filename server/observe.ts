@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 
 import type { Metrics } from './metrics.ts';
 import { routeLabelOf } from './route-module.ts';
+import { pathOf } from './url-path.ts';
 import type { UsageCounter } from './usage.ts';
 
 /** What the classify route reports about a request it answered (log line fields; usage counts rows and tokens). */
@@ -60,7 +61,7 @@ export function requestRecorder(deps: { metrics: Metrics; usage: UsageCounter; l
 export function observeRequests(record: RequestRecorder): RequestHandler {
   return (req: Request, res: Response, next: NextFunction) => {
     const started = performance.now();
-    const path = req.originalUrl.split('?')[0]!;
+    const path = pathOf(req.originalUrl);
     res.on('finish', () => {
       const tenant = res.locals.tenant as { id: string } | undefined;
       record({

@@ -23,6 +23,7 @@ import { flushLogger, serverLogger } from './log.ts';
 import { TrainingManager } from './training/manager.ts';
 import { startCatalogSync } from './catalog-sync.ts';
 import { TenantQuotas } from './tenant-quotas.ts';
+import { pathOf } from './url-path.ts';
 
 export interface RunningTrainer {
   manager: TrainingManager;
@@ -55,7 +56,7 @@ export async function startTrainer(settings: Settings, logger: Logger = serverLo
     logger, registry, spec, sharedQueue: true,
   });
   const http: Server = createServer((req, res) => {
-    const path = (req.url ?? '').split('?')[0];
+    const path = pathOf(req.url ?? '/');
     if (path === '/healthz') {
       res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ status: 'ok', runner: manager.runnerName }));
     } else if (path === '/metrics') {

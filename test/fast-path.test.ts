@@ -74,6 +74,13 @@ describe('the classify fast path', () => {
       assert.equal(r.status, 200, `${path}: ${JSON.stringify(r.json)}`);
       assert.deepEqual(r.json.results, expected, path);
     }
+    // An absolute-form target logs its bare path, on the fast path and in the app alike.
+    await rawPost(srv.url, absolute, { ...auth, 'x-request-id': 'abs-fast-1' }, Buffer.from(JSON.stringify(BODY)));
+    assert.equal((await rawPost(srv.url, `${srv.url}/v1/tasks/sentiment/nope?x=1`, { ...auth, 'x-request-id': 'abs-app-1' }, Buffer.from('{}'))).status, 404);
+    await api(srv.url, 'GET', '/healthz');
+    const logged = (id: string) => srv.logs.find((l) => l.msg === 'request' && l.request_id === id)?.path;
+    assert.equal(logged('abs-fast-1'), '/v1/tasks/sentiment/classify');
+    assert.equal(logged('abs-app-1'), '/v1/tasks/sentiment/nope');
     const malformed = await rawPost(srv.url, '/v1/tasks/sentim%E0%A4%A/classify', auth, Buffer.from(JSON.stringify(BODY)));
     assert.equal(malformed.status, 400);
     assert.equal(malformed.json.error.code, 'BAD_REQUEST');
