@@ -48,7 +48,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { HttpClient, type HttpResult } from '../loadtest/client.ts';
 import { runLoad, type LoadMode, type RunResult } from '../loadtest/generator.ts';
-import { histogram, scrape, serverSide } from '../loadtest/metrics-scrape.ts';
+import { scrape, serverSide } from '../loadtest/metrics-scrape.ts';
 import { BERT_BASE, writeRandomBert } from './random-model.ts';
 import { replayBatches, type ReplayBatch, type ReplayResult } from './replay.ts';
 import { GAIN_RATIO_GOAL, batchingGain } from './gains.ts';
@@ -272,10 +272,9 @@ async function measure(client: HttpClient, opts: {
   const m: Measurement = { id: opts.id, model: opts.model, label: opts.label, policy: opts.policy, run, server: summarise(serverSide(before, after)) };
   // Server CPU per row (all its threads) and, of it, the forward passes' time: what is left is the work around session.run.
   const cpuMs = m.server.serverCpuSeconds * 1000;
-  const runMs = (histogram(after, 'softserve_inference_seconds').sum - histogram(before, 'softserve_inference_seconds').sum) * 1000;
   const cpu = cpuOutsideRun(m);
   const threads = cpu ? ` (main thread ${f(cpu.main, 3)}, inference thread outside forward passes ${f(cpu.inference, 3)}, other threads ${f(cpu.other, 3)})` : '';
-  log(`${opts.model} ${opts.id}: ${f(run.rowsPerSec)} rows/s; server CPU ${f(cpuMs / run.rows, 3)} ms/row${threads}, forward passes ${f(runMs / run.rows, 3)} ms/row`);
+  log(`${opts.model} ${opts.id}: ${f(run.rowsPerSec)} rows/s; server CPU ${f(cpuMs / run.rows, 3)} ms/row${threads}, forward passes ${f(m.server.forwardPassMs / run.rows, 3)} ms/row`);
   return m;
 }
 

@@ -29,6 +29,8 @@ export interface ServerSummary {
   uniquePromptsMean: number;
   tenantsMean: number;
   batchMsMean: number;
+  /** Time in forward passes (softserve_inference_seconds) over the run. */
+  forwardPassMs: number;
   queueMsMean: number;
   tokenizeMsMean: number;
   cacheHits: number;
@@ -55,6 +57,7 @@ export function summarise(s: ServerSideStats): ServerSummary {
     uniquePromptsMean: mean(s.batchUniquePrompts),
     tenantsMean: mean(s.batchTenants),
     batchMsMean: mean(s.inferenceSeconds) * 1000,
+    forwardPassMs: s.inferenceSeconds.sum * 1000,
     queueMsMean: mean(s.queueSeconds) * 1000,
     tokenizeMsMean: mean(s.tokenizeSeconds) * 1000,
     cacheHits: s.cacheHits,
