@@ -111,6 +111,12 @@ export const RESERVE_SLOTS = 8;
 
 export interface Ticket { release(): void }
 
+/** The part of a response the admission gate and a held refusal watch: whether its client is gone. */
+export interface ClientResponse {
+  readonly closed?: boolean;
+  once(event: 'close', listener: () => void): unknown;
+}
+
 export class Admission {
   private readonly accounts = new Map<string, Account>();
   private totalRows = 0;
@@ -122,7 +128,7 @@ export class Admission {
   private readonly inFlightRows: Gauge;
   private readonly inFlightTokens: Gauge;
   private readonly refusalsHeld: Gauge;
-  /** Per tenant: refusals waiting out their delay (answerRefusal). */
+  /** Per tenant: refusals waiting out their delay (holdRefusal). */
   private readonly heldRefusals = new Map<string, number>();
 
   constructor(
@@ -299,36 +305,38 @@ export class Admission {
   }
 
   /**
-   * Calls `answer` after the refusal delay (`refusalDelay`), counting the
-   * refusal as held meanwhile. If `response` closes first, or has closed
-   * already (the client went away), the refusal is dropped: nothing to
-   * answer, and it does not count.
+   * Resolves after the refusal delay (`refusalDelay`), counting the refusal
+   * as held meanwhile; the caller then answers it. If `response` closes
+   * first, or has closed already (the client went away), the refusal is
+   * dropped: it no longer counts, and the promise never settles (there is
+   * nothing to answer).
    */
-  answerRefusal(retryAfterSeconds: number, answer: () => void, tenantId?: string,
-    response?: { readonly closed?: boolean; once(event: 'close', listener: () => void): unknown }): void {
-    if (response?.closed) return;
-    const ms = this.refusalDelay(retryAfterSeconds, tenantId);
-    if (ms <= 0) return answer();
-    let held = true;
-    const release = () => {
-      if (!held) return;
-      held = false;
-      clearTimeout(timer);
-      if (tenantId === undefined) return;
-      const left = (this.heldRefusals.get(tenantId) ?? 1) - 1;
-      if (left > 0) this.heldRefusals.set(tenantId, left);
-      else this.heldRefusals.delete(tenantId);
-      this.refusalsHeld.dec();
-    };
-    if (tenantId !== undefined) {
-      this.heldRefusals.set(tenantId, (this.heldRefusals.get(tenantId) ?? 0) + 1);
-      this.refusalsHeld.inc();
-    }
-    const timer = setTimeout(() => {
-      release();
-      answer();
-    }, ms);
-    response?.once('close', release);
+  holdRefusal(retryAfterSeconds: number, tenantId?: string, response?: ClientResponse): Promise<void> {
+    return new Promise((resolve) => {
+      if (response?.closed) return;
+      const ms = this.refusalDelay(retryAfterSeconds, tenantId);
+      if (ms <= 0) return resolve();
+      let held = true;
+      const release = () => {
+        if (!held) return;
+        held = false;
+        clearTimeout(timer);
+        if (tenantId === undefined) return;
+        const left = (this.heldRefusals.get(tenantId) ?? 1) - 1;
+        if (left > 0) this.heldRefusals.set(tenantId, left);
+        else this.heldRefusals.delete(tenantId);
+        this.refusalsHeld.dec();
+      };
+      if (tenantId !== undefined) {
+        this.heldRefusals.set(tenantId, (this.heldRefusals.get(tenantId) ?? 0) + 1);
+        this.refusalsHeld.inc();
+      }
+      const timer = setTimeout(() => {
+        release();
+        resolve();
+      }, ms);
+      response?.once('close', release);
+    });
   }
 
   /** What a tenant holds now (for tests and the admin view). */
@@ -339,26 +347,26 @@ export class Admission {
 
   /**
    * The classify route's gate, after auth and before the body is read: takes
-   * the tenant's concurrency slot and calls `done()`, giving the slot back
+   * the tenant's concurrency slot at once and resolves, giving the slot back
    * when the response is done or the connection closes; or, over the limit,
-   * calls `done(refusal)` once the refusal delay has passed (the body is never
-   * read or parsed). The error writer sends details.retryAfter as Retry-After.
-   * A response already closed gets neither: nothing is taken.
+   * rejects with the refusal once the refusal delay has passed (the body is
+   * never read or parsed). The error writer sends details.retryAfter as
+   * Retry-After. A response already closed takes nothing, and the promise
+   * never settles.
    */
-  gate(tenantId: string, res: { readonly closed?: boolean; once(event: 'close', listener: () => void): unknown }, done: (refusal?: SoftserveError) => void): void {
+  gate(tenantId: string, res: ClientResponse): Promise<void> {
     // A client gone while it was authenticated (a store lookup) has no answer to wait for, and its
     // 'close' has already fired: a slot taken now would never be given back.
-    if (res.closed) return;
+    if (res.closed) return new Promise(() => {});
     let slot: Ticket;
     try {
       slot = this.enter(tenantId);
     } catch (err) {
       const retry = (err as SoftserveError).details?.retryAfter;
-      this.answerRefusal(Number(retry ?? 1), () => done(err as SoftserveError), tenantId, res);
-      return;
+      return this.holdRefusal(Number(retry ?? 1), tenantId, res).then(() => { throw err; });
     }
     res.once('close', () => slot.release());
-    done();
+    return Promise.resolve();
   }
 }
 

@@ -142,7 +142,7 @@ test('refusals are held longer for a tenant that already has many held, at most 
   assert.equal(a.refusalDelay(0.01, 'small'), 10, 'never more than Retry-After before stretching');
   const answered: string[] = [];
   const held: Array<Promise<void>> = [];
-  const refuse = (tenant: string) => held.push(new Promise<void>((resolve) => a.answerRefusal(1, () => { answered.push(tenant); resolve(); }, tenant)));
+  const refuse = (tenant: string) => held.push(a.holdRefusal(1, tenant).then(() => { answered.push(tenant); }));
   for (let i = 0; i < 2; i++) refuse('small');
   assert.equal(a.refusalDelay(1, 'small'), 25, '2 held with a limit of 4: 1 + (2/4)² times the delay');
   for (let i = 0; i < 2; i++) refuse('small');
@@ -161,18 +161,18 @@ test('refusals are held longer for a tenant that already has many held, at most 
   // A refusal whose client went away (its response closed) is dropped: not answered, no longer held.
   const gone = new EventEmitter();
   const dropped: string[] = [];
-  a.answerRefusal(1, () => dropped.push('gone'), 'small', gone);
+  void a.holdRefusal(1, 'small', gone).then(() => dropped.push('gone'));
   assert.equal(a.refusalDelay(1, 'small'), Math.round(20 * (1 + (1 / 4) ** 2)), 'one held');
   gone.emit('close');
   assert.equal(a.refusalDelay(1, 'small'), 20, 'dropped at once when its response closes');
   // A later refusal of a delay as long is answered after the dropped one would have been.
-  await new Promise<void>((resolve) => a.answerRefusal(1, resolve, 'small'));
+  await a.holdRefusal(1, 'small');
   assert.equal(dropped.join(), '', 'the dropped refusal is never answered');
   const alreadyGone = Object.assign(new EventEmitter(), { closed: true });
-  a.answerRefusal(1, () => dropped.push('already gone'), 'small', alreadyGone);
+  void a.holdRefusal(1, 'small', alreadyGone).then(() => dropped.push('already gone'));
   assert.equal(a.refusalDelay(1, 'small'), 20, 'a client gone before the refusal: not held');
   const answeredThenClosed = new EventEmitter();
-  await new Promise<void>((resolve) => a.answerRefusal(1, resolve, 'small', answeredThenClosed));
+  await a.holdRefusal(1, 'small', answeredThenClosed);
   answeredThenClosed.emit('close'); // a response closes after it is answered too: nothing is released twice
   assert.equal(dropped.join(), '', 'nor is one whose client had gone already');
   assert.equal(a.refusalDelay(1, 'small'), 20);
@@ -180,24 +180,29 @@ test('refusals are held longer for a tenant that already has many held, at most 
   // However long the delay, a stretched hold stops at REFUSAL_HOLD_MAX_MS (a plain delay above it is kept).
   const slow = make({ small: { weight: 1, limits: { maxConcurrency: 1 } } }, { ...CONFIG, refusalDelayMs: 5_000 });
   const slowHeld: Array<Promise<void>> = [];
-  for (let i = 0; i < 3; i++) slowHeld.push(new Promise<void>((resolve) => slow.answerRefusal(0.001, resolve, 'small')));
+  for (let i = 0; i < 3; i++) slowHeld.push(slow.holdRefusal(0.001, 'small'));
   assert.equal(slow.refusalDelay(10, 'small'), REFUSAL_HOLD_MAX_MS, '5 s x 8 is held 10 s');
   assert.equal(make({}, { ...CONFIG, refusalDelayMs: 20_000 }).refusalDelay(30, 'small'), 20_000, 'nothing held: the plain 20 s');
   await Promise.all(slowHeld);
 });
 
-test('the concurrency gate gives a slot back when the response closes, and takes none for a response already closed', () => {
+test('the concurrency gate gives a slot back when the response closes, and takes none for a response already closed', async () => {
   const a = make(); // at most 4 requests of one tenant at once
   const open = Array.from({ length: 3 }, () => new EventEmitter());
-  const outcomes: Array<string> = [];
-  for (const res of open) a.gate('t', res, (refusal) => outcomes.push(refusal ? refusal.code : 'admitted'));
+  const outcomes = await Promise.all(open.map((res) => a.gate('t', res).then(() => 'admitted', (refusal: SoftserveError) => refusal.code)));
   assert.deepEqual(outcomes, ['admitted', 'admitted', 'admitted']);
   assert.equal(a.usage('t').requests, 3);
   // A client that left while it was authenticated: its 'close' has fired already, so a slot taken now would never come back.
   let called = false;
-  a.gate('t', Object.assign(new EventEmitter(), { closed: true }), () => { called = true; });
+  void a.gate('t', Object.assign(new EventEmitter(), { closed: true })).finally(() => { called = true; });
+  await new Promise((resolve) => setImmediate(resolve));
   assert.equal(called, false, 'no answer for a client that is gone');
   assert.equal(a.usage('t').requests, 3, 'no slot taken for it, though one was free');
   open[0]!.emit('close');
   assert.equal(a.usage('t').requests, 2, 'a closed response gives its slot back');
+  // Over the limit: refused with TENANT_LIMIT (after the refusal delay, 0 here), taking no slot.
+  await Promise.all([a.gate('t', new EventEmitter()), a.gate('t', new EventEmitter())]);
+  const over = await a.gate('t', new EventEmitter()).then(() => 'admitted', (refusal: SoftserveError) => refusal.code);
+  assert.equal(over, 'TENANT_LIMIT');
+  assert.equal(a.usage('t').requests, 4);
 });

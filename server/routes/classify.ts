@@ -54,7 +54,7 @@ export function classifyRoutes(deps: ClassifyRouteDeps): RouteModule {
     } else if (err.code === 'DRAINING') {
       metrics.rejected.inc({ reason: 'draining' });
     }
-    if (status === 429) await new Promise<void>((resolve) => admission.answerRefusal(retryAfterSeconds(err, deps.retryAfterEstimate), resolve, ex.tenantId, ex.res));
+    if (status === 429) await admission.holdRefusal(retryAfterSeconds(err, deps.retryAfterEstimate), ex.tenantId, ex.res);
   };
 
   return {
@@ -64,7 +64,7 @@ export function classifyRoutes(deps: ClassifyRouteDeps): RouteModule {
       ex.tenantId = tenant.id;
       const notJson = jsonOnlyRefusal(ex.req);
       if (notJson) throw notJson;
-      await new Promise<void>((resolve, reject) => admission.gate(tenant.id, ex.res, (refusal) => (refusal ? reject(refusal) : resolve())));
+      await admission.gate(tenant.id, ex.res);
       const body = await readBody(ex);
       let result;
       try {
