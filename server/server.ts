@@ -9,11 +9,8 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
-import { loadTokenizer, type TextTokenizer } from '../models/tokenizer.ts';
-import type { ModelSpec } from '../models/spec.ts';
-import type { Registry } from 'prom-client';
+import { loadTokenizer } from '../models/tokenizer.ts';
 import { PromptStore } from '../prompts/store.ts';
-import { openBackend } from '../prompts/store/open.ts';
 import { apiRoutes, createApp } from './app.ts';
 import { Admission, frontQuota, frontShare } from './admission.ts';
 import { classifyBodyBytes, uploadPartBytes } from './body-limits.ts';
@@ -23,7 +20,8 @@ import { TenantQuotas } from './tenant-quotas.ts';
 import { applyCatalogEvent, startCatalogSync } from './catalog-sync.ts';
 import type { FrontLink } from './cluster/front-link.ts';
 import { ClassifyService } from './classify.ts';
-import { loadTrainingConfig, promptLimits, type ServerConfig, type ServingConfig, type TrainingConfig } from './config.ts';
+import { loadTrainingConfig, type ServerConfig, type ServingConfig, type TrainingConfig } from './config.ts';
+import { openPromptStore } from './prompt-store.ts';
 import type { InferenceWorker } from './inference/client.ts';
 import { flushLogger, serverLogger } from './log.ts';
 import { Metrics } from './metrics.ts';
@@ -185,12 +183,4 @@ export async function startServer(opts: StartOptions): Promise<RunningServer> {
     return shuttingDown;
   };
   return { url, port, metrics, store, logger, training, inference: host?.worker ?? null, shutdown };
-}
-
-/** The prompt service on the configured database (the SQLite file, or PostgreSQL with SOFTSERVE_DATABASE_URL), migrated. */
-export async function openPromptStore(config: ServerConfig, spec: ModelSpec, tokenizer: TextTokenizer, registry: Registry, logger: Logger): Promise<PromptStore> {
-  const backend = await openBackend({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, logger });
-  return new PromptStore(backend, {
-    spec, limits: promptLimits(config), maxEnsembleSize: config.maxEnsembleSize, cacheBytes: config.promptCacheBytes, registry, tokenizer,
-  });
 }

@@ -16,9 +16,8 @@ import { Registry } from 'prom-client';
 import { loadCheckpoint } from '../models/checkpoint.ts';
 import { familyOf } from '../models/families.ts';
 import { loadTokenizer } from '../models/tokenizer.ts';
-import { PromptStore } from '../prompts/store.ts';
-import { openBackend } from '../prompts/store/open.ts';
-import { promptLimits, type Settings } from './config.ts';
+import type { Settings } from './config.ts';
+import { openPromptStore } from './prompt-store.ts';
 import { flushLogger, serverLogger } from './log.ts';
 import { TrainingManager } from './training/manager.ts';
 import { startCatalogSync } from './catalog-sync.ts';
@@ -43,13 +42,10 @@ export async function startTrainer(settings: Settings, logger: Logger = serverLo
   const ckpt = loadCheckpoint(serving.modelDir);
   const spec = familyOf(ckpt).spec(ckpt);
   const registry = new Registry();
-  const backend = await openBackend({ dataDir: config.dataDir, databaseUrl: config.databaseUrl, logger });
-  const store = new PromptStore(backend, {
-    spec, limits: promptLimits(config), maxEnsembleSize: config.maxEnsembleSize, registry, tokenizer: loadTokenizer(serving.modelDir),
-  });
+  const store = await openPromptStore(config, spec, loadTokenizer(serving.modelDir), registry, logger);
   // The runner reads tasks and teacher prompts through the same catalog cache as a
   // serve process: keep it in step with the other processes' writes.
-  const catalogSync = await startCatalogSync({ databaseUrl: config.databaseUrl, store, quotas: await TenantQuotas.load(backend.quotas), registry, logger });
+  const catalogSync = await startCatalogSync({ databaseUrl: config.databaseUrl, store, quotas: await TenantQuotas.load(store.backend.quotas), registry, logger });
   // A trainer always runs its runner: SOFTSERVE_TRAINING=off is for serve processes.
   const manager = new TrainingManager({
     store, modelDir: serving.modelDir, executionProvider: serving.executionProvider, config: { ...settings.training, enabled: true },

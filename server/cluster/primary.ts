@@ -28,7 +28,7 @@ import type { Settings } from '../config.ts';
 import { flushLogger, serverLogger } from '../log.ts';
 import { Metrics } from '../metrics.ts';
 import { startModelHost, type ModelHost } from '../model-host.ts';
-import { openPromptStore } from '../server.ts';
+import { openPromptStore } from '../prompt-store.ts';
 import { TrainingManager } from '../training/manager.ts';
 import type { TenantUsage } from '../usage.ts';
 import { errorToWire, type GatherWhat, type ToFront, type ToPrimary } from './protocol.ts';
