@@ -4,11 +4,24 @@
 // in flight go out together with the next one; nothing waits for a size
 // threshold, so a quiet server's lines still appear at once. pino flushes
 // the buffer synchronously at process exit, and shutdown flushes it first.
+//
+// Lines reach the destination as bytes (its buffer mode): in its string mode
+// each line appended while a write is in flight measures the UTF-8 length of
+// everything pending, which flattens that string anew, so a batch's 34 answer
+// lines cost about 6 KB of garbage each, a tenth of a classify request's
+// (docs/BENCHMARKS.md). Byte buffers are only counted, and joined once per write.
 
 import { pino, type Logger } from 'pino';
 
+/**
+ * pino hands the hook's result to the destination as it is, which in buffer
+ * mode is what it takes; pino types the hook string to string.
+ */
+const asBytes = (line: string): string => Buffer.from(line, 'utf8') as unknown as string;
+
 export function serverLogger(level: string): Logger {
-  return pino({ level, base: { service: 'softserve' } }, pino.destination({ dest: 1, sync: false }));
+  return pino({ level, base: { service: 'softserve' }, hooks: { streamWrite: asBytes } },
+    pino.destination({ dest: 1, sync: false, contentMode: 'buffer' }));
 }
 
 /**
