@@ -108,9 +108,7 @@ function serve(deps: FastPathDeps, route: FastRoute, rawParams: string[], path: 
   res.on('finish', () => {
     deps.record({
       requestId, method: req.method!, path, status: res.statusCode, seconds: (performance.now() - started) / 1000, route: route.label,
-      ...(exchange?.tenantId !== undefined ? { tenantId: exchange.tenantId } : {}),
-      ...(exchange?.classify ? { classify: exchange.classify } : {}),
-      ...(errorCode !== undefined ? { errorCode } : {}),
+      tenantId: exchange?.tenantId, classify: exchange?.classify, errorCode,
     });
   });
   const fail = (err: unknown) => {

@@ -49,11 +49,13 @@ export function requestRecorder(deps: { metrics: Metrics; usage: UsageCounter; l
     metrics.httpRequests.inc(labels);
     metrics.httpDuration.observe(labels, r.seconds);
     if (r.tenantId !== undefined) usage.record(r.tenantId, r.status, r.classify);
-    const line: Record<string, unknown> = { ...(r.requestId !== undefined ? { request_id: r.requestId } : {}), method: r.method, path: r.path, status: r.status, ms: round(r.seconds * 1000) };
-    if (r.tenantId !== undefined) line.tenant = r.tenantId;
-    if (r.classify) Object.assign(line, r.classify);
-    if (r.errorCode !== undefined) line.code = r.errorCode;
-    logger.info(line, 'request');
+    // One object of one shape per line: pino leaves out the fields that are undefined.
+    const c = r.classify;
+    logger.info({
+      request_id: r.requestId, method: r.method, path: r.path, status: r.status, ms: round(r.seconds * 1000), tenant: r.tenantId,
+      rows: c?.rows, tokens: c?.tokens, batches: c?.batches, queueMs: c?.queueMs, inferenceMs: c?.inferenceMs, tokenizeMs: c?.tokenizeMs,
+      code: r.errorCode,
+    }, 'request');
   };
 }
 
@@ -65,10 +67,10 @@ export function observeRequests(record: RequestRecorder): RequestHandler {
     res.on('finish', () => {
       const tenant = res.locals.tenant as { id: string } | undefined;
       record({
-        ...(typeof res.locals.requestId === 'string' ? { requestId: res.locals.requestId } : {}),
+        requestId: typeof res.locals.requestId === 'string' ? res.locals.requestId : undefined,
         method: req.method, path, status: res.statusCode, seconds: (performance.now() - started) / 1000, route: routeLabelOf(res),
-        ...(tenant ? { tenantId: tenant.id } : {}),
-        ...(typeof res.locals.errorCode === 'string' ? { errorCode: res.locals.errorCode } : {}),
+        tenantId: tenant?.id,
+        errorCode: typeof res.locals.errorCode === 'string' ? res.locals.errorCode : undefined,
       });
     });
     next();
