@@ -317,8 +317,11 @@ class MergeEncoder implements FastBpe {
     if (this.o.unk >= 0) out.push(this.o.unk);
   }
 
-  /** Runs of the unknown token collapsed into one (fuse_unk). */
+  /** Runs of the unknown token collapsed into one (fuse_unk); `ids` itself when it has no run (most texts). */
   private fused(ids: number[]): number[] {
+    let runs = false;
+    for (let i = 1; i < ids.length && !runs; i++) runs = ids[i] === this.o.unk && ids[i - 1] === this.o.unk;
+    if (!runs) return ids;
     const out: number[] = [];
     for (let i = 0; i < ids.length; i++) if (ids[i] !== this.o.unk || ids[i - 1] !== this.o.unk) out.push(ids[i]!);
     return out;

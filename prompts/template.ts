@@ -130,43 +130,47 @@ export function buildRow(
   }
   const body: number[] = [];
   let run = '';
-  const flush = () => {
-    // Spaces at a slot's edge separate pieces; sentencepiece would turn them into lone '▁' tokens.
-    if (run.trim().length > 0) body.push(...tok.encode(run.replace(/^ +| +$/g, '')));
-    run = '';
-  };
-  const virtual = (from: number, to: number) => {
-    for (let j = from; j < to; j++) body.push(spec.vocabSize + j);
-  };
   let placedSoft = false;
   let maskAt = -1;
   for (const p of pieces) {
     if (p.kind === 'literal') run += p.text;
     else if (p.kind === 'text') run += input;
     else if (p.kind === 'mask') {
-      flush();
+      run = encodeRun(run, tok, body);
       if (special.mask === null) throw new SoftserveError('INVALID_TASK', `this ${spec.family} model has no mask token; remove {mask} from the template`);
       maskAt = special.start.length + body.length;
       body.push(special.mask);
     } else {
-      flush();
+      run = encodeRun(run, tok, body);
       const to = Math.min(p.to ?? virtualTokens, virtualTokens);
-      virtual(Math.min(p.from, to), to);
+      for (let j = Math.min(p.from, to); j < to; j++) body.push(spec.vocabSize + j);
       placedSoft = true;
     }
   }
-  flush();
-  let ids = [...special.start, ...body, ...special.end];
-  let scorePosition = maskAt >= 0 ? maskAt : ids.length - 1;
-  if (!placedSoft && virtualTokens > 0) {
-    ids = [...Array.from({ length: virtualTokens }, (_, j) => spec.vocabSize + j), ...ids];
-    scorePosition += virtualTokens;
-  }
+  encodeRun(run, tok, body);
+  // Virtual tokens no slot placed come first (PEFT's order), then the family's start tokens, the body, its end tokens.
+  const lead = !placedSoft ? virtualTokens : 0;
+  const ids: number[] = [];
+  for (let j = 0; j < lead; j++) ids.push(spec.vocabSize + j);
+  for (const id of special.start) ids.push(id);
+  for (const id of body) ids.push(id);
+  for (const id of special.end) ids.push(id);
+  let scorePosition = lead + (maskAt >= 0 ? maskAt : special.start.length + body.length + special.end.length - 1);
   if (!spec.causal && maskAt < 0 && spec.maskTokenId !== null) {
     // Masked LMs read the verbalizer at the mask; without one, at [CLS].
-    scorePosition = placedSoft ? 0 : virtualTokens;
+    scorePosition = lead;
   }
   return { ids, scorePosition, truncated };
+}
+
+/**
+ * Appends the ids of a run of template words and text to `body` and returns
+ * the run emptied. Spaces at a slot's edge separate pieces; sentencepiece
+ * would turn them into lone '▁' tokens, so they are trimmed.
+ */
+function encodeRun(run: string, tok: Tokenizes, body: number[]): string {
+  if (run.trim().length > 0) for (const id of tok.encode(run.replace(/^ +| +$/g, ''))) body.push(id);
+  return '';
 }
 
 /**
