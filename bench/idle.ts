@@ -4,7 +4,8 @@
 // context switches (its wake-ups) from /proc over a window, and stops it.
 // On a virtual machine a wake-up from idle costs tens of microseconds of
 // CPU, so a timer that fires every few milliseconds is a visible tax on a
-// fleet of mostly idle replicas (docs/BENCHMARKS.md).
+// fleet of mostly idle replicas (docs/BENCHMARKS.md). A thread that ends
+// within the window is left out (an idle server starts and ends none).
 //
 // npm run bench:idle            SETTLE=20 WINDOW=10 (seconds) by default
 

@@ -7,9 +7,11 @@
 //   none     no logger call (the loop's own cost, to subtract)
 //   each     the server's logger (server/log.ts): an asynchronous
 //            destination that writes whatever is buffered whenever no write
-//            is in flight, so a burst goes out in about two writes
-//   batched  the same with sonic-boom's minLength 4096 and a 100 ms flush:
-//            writes of at least 4 KiB (tried, not kept: docs/BENCHMARKS.md)
+//            is in flight, so a burst goes out in about two writes; lines
+//            reach it as bytes (its buffer mode)
+//   batched  an asynchronous destination in string mode with sonic-boom's
+//            minLength 4096 and a 100 ms flush: writes of at least 4 KiB
+//            (tried, not kept: docs/BENCHMARKS.md)
 //
 // npm run bench:log-line     BURST=6 EVERY=10 npm run bench:log-line
 

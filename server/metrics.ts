@@ -56,7 +56,9 @@ export class Metrics {
     const r = this.registry;
     // The event-loop lag histogram samples with a timer; prom-client's default (10 ms) wakes an idle
     // server 100 times a second, which cost it 6-13 ms of CPU a second here (`npm run bench:idle`).
-    // 100 ms still samples lag ten times a second.
+    // At 100 ms a stall shorter than that is caught only when it delays a tick (a 20 ms stall about
+    // one time in five): the lag figures are samples, good for a loop that stays busy, not for
+    // catching every short stall.
     collectDefaultMetrics({ register: r, prefix: 'softserve_process_', eventLoopMonitoringPrecision: EVENT_LOOP_SAMPLE_MS });
     this.httpRequests = new Counter({ name: 'softserve_http_requests_total', help: 'HTTP requests by route, method and status', labelNames: ['route', 'method', 'status'], registers: [r] });
     this.httpDuration = new Histogram({ name: 'softserve_http_request_duration_seconds', help: 'HTTP request duration', labelNames: ['route', 'method', 'status'], buckets: LATENCY_BUCKETS, registers: [r] });

@@ -1,6 +1,7 @@
 // The prompt service a process opens on the configured database: a serve
 // process (server.ts) and a trainer process (trainer.ts) open it the same
-// way, with the same limits and catalog cache size.
+// way, with the same limits and resident prompt cache size
+// (SOFTSERVE_PROMPT_CACHE_BYTES).
 
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';

@@ -1,6 +1,8 @@
 // The path of a request target, for matching and for logs: one answer
 // wherever it is asked (the fast routes, the request log line, a 5xx's log
-// line, the trainer's small server), so a request logs the path it matched.
+// line, the trainer's small server), so the fast path and the app log a
+// request's path the same way. `new URL` resolves dot segments of an
+// absolute-form target, which express's router does not.
 
 /** The path of a request target, without its query: origin form (`/a?b`) or absolute form (`http://host/a?b`). */
 export function pathOf(url: string): string {

@@ -165,6 +165,7 @@ export function templateTarget(): FuzzTarget {
         check(new Set(virtual).size === p && virtual.every((id) => id < spec.vocabSize + p), 'a virtual token twice or out of range');
         check(row.scorePosition >= 0 && row.scorePosition < row.ids.length, 'score position outside the row');
         check(row.ids.every((id) => Number.isInteger(id) && id >= 0), 'bad token id');
+        check(tok.tokenBound(c.input.text) >= tok.encode(c.input.text).length, 'a text with more ids than its bound');
       });
     }),
   };
