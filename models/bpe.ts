@@ -35,7 +35,11 @@ function normalizerOf(json: unknown): Normalize | null {
     (n.content === undefined || typeof n.content === 'string')) {
     const from = n.pattern.String;
     const to = (n.content as string | undefined) ?? '';
-    return (t) => t.replaceAll(from, to);
+    // The library calls replaceAll, which reads `$&`, `$1`... in the content as the match: a content
+    // with `$` goes the same way. Without one the two are equal, and split/join makes about 40%
+    // less garbage on a sentence (replaceAll was the largest allocating function of a classify request).
+    if (to.includes('$')) return (t) => t.replaceAll(from, to);
+    return (t) => t.split(from).join(to);
   }
   if (n.type === 'Sequence' && Array.isArray(n.normalizers)) {
     const steps = n.normalizers.map(normalizerOf);

@@ -117,6 +117,10 @@ test('hand-made BPE tokenizers: equal ranks, overlapping pairs, a pair listed tw
   // Merges written as pairs (the newer tokenizer.json format) read the same.
   const pairs = tinyBpe(vocab, merges.map((m) => m.split(' ')));
   assert.deepEqual(bpeEncoder(pairs, {})!.encode('aab abc  ba'), reference(pairs)('aab abc  ba'));
+  // A Replace's content holding `$&` reads as the library reads it (its replaceAll inserts the match).
+  const dollar = tinyBpe([...vocab, '$', '&'], merges);
+  (dollar.normalizer as { normalizers: Array<{ content?: string }> }).normalizers[1]!.content = '$&';
+  assert.deepEqual(bpeEncoder(dollar, {})!.encode('ab ba  c'), reference(dollar)('ab ba  c'));
 });
 
 test('shapes the fast encoder does not reproduce are left to the library', () => {
