@@ -128,7 +128,8 @@ export function buildRow(
     truncated = textIds.length > maxTextTokens;
     if (truncated) input = tok.decode(textIds.slice(0, maxTextTokens));
   }
-  const body: number[] = [];
+  // The row's pieces in order, each an array of ids, joined once at the end.
+  const parts: number[][] = [];
   let run = '';
   let placedSoft = false;
   let maskAt = -1;
@@ -136,26 +137,25 @@ export function buildRow(
     if (p.kind === 'literal') run += p.text;
     else if (p.kind === 'text') run += input;
     else if (p.kind === 'mask') {
-      run = encodeRun(run, tok, body);
+      parts.push(encodeRun(run, tok));
+      run = '';
       if (special.mask === null) throw new SoftserveError('INVALID_TASK', `this ${spec.family} model has no mask token; remove {mask} from the template`);
-      maskAt = special.start.length + body.length;
-      body.push(special.mask);
+      maskAt = special.start.length;
+      for (const part of parts) maskAt += part.length;
+      parts.push([special.mask]);
     } else {
-      run = encodeRun(run, tok, body);
+      parts.push(encodeRun(run, tok));
+      run = '';
       const to = Math.min(p.to ?? virtualTokens, virtualTokens);
-      for (let j = Math.min(p.from, to); j < to; j++) body.push(spec.vocabSize + j);
+      parts.push(virtualIds(spec.vocabSize, Math.min(p.from, to), to));
       placedSoft = true;
     }
   }
-  encodeRun(run, tok, body);
+  parts.push(encodeRun(run, tok));
   // Virtual tokens no slot placed come first (PEFT's order), then the family's start tokens, the body, its end tokens.
   const lead = !placedSoft ? virtualTokens : 0;
-  const ids: number[] = [];
-  for (let j = 0; j < lead; j++) ids.push(spec.vocabSize + j);
-  for (const id of special.start) ids.push(id);
-  for (const id of body) ids.push(id);
-  for (const id of special.end) ids.push(id);
-  let scorePosition = lead + (maskAt >= 0 ? maskAt : special.start.length + body.length + special.end.length - 1);
+  const ids = virtualIds(spec.vocabSize, 0, lead).concat(special.start, ...parts, special.end);
+  let scorePosition = maskAt >= 0 ? lead + maskAt : ids.length - 1;
   if (!spec.causal && maskAt < 0 && spec.maskTokenId !== null) {
     // Masked LMs read the verbalizer at the mask; without one, at [CLS].
     scorePosition = lead;
@@ -163,14 +163,22 @@ export function buildRow(
   return { ids, scorePosition, truncated };
 }
 
+const NO_IDS: number[] = [];
+
 /**
- * Appends the ids of a run of template words and text to `body` and returns
- * the run emptied. Spaces at a slot's edge separate pieces; sentencepiece
- * would turn them into lone '▁' tokens, so they are trimmed.
+ * The ids of a run of template words and text. Spaces at a slot's edge
+ * separate pieces; sentencepiece would turn them into lone '▁' tokens, so
+ * they are trimmed.
  */
-function encodeRun(run: string, tok: Tokenizes, body: number[]): string {
-  if (run.trim().length > 0) for (const id of tok.encode(run.replace(/^ +| +$/g, ''))) body.push(id);
-  return '';
+function encodeRun(run: string, tok: Tokenizes): number[] {
+  return /\S/.test(run) ? tok.encode(run.replace(/^ +| +$/g, '')) : NO_IDS;
+}
+
+/** Virtual tokens from..to-1 of a prompt: ids vocabSize + j. */
+function virtualIds(vocabSize: number, from: number, to: number): number[] {
+  const ids: number[] = [];
+  for (let j = from; j < to; j++) ids.push(vocabSize + j);
+  return ids;
 }
 
 /**
