@@ -131,6 +131,9 @@ export class Admission {
   /** Per tenant: refusals waiting out their delay (holdRefusal). */
   private readonly heldRefusals = new Map<string, number>();
 
+  /** The main budget, which fair shares divide: the global budget less the reserve. */
+  private readonly mainBudget: RequestCost;
+
   constructor(
     private readonly config: AdmissionConfig,
     /** The tenant's weight and limit overrides (a memory lookup: called on every request). */
@@ -139,6 +142,8 @@ export class Admission {
     private readonly retryAfter: () => number,
     registry: Registry,
   ) {
+    const keep = 1 - config.reservePercent / 100;
+    this.mainBudget = { rows: Math.floor(config.maxRows * keep), tokens: Math.floor(config.maxTokens * keep) };
     this.refused = new Counter({ name: 'softserve_admission_refused_total', help: 'Classify requests refused at admission, before any tokenisation or queueing, by the limit they hit', labelNames: ['limit'], registers: [registry] });
     this.admitted = new Counter({ name: 'softserve_admission_admitted_total', help: 'Classify requests admitted', registers: [registry] });
     this.inFlightRows = new Gauge({ name: 'softserve_admission_rows', help: 'Rows admitted and not yet answered', registers: [registry] });
@@ -168,11 +173,6 @@ export class Admission {
     }
   }
 
-  /** The main budget, which fair shares divide: the global budget less the reserve. */
-  private get mainBudget(): RequestCost {
-    const keep = 1 - this.config.reservePercent / 100;
-    return { rows: Math.floor(this.config.maxRows * keep), tokens: Math.floor(this.config.maxTokens * keep) };
-  }
 
   /**
    * Takes a concurrency slot for the tenant, or throws 429: TENANT_LIMIT
@@ -206,12 +206,8 @@ export class Admission {
     const limits = this.limitsOf(quota);
     const a = this.account(tenantId);
     const main = this.mainBudget;
-    const never = (what: string, limit: number) => {
-      this.refused.inc({ limit: 'request_size' });
-      throw new SoftserveError('PAYLOAD_TOO_LARGE', `this request needs ${what}, more than the ${limit} this tenant can ever have admitted at once`, { limit: 'request_size', max: limit });
-    };
-    if (cost.rows > Math.min(limits.maxRows, main.rows)) never(`${cost.rows} rows`, Math.min(limits.maxRows, main.rows));
-    if (cost.tokens > Math.min(limits.maxTokens, main.tokens)) never(`up to ${cost.tokens} tokens`, Math.min(limits.maxTokens, main.tokens));
+    if (cost.rows > Math.min(limits.maxRows, main.rows)) this.neverAdmitted(`${cost.rows} rows`, Math.min(limits.maxRows, main.rows));
+    if (cost.tokens > Math.min(limits.maxTokens, main.tokens)) this.neverAdmitted(`up to ${cost.tokens} tokens`, Math.min(limits.maxTokens, main.tokens));
     this.check(quota, limits, a, cost);
     if (a.rows === 0) {
       a.weight = quota.weight;
@@ -243,6 +239,12 @@ export class Admission {
         this.forgetIfIdle(tenantId, a);
       },
     };
+  }
+
+  /** Throws 413: the request needs more than this tenant can ever have admitted at once. */
+  private neverAdmitted(what: string, limit: number): never {
+    this.refused.inc({ limit: 'request_size' });
+    throw new SoftserveError('PAYLOAD_TOO_LARGE', `this request needs ${what}, more than the ${limit} this tenant can ever have admitted at once`, { limit: 'request_size', max: limit });
   }
 
   /** Rules 2 to 5 for a request of `cost` from a tenant holding `a` (throws 429 naming the limit). */
