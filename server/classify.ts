@@ -255,13 +255,12 @@ export class ClassifyService {
 
     const N = body.inputs.length;
     const results: ClassifyResult[] = body.inputs.map((_, i) => {
-      const memberProbs = members.map((_, m) => softmax(out.rows[m * N + i]!.scores));
-      const named = (probs: number[]) => Object.fromEntries(task.labels.map((l, c) => [l, probs[c]!]));
       if (members.length === 1) {
-        const probs = memberProbs[0]!;
+        const probs = softmax(out.rows[i]!.scores);
         const best = argmax(probs);
-        return { label: task.labels[best]!, score: probs[best]!, scores: named(probs) };
+        return { label: task.labels[best]!, score: probs[best]!, scores: byLabel(task.labels, probs) };
       }
+      const memberProbs = members.map((_, m) => softmax(out.rows[m * N + i]!.scores));
       return ensembleAnswer(memberProbs, resolved.members, task.labels, votePlan);
     });
     const single = members.length === 1 && members[0] ? { name: members[0].name, version: members[0].version } : null;
@@ -278,6 +277,11 @@ export class ClassifyService {
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;
+
+/** Each label's probability, keyed by label (as own properties: a label may be any text, `__proto__` too). */
+function byLabel(labels: readonly string[], probs: readonly number[]): Record<string, number> {
+  return Object.fromEntries(labels.map((l, c) => [l, probs[c]!]));
+}
 
 /** Inputs tokenised between two yields to the event loop. */
 const TOKENIZE_CHUNK = 8;
