@@ -40,8 +40,8 @@ export interface PromptSelector {
   ensemble?: string;
 }
 
-/** Shared between requests (and its tensors with the residency cache): read, never write. */
 export interface ResolvedPrompt extends PromptVersionInfo {
+  /** Shared with the residency cache: read, never write. */
   tensors: PromptTensors;
 }
 
@@ -291,25 +291,14 @@ export class PromptStore<B extends Store = Store> {
     return info;
   }
 
-  /**
-   * The answer `load` last gave for a stored version (the catalog cache's
-   * own object), kept while its tensors stay resident: every request that
-   * resolves a cached version gets the same read-only object, not a copy.
-   */
-  private readonly resolvedOf = new WeakMap<StoredPromptVersion, ResolvedPrompt>();
-
   private async load(v: StoredPromptVersion): Promise<ResolvedPrompt> {
     if (!sameDims(v.modelDims, this.dims)) {
       throw new SoftserveError('PROMPT_SHAPE_MISMATCH', `prompt ${JSON.stringify(v.name)} version ${v.version} was stored for a model with ${JSON.stringify(v.modelDims)}; the loaded model has ${JSON.stringify(this.dims)}`, { expected: this.dims, got: v.modelDims });
     }
     const tensors = await this.residency.get(v.tensorHash, async () =>
       decodePromptFile(await this.backend.prompts.readTensor(v.tensorHash), v.modelDims, v.kind, v.numVirtualTokens, v.hasHead));
-    const known = this.resolvedOf.get(v);
-    if (known?.tensors === tensors) return known;
     const { modelDims: _d, peftConfig: _p, ...info } = v;
-    const resolved = { ...info, tensors };
-    this.resolvedOf.set(v, resolved);
-    return resolved;
+    return { ...info, tensors };
   }
 
   /** A prompt version's tensors (latest when `version` is absent), through the residency cache. */
