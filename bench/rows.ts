@@ -1,11 +1,12 @@
 // What building a row costs the HTTP thread: prompts/template.ts `buildRow`
 // on every SST-2 dev sentence with stories260k's tokenizer, the classify
 // route's shape (a template around the text, a soft prompt placed before
-// it), in µs per row and in bytes of garbage per row (the inspector's
-// sampling heap profiler, collected objects included). Twice, interleaved:
-// as served (the tokenizer's bound settles that a text need not be cut, so
-// the text is encoded once, inside the template) and without the bound (the
-// text is also encoded alone).
+// it). Two ways: as served (the tokenizer's bound settles that a text need
+// not be cut, so the text is encoded once, inside the template) and without
+// the bound (the text is also encoded alone). Time per row in interleaved
+// rounds; then bytes allocated per row (the row itself included) over one
+// pass of each, from the inspector's sampling heap profiler with collected
+// objects counted.
 //
 // npm run bench:rows
 

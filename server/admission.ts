@@ -173,7 +173,6 @@ export class Admission {
     }
   }
 
-
   /**
    * Takes a concurrency slot for the tenant, or throws 429: TENANT_LIMIT
    * (tenant_concurrency), or whatever limit would refuse even a one-row

@@ -13,7 +13,7 @@ import { softmax } from '../prompts/softmax.ts';
 import type { Tokenizes } from '../prompts/template.ts';
 import { estimateCost, type Admission } from './admission.ts';
 import { argmax, parseMinAgreement, parseVoteMode, type VoteMode } from '../prompts/vote.ts';
-import { ensembleAnswer, planVote, type Vote } from './ensemble-answer.ts';
+import { byLabel, ensembleAnswer, planVote, type Vote } from './ensemble-answer.ts';
 import type { Metrics } from './metrics.ts';
 import type { RowQueue } from './scheduler.ts';
 
@@ -277,11 +277,6 @@ export class ClassifyService {
 }
 
 const round = (x: number) => Math.round(x * 1000) / 1000;
-
-/** Each label's probability, keyed by label (as own properties: a label may be any text, `__proto__` too). */
-function byLabel(labels: readonly string[], probs: readonly number[]): Record<string, number> {
-  return Object.fromEntries(labels.map((l, c) => [l, probs[c]!]));
-}
 
 /** Inputs tokenised between two yields to the event loop. */
 const TOKENIZE_CHUNK = 8;

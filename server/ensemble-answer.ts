@@ -43,9 +43,14 @@ export function planVote(members: ResolvedPrompt[], classes: number, requested: 
   return { mode, weights, minAgreement: minAgreement ?? null };
 }
 
+/** Each label's probability, keyed by label (as own properties: a label may be any text, `__proto__` too). */
+export function byLabel(labels: readonly string[], probs: readonly number[]): Record<string, number> {
+  return Object.fromEntries(labels.map((l, c) => [l, probs[c]!]));
+}
+
 export function ensembleAnswer(memberProbs: number[][], members: ResolvedPrompt[], labels: string[], plan: VotePlan): EnsembleAnswer {
   const out = reduceVotes(memberProbs, plan.mode, plan.weights ?? undefined);
-  const scores = Object.fromEntries(labels.map((l, c) => [l, out.meanProbs[c]!]));
+  const scores = byLabel(labels, out.meanProbs);
   const votes = members.map((m, k) => {
     const c = out.memberChoices[k]!;
     return { prompt: m.name, version: m.version, label: labels[c]!, score: memberProbs[k]![c]! };
