@@ -14,6 +14,7 @@ import { pino } from 'pino';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 
+import { parseMetrics, value, type Scrape } from '../loadtest/metrics-scrape.ts';
 import { fastPathListener, fastRoute } from '../server/fast-path.ts';
 import type { FinishedRequest } from '../server/observe.ts';
 import { ADMIN_KEY, api, type ApiResponse } from './store-helpers.ts';
@@ -44,11 +45,6 @@ function rawPost(base: string, path: string, headers: Record<string, string>, bo
     req.on('error', reject);
     req.end(body);
   });
-}
-
-function metricValue(text: string, name: string, labels: string): number {
-  const line = text.split('\n').find((l) => l.startsWith(`${name}{`) && l.includes(labels));
-  return line ? Number(line.split(' ').at(-1)) : 0;
 }
 
 describe('the classify fast path', () => {
@@ -101,7 +97,7 @@ describe('the classify fast path', () => {
   });
 
   it('leaves the traces of any request: request id, no-store, one log line, the route\'s metrics and the tenant\'s usage', async () => {
-    const before = await (await fetch(`${srv.url}/metrics`)).text();
+    const before = parseMetrics(await (await fetch(`${srv.url}/metrics`)).text());
     const tenantId = (await api(srv.url, 'GET', '/v1/whoami', { key })).json.id as string;
     const usageBefore = (await api(srv.url, 'GET', `/v1/tenants/${tenantId}/usage`, { key: ADMIN_KEY })).json;
     const ok = await api(srv.url, 'POST', '/v1/tasks/sentiment/classify', { key, json: BODY, headers: { 'x-request-id': 'fast-ok-1' } });
@@ -126,11 +122,10 @@ describe('the classify fast path', () => {
     assert.equal(notFound?.status, 404);
     assert.equal(notFound?.code, 'NOT_FOUND');
 
-    const after = await (await fetch(`${srv.url}/metrics`)).text();
-    const ok200 = 'route="/v1/tasks/:id/classify",method="POST",status="200"';
-    const nf404 = 'route="/v1/tasks/:id/classify",method="POST",status="404"';
-    assert.equal(metricValue(after, 'softserve_http_requests_total', ok200) - metricValue(before, 'softserve_http_requests_total', ok200), 1);
-    assert.equal(metricValue(after, 'softserve_http_requests_total', nf404) - metricValue(before, 'softserve_http_requests_total', nf404), 1);
+    const after = parseMetrics(await (await fetch(`${srv.url}/metrics`)).text());
+    const requests = (s: Scrape, status: string) => value(s, 'softserve_http_requests_total', { route: '/v1/tasks/:id/classify', method: 'POST', status });
+    assert.equal(requests(after, '200') - requests(before, '200'), 1);
+    assert.equal(requests(after, '404') - requests(before, '404'), 1);
     const usageAfter = (await api(srv.url, 'GET', `/v1/tenants/${tenantId}/usage`, { key: ADMIN_KEY })).json;
     assert.equal(usageAfter.classify_requests - usageBefore.classify_requests, 1);
     assert.equal(usageAfter.errors - usageBefore.errors, 1);
