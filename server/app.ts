@@ -94,6 +94,6 @@ export function createApp(deps: AppDeps): Express {
   app.use((req: Request, _res: Response, next: NextFunction) => {
     next(new SoftserveError('NOT_FOUND', `no route ${req.method} ${req.path}`));
   });
-  app.use(errorHandler({ ...(logger ? { logger } : {}), ...(deps.retryAfterEstimate ? { retryAfterEstimate: deps.retryAfterEstimate } : {}) }));
+  app.use(errorHandler({ logger, retryAfterEstimate: deps.retryAfterEstimate }));
   return app;
 }

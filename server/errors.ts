@@ -149,11 +149,9 @@ export function writeJson(res: ServerResponse, status: number, value: unknown): 
 }
 
 /** The one handler that answers every error of the express app. */
-export function errorHandler(opts: { logger?: Logger; retryAfterEstimate?: () => number } = {}): ErrorRequestHandler {
+export function errorHandler(opts: Omit<ErrorAnswerOptions, 'requestId'> = {}): ErrorRequestHandler {
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const requestId = typeof res.locals.requestId === 'string' ? res.locals.requestId : undefined;
-    res.locals.errorCode = writeError(err, req, res, {
-      ...(requestId ? { requestId } : {}), ...(opts.logger ? { logger: opts.logger } : {}), ...(opts.retryAfterEstimate ? { retryAfterEstimate: opts.retryAfterEstimate } : {}),
-    });
+    res.locals.errorCode = writeError(err, req, res, { ...opts, requestId });
   };
 }
