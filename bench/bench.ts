@@ -148,7 +148,10 @@ interface Profile {
    * policy's, the first scale level), longer than `warmupMs`: with a 2 s
    * warm-up, stories260k's base run still spent 13% more time per row in its
    * forward passes than the same load later on the same server (4.08 against
-   * 3.59 ms/row, 2026-12-01), and ran 231.6 against 268.1 rows/s.
+   * 3.59 ms/row, 2026-12-01), and ran 231.6 against 268.1 rows/s. With a
+   * 10 s warm-up V8 was still compiling 10-15 functions a second through the
+   * measured run (`--trace-opt`), on its helper threads, which the CPU
+   * outside session.run counts; after 30 s, 2-5 a second (2026-12-02).
    */
   firstWarmupMs: number;
   latencyFractions: number[];
@@ -167,7 +170,7 @@ function profiles(quick: boolean): Record<'stories' | 'bert', Profile> {
       concurrency: 128,
       durationMs: quick ? 3000 : 10_000,
       warmupMs: quick ? 700 : 2000,
-      firstWarmupMs: quick ? 700 : 10_000,
+      firstWarmupMs: quick ? 700 : 30_000,
       latencyFractions: quick ? [0.5, 0.8] : [0.2, 0.5, 0.8, 0.95],
       scale: { levels: quick ? [10, 100, 1000] : [10, 100, 1000, 10_000], shape: { kind: 'soft', length: 16 }, cachePrompts: 256, durationMs: quick ? 2500 : 8000 },
     },
@@ -249,7 +252,12 @@ async function measure(client: HttpClient, opts: {
 }): Promise<Measurement> {
   if (opts.warmupMs > 0) {
     const warmMode: LoadMode = opts.mode.kind === 'closed' ? opts.mode : { kind: 'closed', concurrency: 16 };
-    await runLoad(client, { label: `${opts.id} warm-up`, mode: warmMode, durationMs: opts.warmupMs, maxRequests: 1_000_000, next: opts.traffic.next, progress: false });
+    const warm = runLoad(client, { label: `${opts.id} warm-up`, mode: warmMode, durationMs: opts.warmupMs, maxRequests: 1_000_000, next: opts.traffic.next, progress: false });
+    // A scrape halfway through the warm-up, as a server in service is scraped: the first scrape
+    // after classify-only traffic deoptimises about twenty of Node's HTTP functions (express's
+    // request and response have other shapes), and V8 recompiles them over the next seconds.
+    const midScrape = new Promise((resolve) => setTimeout(resolve, opts.warmupMs / 2)).then(() => scrape(client));
+    await Promise.all([warm, midScrape]);
   }
   const before = await scrape(client);
   const byBatch = new Map<number, number[]>();
