@@ -67,7 +67,7 @@ export const DEFAULT_SCHEDULER_CONFIG: SchedulerConfig = {
   policy: 'cross-tenant',
 };
 
-export interface RowOutput { scores: Float32Array; pooled: Float32Array; batchId: number }
+export interface RowOutput { scores: Float32Array; batchId: number }
 
 /**
  * What the classify path queues its rows with: the Scheduler itself in a
@@ -426,14 +426,12 @@ export class Scheduler implements RowQueue {
             uniquePrompts: new Set(ran.map((r) => r.row.softPrompt?.key ?? r.row.prefix?.key ?? '')).size,
             tenants: new Set(ran.map((r) => r.request.tenant)).size, inferenceMs: out.inferenceMs,
           });
-          const H = out.pooled.length / ran.length;
           ran.forEach((r, b) => {
             const job = r.request;
             if (job.done) return;
             const classes = out.numClasses[b]!;
             job.outputs[r.index] = {
               scores: out.scores.slice(b * out.classes, b * out.classes + classes),
-              pooled: out.pooled.slice(b * H, (b + 1) * H),
               batchId: id,
             };
             job.batchIds.add(id);

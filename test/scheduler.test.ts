@@ -31,7 +31,7 @@ function harness(config: Partial<SchedulerConfig>, runMs = 2) {
       await new Promise((r) => setTimeout(r, runMs));
       const B = batch?.rows ?? 0;
       return {
-        ran, failed, scores: new Float32Array(B * 2), pooled: new Float32Array(B * 4), classes: 2, numClasses: batch?.numClasses ?? [],
+        ran, failed, scores: new Float32Array(B * 2), classes: 2, numClasses: batch?.numClasses ?? [],
         paddedLength: batch?.paddedLength ?? 0, realTokens: batch?.realTokens ?? 0, inferenceMs: runMs,
       };
     },

@@ -19,8 +19,6 @@ import { errorFromWire, type GatherWhat, type ToFront, type ToPrimary } from './
 
 interface Pending { resolve(value: never): void; reject(err: Error): void }
 
-const EMPTY = new Float32Array(0);
-
 export class FrontLink implements RowQueue {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
@@ -136,7 +134,7 @@ export class FrontLink implements RowQueue {
         const rows: RowOutput[] = [];
         for (let r = 0; r < m.rowBatch.length; r++) {
           // A copy per row: a view would keep the whole message's buffer alive as long as any one row.
-          rows.push({ scores: m.scores.slice(m.scoreStart[r], m.scoreStart[r + 1]), pooled: EMPTY, batchId: m.rowBatch[r]! });
+          rows.push({ scores: m.scores.slice(m.scoreStart[r], m.scoreStart[r + 1]), batchId: m.rowBatch[r]! });
         }
         p.resolve({ rows, batchIds: m.batchIds, queueMs: m.queueMs, inferenceMs: m.inferenceMs } as never);
         return;

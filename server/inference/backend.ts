@@ -31,9 +31,8 @@ export interface BatchOutput {
   ran: number[];
   /** Requests whose rows could not be assembled; their rows did not run. */
   failed: GroupFailure[];
-  /** scores [ran, classes] and pooled [ran, 2H] ([mean ; last]), row-major (empty when nothing ran). */
+  /** scores [ran, classes], row-major (empty when nothing ran). Classify reads scores only, so the pooled features stay in the worker. */
   scores: Float32Array;
-  pooled: Float32Array;
   classes: number;
   /** Per ran row, how many of its `classes` scores are real. */
   numClasses: number[];

@@ -107,7 +107,7 @@ export class InferenceWorker implements InferenceBackend {
           this.pending.delete(msg.id);
           p?.resolve({
             ran: msg.ran, failed: msg.failed.map((f) => ({ group: f.group, error: toError(f.code, f.message) })),
-            scores: msg.scores, pooled: msg.pooled, classes: msg.classes, numClasses: msg.numClasses,
+            scores: msg.scores, classes: msg.classes, numClasses: msg.numClasses,
             paddedLength: msg.paddedLength, realTokens: msg.realTokens, inferenceMs: msg.inferenceMs,
             aroundRunMs: msg.aroundRunMs,
           });

@@ -18,7 +18,7 @@ export type FromWorker =
     type: 'result'; id: number;
     /** Rows that ran (indices into the batch) and the requests whose rows could not be assembled. */
     ran: number[]; failed: Array<{ group: number; code: string; message: string }>;
-    scores: Float32Array; pooled: Float32Array; classes: number; numClasses: number[];
+    scores: Float32Array; classes: number; numClasses: number[];
     paddedLength: number; realTokens: number; inferenceMs: number; aroundRunMs: number;
   }
   | { type: 'failed'; id: number; code: string; message: string };

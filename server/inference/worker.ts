@@ -49,15 +49,15 @@ async function main(): Promise<void> {
     try {
       const { batch, ran, failed } = assembleIsolated(unpackRows(msg.rows), (rows) => engine.assemble(rows));
       const started = performance.now();
-      const out = batch ? await engine.runAssembled(batch) : { scores: new Float32Array(0), pooled: new Float32Array(0), classes: 0 };
+      const out = batch ? await engine.runAssembled(batch) : { scores: new Float32Array(0), classes: 0 };
       const finished = performance.now();
       const reply: FromWorker = {
         type: 'result', id: msg.id, ran, failed: failed.map((f) => ({ group: f.group, code: codeOf(f.error), message: f.error.message })),
-        scores: out.scores, pooled: out.pooled, classes: out.classes, numClasses: batch?.numClasses ?? [],
+        scores: out.scores, classes: out.classes, numClasses: batch?.numClasses ?? [],
         paddedLength: batch?.paddedLength ?? 0, realTokens: batch?.realTokens ?? 0, inferenceMs: finished - started,
         aroundRunMs: replyMs + (started - received),
       };
-      port.postMessage(reply, [out.scores.buffer as ArrayBuffer, out.pooled.buffer as ArrayBuffer]);
+      port.postMessage(reply, [out.scores.buffer as ArrayBuffer]);
       replyMs = performance.now() - finished;
     } catch (err) {
       port.postMessage({ type: 'failed', id: msg.id, code: codeOf(err), message: messageOf(err) } satisfies FromWorker);
