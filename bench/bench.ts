@@ -254,8 +254,9 @@ async function measure(client: HttpClient, opts: {
     const warmMode: LoadMode = opts.mode.kind === 'closed' ? opts.mode : { kind: 'closed', concurrency: 16 };
     const warm = runLoad(client, { label: `${opts.id} warm-up`, mode: warmMode, durationMs: opts.warmupMs, maxRequests: 1_000_000, next: opts.traffic.next, progress: false });
     // A scrape halfway through the warm-up, as a server in service is scraped: the first scrape
-    // after classify-only traffic deoptimises about twenty of Node's HTTP functions (express's
-    // request and response have other shapes), and V8 recompiles them over the next seconds.
+    // after classify-only traffic (a GET with no body, a large answer, prom-client's rendering)
+    // deoptimises about twenty functions of Node's HTTP code and prom-client, which V8
+    // recompiles over the next seconds; later scrapes, five to ten (`--trace-deopt`).
     const midScrape = new Promise((resolve) => setTimeout(resolve, opts.warmupMs / 2)).then(() => scrape(client));
     await Promise.all([warm, midScrape]);
   }
