@@ -245,7 +245,7 @@ const BATCHING_POLICIES: readonly BatchingPolicy[] = ['per-tenant', 'single'];
 /** Engine-time cap on replaying a batching policy's run (a batch-size-1 run forms thousands of batches). */
 const policyReplayMs = (quick: boolean) => (quick ? 1500 : 10_000);
 
-/** A measured run: a short unrecorded warm-up, then the run between two /metrics scrapes. */
+/** A measured run: a short unrecorded warm-up (with one /metrics scrape halfway), then the run between two /metrics scrapes. */
 async function measure(client: HttpClient, opts: {
   id: string; model: string; label: string; policy: string; mode: LoadMode; durationMs: number; warmupMs: number;
   traffic: Traffic; record?: Recorded;
@@ -258,7 +258,9 @@ async function measure(client: HttpClient, opts: {
     // deoptimises about twenty functions of Node's HTTP code and prom-client, which V8
     // recompiles over the next seconds; later scrapes, five to ten (`--trace-deopt`).
     const midScrape = new Promise((resolve) => setTimeout(resolve, opts.warmupMs / 2)).then(() => scrape(client));
-    await Promise.all([warm, midScrape]);
+    // Both settle before anything fails: the server is not stopped under a load still running.
+    const settled = await Promise.allSettled([warm, midScrape]);
+    for (const s of settled) if (s.status === 'rejected') throw s.reason;
   }
   const before = await scrape(client);
   const byBatch = new Map<number, number[]>();
@@ -622,7 +624,7 @@ function render(args: Args, results: ModelResult[], plotDir: string, plotRel: st
     `${args.popularity.kind === 'zipf' ? 'Zipf (s = 1)' : 'uniform'}; one SST-2 sentence per request. ` +
     '"base" is the server as built (cross-tenant batching) at its maximum throughput: a closed loop with enough clients to keep batches full (128 for stories260k, 32 for BERT-base, whose batches take seconds). ' +
     '"tax.shared" is the same load where every tenant of a prompt shape holds the same tensor (the server dedupes by content, so a batch carries at most one prompt per shape); "tax.distinct" is base\'s load again right after it, and the tax compares tax.shared with the mean of base and tax.distinct (A-B-A: whatever the first run on a server still pays for its warm-up does not count). ' +
-    `Each closed-loop run follows an unrecorded warm-up of the same load, and the first run on each server a longer one (${results.map((r) => `${r.profile.title}: ${r.profile.warmupMs / 1000} s, first ${r.profile.firstWarmupMs / 1000} s`).join('; ')}). ` +
+    `Each closed-loop run follows an unrecorded warm-up of the same load, with one /metrics scrape halfway through, and the first run on each server a longer one (${results.map((r) => `${r.profile.title}: ${r.profile.warmupMs / 1000} s, first ${r.profile.firstWarmupMs / 1000} s`).join('; ')}). ` +
     'Rows are engine rows (inputs × prompts). Batch statistics are read from `/metrics` before and after each run.',
     '',
   ];

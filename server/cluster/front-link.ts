@@ -6,8 +6,8 @@
 // over all processes.
 //
 // Rows cross packed as for the inference thread (rows-wire.ts). Only scores
-// come back: the pooled features are for the trainer, which runs beside the
-// model in the primary.
+// come back: classify reads nothing else (the pooled features never leave
+// the inference worker).
 
 import { SoftserveError } from '../../kernels/errors.ts';
 import type { ModelSpec } from '../../models/spec.ts';
