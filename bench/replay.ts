@@ -81,7 +81,7 @@ export async function replayBatches(modelDir: string, workload: Workload, issued
       return row;
     });
     // Warm-up, as the server's worker does before it reports ready.
-    if (batches.length > 0) await engine.runAssembled(engine.assemble(build(batches[0]!)));
+    if (batches.length > 0) await engine.runScores(engine.assemble(build(batches[0]!)));
     mismatches = 0;
     let engineMs = 0;
     let runMs = 0;
@@ -93,7 +93,7 @@ export async function replayBatches(modelDir: string, workload: Workload, issued
       const t0 = performance.now();
       const assembled = engine.assemble(rowsOfBatch);
       const t1 = performance.now();
-      await engine.runAssembled(assembled);
+      await engine.runScores(assembled); // the worker's call
       const t2 = performance.now();
       engineMs += t2 - t0;
       runMs += t2 - t1;

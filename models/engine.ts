@@ -19,11 +19,15 @@ export interface RowResult {
   pooled: Float32Array;
 }
 
-export interface BatchOutput {
-  /** scores [B,C] and pooled [B,2H], row-major. */
+/** A batch's scores [B,C], row-major. */
+export interface ScoresOutput {
   scores: Float32Array;
-  pooled: Float32Array;
   classes: number;
+}
+
+/** A batch's scores [B,C] and pooled features [B,2H], row-major. */
+export interface BatchOutput extends ScoresOutput {
+  pooled: Float32Array;
 }
 
 export class Engine {
@@ -63,6 +67,15 @@ export class Engine {
   async runAssembled(batch: AssembledBatch): Promise<BatchOutput> {
     const out = await this.session.run(batch.feeds);
     return { scores: out.float32('scores'), pooled: out.float32('pooled'), classes: out.dims('scores')[1]! };
+  }
+
+  /**
+   * Runs an assembled batch for its scores alone, what serving reads: the pooled
+   * features are not fetched, so onnxruntime copies none of them out.
+   */
+  async runScores(batch: AssembledBatch): Promise<ScoresOutput> {
+    const out = await this.session.run(batch.feeds, ['scores']);
+    return { scores: out.float32('scores'), classes: out.dims('scores')[1]! };
   }
 
   async run(rows: EngineRow[]): Promise<RowResult[]> {

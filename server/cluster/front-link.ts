@@ -6,8 +6,8 @@
 // over all processes.
 //
 // Rows cross packed as for the inference thread (rows-wire.ts). Only scores
-// come back: classify reads nothing else (the pooled features never leave
-// the inference worker).
+// come back: classify reads nothing else (the inference worker fetches
+// nothing else from the model).
 
 import { SoftserveError } from '../../kernels/errors.ts';
 import type { ModelSpec } from '../../models/spec.ts';

@@ -31,7 +31,7 @@ export interface BatchOutput {
   ran: number[];
   /** Requests whose rows could not be assembled; their rows did not run. */
   failed: GroupFailure[];
-  /** scores [ran, classes], row-major (empty when nothing ran). Classify reads scores only, so the worker drops the pooled features. */
+  /** scores [ran, classes], row-major (empty when nothing ran). Classify reads scores only, so the worker fetches nothing else (Engine.runScores). */
   scores: Float32Array;
   classes: number;
   /** Per ran row, how many of its `classes` scores are real. */

@@ -28,7 +28,7 @@ async function main(): Promise<void> {
     // Warm-up: the first run allocates; readiness waits for it.
     const started = performance.now();
     const warm = engine.assemble([{ inputIds: [engine.spec.bosTokenId ?? 0, 5, 6, 7], labelIds: [1, 2] }]);
-    await engine.runAssembled(warm);
+    await engine.runScores(warm);
     const threadId = currentThreadId();
     const ready: FromWorker = { type: 'ready', spec: engine.spec, warmupMs: performance.now() - started, ...(threadId !== undefined ? { threadId } : {}) };
     port.postMessage(ready);
@@ -49,7 +49,7 @@ async function main(): Promise<void> {
     try {
       const { batch, ran, failed } = assembleIsolated(unpackRows(msg.rows), (rows) => engine.assemble(rows));
       const started = performance.now();
-      const out = batch ? await engine.runAssembled(batch) : { scores: new Float32Array(0), classes: 0 };
+      const out = batch ? await engine.runScores(batch) : { scores: new Float32Array(0), classes: 0 };
       const finished = performance.now();
       const reply: FromWorker = {
         type: 'result', id: msg.id, ran, failed: failed.map((f) => ({ group: f.group, code: codeOf(f.error), message: f.error.message })),
