@@ -13,7 +13,9 @@ import { fileURLToPath } from 'node:url';
 import { after, before, test } from 'node:test';
 import pg from 'pg';
 
+import { parseMetrics, value } from '../loadtest/metrics-scrape.ts';
 import { startCluster, type PgCluster } from './postgres-cluster.ts';
+import { waitFor } from './role-process.ts';
 import { ADMIN_KEY, api, classify, createTask, createTenant, nested, startServingServer, STORIES_DIR, uploadPrompt } from './serving-helpers.ts';
 import { tempDir } from './store-helpers.ts';
 
@@ -92,23 +94,16 @@ test('a server on PostgreSQL serves tenant, task, prompt upload and classify, li
     assert.deepEqual(r.json.results, expected, 'the same answers as on SQLite');
     // Steady state reads nothing from the database (catalog cache): more of the same classify adds no store query.
     // Jobs are left out: each /metrics scrape counts training jobs in the database.
+    const scrape = async () => parseMetrics(await (await fetch(`${first.url}/metrics`)).text());
     const queries = async () => {
-      const text = await (await fetch(`${first.url}/metrics`)).text();
-      let n = 0;
-      for (const m of text.matchAll(/^softserve_store_queries_total\{entity="(\w+)",op="\w+"\} (\d+)/gm)) if (m[1] !== 'jobs') n += Number(m[2]);
-      return n;
+      const s = await scrape();
+      return value(s, 'softserve_store_queries_total') - value(s, 'softserve_store_queries_total', { entity: 'jobs' });
     };
     // The server hears of its own writes too (LISTEN/NOTIFY, delivered in commit order) and forgets
     // what they changed: wait until the last write's notice, for the prompt, has arrived, then
     // classify once to fill the cache again. A notice arriving later would count a re-read here.
-    const notices = async (entity: string) => {
-      const text = await (await fetch(`${first.url}/metrics`)).text();
-      return Number(new RegExp(`^softserve_catalog_notifications_total\\{entity="${entity}"\\} (\\d+)`, 'm').exec(text)?.[1] ?? 0);
-    };
-    for (const waitUntil = Date.now() + 30_000; await notices('prompt') < 1;) {
-      assert.ok(Date.now() < waitUntil, 'the notice of the prompt upload arrives');
-      await new Promise((resolve) => setTimeout(resolve, 20));
-    }
+    await waitFor('the notice of the prompt upload', async () =>
+      (value(await scrape(), 'softserve_catalog_notifications_total', { entity: 'prompt' }) >= 1 ? true : undefined), { deadlineMs: 30_000, everyMs: 20 });
     assert.equal((await classify(first.url, key, 'sentiment', { inputs: INPUTS, prompt: 'soft' })).status, 200);
     const before = await queries();
     assert.ok(before > 0, 'softserve_store_queries_total is exported');
