@@ -10,17 +10,16 @@
 //
 // npm run bench:rows
 
-import { readFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { fileURLToPath } from 'node:url';
 
+import { loadTexts } from '../loadtest/scenarios.ts';
 import { loadCheckpoint } from '../models/checkpoint.ts';
 import { familyOf } from '../models/families.ts';
 import { loadTokenizer } from '../models/tokenizer.ts';
 import { buildRow, parseTemplate, specialTokens, type Tokenizes } from '../prompts/template.ts';
 
 const MODEL = process.env.SOFTSERVE_MODEL_DIR ?? fileURLToPath(new URL('../../shared/models/stories260k', import.meta.url));
-const DATA = fileURLToPath(new URL('../../shared/data/sst2/dev.jsonl', import.meta.url));
 const ROUNDS = 5;
 const PASSES = 20;
 const MAX_TEXT_TOKENS = 256; // the server's default (SOFTSERVE_MAX_TEXT_TOKENS)
@@ -31,7 +30,7 @@ const spec = familyOf(ckpt).spec(ckpt);
 const tokenizer = loadTokenizer(MODEL);
 const special = specialTokens(spec, tokenizer, tokenizer.addBos);
 const withoutBound: Tokenizes = { encode: (t) => tokenizer.encode(t), decode: (ids) => tokenizer.decode(ids), tokenId: (t) => tokenizer.tokenId(t) };
-const texts = readFileSync(DATA, 'utf8').split('\n').filter((l) => l.trim()).map((l) => String((JSON.parse(l) as { text: unknown }).text));
+const texts = loadTexts({ split: 'dev' });
 const pieces = parseTemplate('{text} It was');
 
 function usPerRow(tok: Tokenizes): number {

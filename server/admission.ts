@@ -112,7 +112,7 @@ export const RESERVE_SLOTS = 8;
 export interface Ticket { release(): void }
 
 /** The part of a response the admission gate and a held refusal watch: whether its client is gone. */
-export interface ClientResponse {
+interface ClientResponse {
   readonly closed?: boolean;
   once(event: 'close', listener: () => void): unknown;
 }

@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import type { Logger } from 'pino';
 import { loadTokenizer } from '../models/tokenizer.ts';
-import { PromptStore } from '../prompts/store.ts';
+import type { PromptStore } from '../prompts/store.ts';
 import { apiRoutes, createApp } from './app.ts';
 import { Admission, frontQuota, frontShare } from './admission.ts';
 import { classifyBodyBytes, uploadPartBytes } from './body-limits.ts';
