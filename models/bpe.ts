@@ -228,10 +228,9 @@ class MergeEncoder implements FastBpe {
   /** The ids of `text`, or null when it holds an added token (the library splits those out). */
   encode(text: string): number[] | null {
     if (text.length === 0) return [];
-    if (this.holdsAddedToken(text)) return null;
-    const normalized = this.o.normalize(text);
+    const normalized = this.normalized(text);
+    if (normalized === null) return null;
     if (normalized.length === 0) return [];
-    if (this.holdsAddedToken(normalized)) return null;
 
     // One node per code point: where it starts, its token id (-1 for a character outside the vocabulary,
     // which never merges), the live nodes before and after it, and the rank of the pair it starts.
@@ -279,9 +278,8 @@ class MergeEncoder implements FastBpe {
 
   tokenBound(text: string): number {
     if (text.length === 0) return 0;
-    if (this.holdsAddedToken(text)) return Infinity;
-    const normalized = this.o.normalize(text);
-    if (this.holdsAddedToken(normalized)) return Infinity;
+    const normalized = this.normalized(text);
+    if (normalized === null) return Infinity;
     // Merges only join nodes, and a node gives one id, or for a character outside the vocabulary its
     // UTF-8 bytes' ids, one unknown id, or none. So per code unit: 1 for a token by itself, else at most
     // its UTF-8 bytes; a surrogate counts 3, the bytes of a lone one (U+FFFD), and 6 for a pair's 4.
@@ -293,6 +291,13 @@ class MergeEncoder implements FastBpe {
       else bound += code < 0x800 ? 2 : 3;
     }
     return bound;
+  }
+
+  /** The normalized text, or null when it holds an added token, raw or normalized (the library splits those out). */
+  private normalized(text: string): string | null {
+    if (this.holdsAddedToken(text)) return null;
+    const normalized = this.o.normalize(text);
+    return this.holdsAddedToken(normalized) ? null : normalized;
   }
 
   private holdsAddedToken(text: string): boolean {
